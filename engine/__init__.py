@@ -1,0 +1,1 @@
+"""Generic machinery of the deadline engine: it knows no treaty."""
