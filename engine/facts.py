@@ -1,0 +1,127 @@
+"""The facts of one party as known on a date: plain, JSON-safe dicts built from the registry and the record.
+
+Fact kinds are generic over the registry's columns: ``deposit``, ``threshold_deposit``,
+``withdrawal``, ``as_of``, ``meetings``, ``declaration:art<N>:<position>``,
+``retention:art<N>``, ``completion:art<N>``, ``decision:<kind>:art<N>`` (numbered in the
+order decided, ``seq`` 1, 2, ...), and from the record ``report:<kind>``,
+``extension_request:art<N>``, ``clarification_request`` and ``clarification_response``.
+
+A fact dated after ``as_of`` is not known yet and is left out: a completion, a decision or
+a receipt counts from the last day it can stand for (a completion known only to a month
+counts from the end of that month). Meetings are scheduled in advance and always included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Iterable
+
+from engine.compute import Fact
+from engine.dates import fmt
+from engine.registry import Registry
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """Something the ISU recorded about a party (issue: the record); the registry's facts need none."""
+
+    kind: str                      # e.g. report:initial, report:annual, extension_request:art4
+    party: str
+    on: date                       # received / submitted / effective
+    period: str | None = None      # calendar year for reports, meeting code for requests
+    id: str | None = None
+    label: str = ""
+    sources: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+def _day(value: date) -> dict[str, Any]:
+    return {"date": value.isoformat(), "ord": value.toordinal()}
+
+
+def party_facts(registry: Registry, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> list[Fact]:
+    """Every fact about ``iso3`` known on ``as_of``, each with an ``id``, a ``label`` and ``sources``."""
+    participant = registry.participant(iso3)
+    name = participant.name
+    hrefs = [s.href for s in participant.sources]
+    facts: list[Fact] = [{"k": "as_of", "id": "as_of", **_day(as_of), "label": f"evaluated as of {fmt(as_of)}", "sources": []}]
+    if participant.deposit_date and participant.deposit_date <= as_of:
+        instrument = participant.instrument or "instrument"
+        facts.append({"k": "deposit", "id": "deposit", **_day(participant.deposit_date), "instrument": instrument,
+                      "label": f"{name} deposited its instrument of {instrument} on {fmt(participant.deposit_date)}",
+                      "sources": hrefs})
+        threshold, first_parties = registry.thirtieth_deposit()
+        count = registry.treaty.instruments_for_entry_into_force
+        facts.append({"k": "threshold_deposit", "id": "threshold_deposit", **_day(threshold),
+                      "parties": [p.iso3 for p in first_parties],
+                      "label": (f"the instrument that brought the number deposited to {count} was deposited on "
+                                f"{fmt(threshold)} ({', '.join(p.name for p in first_parties)})"),
+                      "sources": sorted({s.href for p in first_parties for s in p.sources})})
+    if participant.withdrawal_effective_date and participant.withdrawal_effective_date <= as_of:
+        effective = participant.withdrawal_effective_date
+        facts.append({"k": "withdrawal", "id": "withdrawal", **_day(effective),
+                      "label": f"{name}'s withdrawal took effect on {fmt(effective)}", "sources": hrefs})
+    meetings = [m for m in registry.meetings if m.start_date]
+    facts.append({"k": "meetings", "id": "meetings",
+                  "meetings": [{"code": m.code, "kind": m.kind, "name": m.name, "start": m.start_date.isoformat()}
+                               for m in meetings],
+                  "label": f"the calendar of {len(meetings)} meetings in the registry",
+                  "sources": []})
+    for declaration in registry.declarations_for(iso3):
+        article = f"art{declaration.article}"
+        kind = f"declaration:{article}:{declaration.position}"
+        fact = {"k": kind, "id": kind, "article": declaration.article, "position": declaration.position,
+                "label": f"Article {declaration.article} position: {declaration.position.replace('_', ' ')}"
+                         + (f" ({declaration.quantity})" if declaration.quantity else ""),
+                "sources": [s.href for s in declaration.sources]}
+        if declaration.end_of_hostilities:
+            fact["end_of_hostilities"] = declaration.end_of_hostilities.isoformat()
+        facts.append(fact)
+        if declaration.retains:
+            ended = declaration.retention_ended
+            facts.append({"k": f"retention:{article}", "id": f"retention:{article}", "end_year": ended,
+                          "label": "retains cluster munitions for training and development"
+                                   + (f" (until {ended})" if ended else ""),
+                          "sources": [s.href for s in declaration.sources]})
+    for completion in registry.completions_for(iso3):
+        if completion.known_by > as_of:
+            continue
+        kind = f"completion:art{completion.article}"
+        facts.append({"k": kind, "id": kind, **_day(completion.known_by), "completed_on": completion.completed_on.isoformat(),
+                      "precision": completion.precision, "declared_at": completion.declared_at,
+                      "label": _completion_label(completion),
+                      "sources": [s.href for s in completion.sources]})
+    seq: dict[str, int] = {}
+    for decision in registry.decisions_for(iso3):
+        if decision.known_by > as_of:
+            continue
+        kind = f"decision:{decision.kind}:art{decision.article}"
+        seq[kind] = seq.get(kind, 0) + 1
+        facts.append({"k": kind, "id": f"{kind}#{seq[kind]}", "seq": seq[kind], **_day(decision.known_by),
+                      "meeting": decision.meeting, "granted_deadline": decision.granted_deadline.isoformat(),
+                      "document": decision.document, "inferred": decision.inferred,
+                      "label": (f"{decision.meeting} decided {_when(decision.decided_on, decision.decided_precision)} to extend "
+                                f"the Article {decision.article} deadline to {fmt(decision.granted_deadline)}"
+                                + (" [decision inferred from the sources]" if decision.inferred else "")),
+                      "sources": [s.href for s in decision.sources]})
+    for event in sorted(recorded, key=lambda e: (e.kind, e.on, e.period or "")):
+        if event.party != iso3 or event.on > as_of:
+            continue
+        fact_id = event.id or f"{event.kind}#{event.period or event.on.isoformat()}"
+        facts.append({"k": event.kind, "id": fact_id, **_day(event.on), "period": event.period,
+                      "label": event.label or f"{event.kind} on {fmt(event.on)}", "sources": list(event.sources),
+                      **event.extra})
+    return facts
+
+
+def _when(value: date, precision: str) -> str:
+    return {"day": f"on {fmt(value)}", "month": f"in {value.strftime('%B %Y')}", "year": f"in {value.year}",
+            "before": f"on or before {fmt(value)}"}.get(precision, f"on {fmt(value)}")
+
+
+def _completion_label(completion: Any) -> str:
+    text = f"Article {completion.article} obligation completed {_when(completion.completed_on, completion.precision)}"
+    if completion.declared_at:
+        text += f", declared at {completion.declared_at}"
+    return text

@@ -1,0 +1,757 @@
+"""Load and validate a treaty's registry of dated facts (participants, meetings, declarations, completions, decisions) from CSV and TOML files."""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from importlib.resources import files
+from pathlib import Path
+from typing import Iterator
+
+import babel
+from babel.core import get_global
+
+__all__ = [
+    "Completion",
+    "Decision",
+    "Declaration",
+    "Meeting",
+    "Participant",
+    "Problem",
+    "Registry",
+    "RegistryError",
+    "Source",
+    "TreatySettings",
+    "UnknownPartyError",
+    "load_registry",
+    "parse_sources",
+]
+
+SOURCE_SEPARATOR = " ; "
+
+# The column schema of each registry file, in file order.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "participants.csv": (
+        "iso3", "name", "signature_date", "instrument", "deposit_date",
+        "provisional_application_date", "withdrawal_effective_date", "evidence", "notes", "sources",
+    ),
+    "meetings.csv": (
+        "code", "kind", "name", "city", "start_date", "end_date", "date_precision", "notes", "sources",
+    ),
+    "declarations.csv": (
+        "iso3", "article", "position", "end_of_hostilities", "quantity", "retains",
+        "retention_ended", "notes", "sources",
+    ),
+    "completions.csv": (
+        "iso3", "article", "completed_on", "precision", "declared_at", "declared_text", "notes", "sources",
+    ),
+    "decisions.csv": (
+        "iso3", "article", "kind", "meeting", "decided_on", "decided_precision", "granted_deadline",
+        "document", "inferred", "notes", "sources",
+    ),
+}
+TREATY_FILE = "treaty.toml"
+
+INSTRUMENT_KINDS = frozenset({"ratification", "acceptance", "approval", "accession"})
+MEETING_KINDS = frozenset({"MSP", "RC", "preparatory", "intersessional"})
+MEETING_PRECISIONS = frozenset({"day", "month"})
+COMPLETION_PRECISIONS = frozenset({"day", "month", "year", "before"})
+DECISION_KINDS = frozenset({"extension"})
+DECISION_PRECISIONS = frozenset({"day", "month"})
+RETAINS = {"yes": True, "no": False, "unknown": None, "": None}
+YES_NO = {"yes": True, "no": False}
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TITLED_SOURCE = re.compile(r"^(?P<title>.+?)\s*<(?P<href>\S+)>$")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in one registry file; `row` is the 1-based line, the header being line 1."""
+
+    file: str
+    row: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file} line {self.row}, field {self.field}: {self.message}"
+
+
+class RegistryError(ValueError):
+    """The registry files are inconsistent; `.problems` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(
+            f"The registry has {len(self.problems)} problem(s); fix them and load it again:\n{lines}"
+        )
+
+
+class UnknownPartyError(LookupError):
+    """No participant matches a query; `.suggestions` holds up to five close participants."""
+
+    def __init__(self, query: str, suggestions: tuple["Participant", ...] = ()):
+        self.query = query
+        self.suggestions = tuple(suggestions)
+        message = f"No participant matches {query!r}."
+        if self.suggestions:
+            names = ", ".join(f"{p.name} ({p.iso3})" for p in self.suggestions)
+            message += f" Did you mean: {names}?"
+        else:
+            message += " Give an ISO 3166-1 alpha-3 code or a country name."
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a fact comes from: an address and, optionally, a title."""
+
+    href: str
+    title: str | None = None
+
+
+def parse_sources(text: str) -> tuple[Source, ...]:
+    """Split a ` ; `-separated list of sources; an item may be `Title <href>`.
+
+    >>> parse_sources("https://a.example/x ; UNTC <https://b.example/y>")
+    (Source(href='https://a.example/x', title=None), Source(href='https://b.example/y', title='UNTC'))
+    >>> parse_sources("")
+    ()
+    """
+    sources = []
+    for item in text.split(SOURCE_SEPARATOR):
+        item = item.strip()
+        if not item:
+            continue
+        titled = _TITLED_SOURCE.match(item)
+        if titled:
+            sources.append(Source(href=titled["href"], title=titled["title"]))
+        else:
+            sources.append(Source(href=item))
+    return tuple(sources)
+
+
+def _end_of_month(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A signatory or State Party, with its instrument and the dates the depositary records."""
+
+    iso3: str
+    name: str
+    signature_date: date | None
+    instrument: str | None
+    deposit_date: date | None
+    provisional_application_date: date | None
+    withdrawal_effective_date: date | None
+    evidence: str
+    notes: str
+    sources: tuple[Source, ...]
+
+    def localized_name(self, locale: str) -> str:
+        """The CLDR name of the territory in `locale` (e.g. 'fr'), or `name` if CLDR has none.
+
+        Raises babel.UnknownLocaleError for a locale CLDR does not know.
+        """
+        territories = babel.Locale.parse(locale).territories
+        for alpha2 in get_global("territory_aliases").get(self.iso3, ()):
+            if alpha2 in territories:
+                return territories[alpha2]
+        return self.name
+
+
+@dataclass(frozen=True)
+class Meeting:
+    """A Meeting of States Parties, Review Conference, preparatory or intersessional meeting."""
+
+    code: str
+    kind: str
+    name: str
+    city: str
+    start_date: date
+    end_date: date | None
+    date_precision: str
+    notes: str
+    sources: tuple[Source, ...]
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A State's position under one article (e.g. stockpile or contamination at entry into force)."""
+
+    iso3: str
+    article: int
+    position: str
+    end_of_hostilities: date | None
+    quantity: str
+    retains: bool | None
+    retention_ended: int | None
+    notes: str
+    sources: tuple[Source, ...]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A dated completion of an obligation under one article."""
+
+    iso3: str
+    article: int
+    completed_on: date
+    precision: str
+    declared_at: str | None
+    declared_text: str
+    notes: str
+    sources: tuple[Source, ...]
+
+    @property
+    def known_by(self) -> date:
+        """The latest date the completion can be: end of month or year for those precisions;
+        `completed_on` itself for 'day' and 'before' (completed on or before that day)."""
+        if self.precision == "month":
+            return _end_of_month(self.completed_on)
+        if self.precision == "year":
+            return date(self.completed_on.year, 12, 31)
+        return self.completed_on
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A meeting's decision, e.g. an extension granting a new deadline."""
+
+    iso3: str
+    article: int
+    kind: str
+    meeting: str
+    decided_on: date
+    decided_precision: str
+    granted_deadline: date
+    document: str
+    inferred: bool
+    notes: str
+    sources: tuple[Source, ...]
+
+    @property
+    def known_by(self) -> date:
+        """The latest date the decision can have been taken (end of month for 'month')."""
+        if self.decided_precision == "month":
+            return _end_of_month(self.decided_on)
+        return self.decided_on
+
+
+@dataclass(frozen=True)
+class TreatySettings:
+    """The treaty's own dated constants, read from treaty.toml."""
+
+    name: str
+    adopted: date
+    opened_for_signature: date
+    instruments_for_entry_into_force: int
+    entry_into_force_months: int
+    original_deadline_years: dict[int, int]
+    extension_ceiling_years: dict[int, int]
+    positions: dict[int, frozenset[str]]
+    sources: tuple[Source, ...]
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Every registry fact, indexed for look-ups by ISO3 code and meeting code."""
+
+    treaty: TreatySettings
+    participants: dict[str, Participant]
+    meetings: tuple[Meeting, ...]
+    declarations: tuple[Declaration, ...]
+    completions: tuple[Completion, ...]
+    decisions: tuple[Decision, ...]
+
+    def participant(self, iso3: str) -> Participant:
+        """The participant with this ISO3 code; raises UnknownPartyError."""
+        try:
+            return self.participants[iso3.upper()]
+        except KeyError:
+            raise UnknownPartyError(iso3, self._suggest(iso3)) from None
+
+    def meeting(self, code: str) -> Meeting:
+        """The meeting with this code (e.g. '9MSP'); raises LookupError."""
+        for meeting in self.meetings:
+            if meeting.code == code:
+                return meeting
+        known = ", ".join(m.code for m in self.meetings)
+        raise LookupError(f"No meeting has the code {code!r}. Known codes: {known}.")
+
+    def declarations_for(self, iso3: str) -> tuple[Declaration, ...]:
+        return tuple(d for d in self.declarations if d.iso3 == iso3)
+
+    def completions_for(self, iso3: str) -> tuple[Completion, ...]:
+        return tuple(c for c in self.completions if c.iso3 == iso3)
+
+    def decisions_for(self, iso3: str) -> tuple[Decision, ...]:
+        """The participant's decisions, oldest first."""
+        return tuple(sorted((d for d in self.decisions if d.iso3 == iso3), key=lambda d: d.decided_on))
+
+    def thirtieth_deposit(self) -> tuple[date, tuple[Participant, ...]]:
+        """The date of the deposit that brought the treaty into force (the 30th for the CCM,
+        read from treaty.toml) and the participants that deposited on that date.
+
+        Raises LookupError if fewer instruments have been deposited.
+        """
+        return _threshold_deposit(self.treaty, self.participants.values())
+
+    def find(self, query: str) -> Participant:
+        """The participant named by an ISO3 code, its registry name or its CLDR English name,
+        ignoring case; raises UnknownPartyError with up to five close matches."""
+        wanted = query.strip().casefold()
+        for participant in self.participants.values():
+            if wanted in {participant.iso3.casefold(), participant.name.casefold(),
+                          participant.localized_name("en").casefold()}:
+                return participant
+        raise UnknownPartyError(query, self._suggest(query))
+
+    def _suggest(self, query: str) -> tuple[Participant, ...]:
+        by_label: dict[str, Participant] = {}
+        for participant in self.participants.values():
+            for label in (participant.name, participant.localized_name("en"), participant.iso3):
+                by_label.setdefault(label.casefold(), participant)
+        matches = difflib.get_close_matches(query.strip().casefold(), list(by_label), n=15, cutoff=0.6)
+        suggestions: list[Participant] = []
+        for label in matches:
+            if by_label[label] not in suggestions:
+                suggestions.append(by_label[label])
+        return tuple(suggestions[:5])
+
+
+def _threshold_deposit(treaty: TreatySettings, participants) -> tuple[date, tuple[Participant, ...]]:
+    deposited = sorted((p for p in participants if p.deposit_date), key=lambda p: p.deposit_date)
+    needed = treaty.instruments_for_entry_into_force
+    if len(deposited) < needed:
+        raise LookupError(f"Only {len(deposited)} instruments are deposited; entry into force needs {needed}.")
+    threshold = deposited[needed - 1].deposit_date
+    return threshold, tuple(p for p in deposited if p.deposit_date == threshold)
+
+
+def _add_months_first_day(day: date, months: int) -> date:
+    """The first day of the month `months` after the month of `day`.
+
+    >>> _add_months_first_day(date(2010, 2, 16), 6)
+    datetime.date(2010, 8, 1)
+    >>> _add_months_first_day(date(2012, 7, 17), 6)
+    datetime.date(2013, 1, 1)
+    """
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _entry_into_force(treaty: TreatySettings, deposit: date, threshold: date) -> date:
+    # Local copy of the Art. 17 computation, only for the extension-ceiling check;
+    # engine/dates.py has the canonical one and will replace this.
+    anchor = threshold if deposit <= threshold else deposit
+    return _add_months_first_day(anchor, treaty.entry_into_force_months)
+
+
+def _add_years_lenient(day: date, years: int) -> date:
+    """Same day and month `years` later; 29 February goes to 1 March (a ceiling never rejects
+    a decision on a leap-day ambiguity)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return date(day.year + years, 3, 1)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _alpha3_codes() -> frozenset[str]:
+    """The ISO 3166-1 alpha-3 codes CLDR maps to exactly one current region, leaving out the
+    user-assigned ranges (AA, QM-QZ, XA-XZ, ZZ) and deprecated codes split into several regions."""
+    user_assigned = re.compile(r"AA|Q[M-Z]|X[A-Z]|ZZ")
+    return frozenset(
+        code for code, regions in get_global("territory_aliases").items()
+        if len(code) == 3 and code.isalpha() and code.isupper() and len(regions) == 1
+        and len(regions[0]) == 2 and not user_assigned.fullmatch(regions[0])
+    )
+
+
+def default_directory() -> Path:
+    """The packaged registry directory (rules/ccm/registry)."""
+    return Path(str(files("rules") / "ccm" / "registry"))
+
+
+class _Checker:
+    """Collects problems while rows are converted."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, file: str, row: int, field: str, message: str) -> None:
+        self.problems.append(Problem(file, row, field, message))
+
+    def date(self, file: str, row: int, field: str, text: str, required: bool = False) -> date | None:
+        text = text.strip()
+        if not text:
+            if required:
+                self.add(file, row, field, "is empty; a date (YYYY-MM-DD) is required")
+            return None
+        if _ISO_DATE.fullmatch(text):
+            try:
+                return date.fromisoformat(text)
+            except ValueError:
+                pass
+        self.add(file, row, field, f"{text!r} is not a date (YYYY-MM-DD)")
+        return None
+
+    def choice(self, file: str, row: int, field: str, text: str, allowed) -> str | None:
+        if text in allowed:
+            return text
+        options = ", ".join(sorted(a for a in allowed if a)) or "(none)"
+        self.add(file, row, field, f"{text!r} is not one of: {options}")
+        return None
+
+    def integer(self, file: str, row: int, field: str, text: str, required: bool = True) -> int | None:
+        text = text.strip()
+        if not text and not required:
+            return None
+        if re.fullmatch(r"\d+", text):
+            return int(text)
+        self.add(file, row, field, f"{text!r} is not a whole number")
+        return None
+
+    def sources(self, file: str, row: int, text: str) -> tuple[Source, ...]:
+        sources = parse_sources(text)
+        if not sources:
+            self.add(file, row, "sources", "is empty; every fact needs at least one source")
+        for source in sources:
+            if not re.match(r"https?://\S+$", source.href):
+                self.add(file, row, "sources", f"{source.href!r} is not an http(s) address")
+        return sources
+
+
+def _read_rows(directory: Path, file: str, check: _Checker) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (first line number, row) for each record; reports bad headers and missing files."""
+    path = directory / file
+    if not path.is_file():
+        check.add(file, 0, "-", "the file is missing")
+        return
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            check.add(file, 1, "-", "the file is empty; it needs a header line")
+            return
+        expected = COLUMNS[file]
+        unknown = [c for c in header if c not in expected]
+        missing = [c for c in expected if c not in header]
+        for column in unknown:
+            check.add(file, 1, column, f"unknown column; expected columns: {', '.join(expected)}")
+        for column in missing:
+            check.add(file, 1, column, "missing column")
+        if missing:
+            return
+        last_line = reader.line_num
+        for record in reader:
+            first_line = last_line + 1
+            last_line = reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue
+            if len(record) != len(header):
+                check.add(file, first_line, "-", f"has {len(record)} fields, the header has {len(header)}")
+                continue
+            yield first_line, dict(zip(header, record))
+
+
+def _load_treaty(directory: Path, check: _Checker) -> TreatySettings | None:
+    path = directory / TREATY_FILE
+    if not path.is_file():
+        check.add(TREATY_FILE, 0, "-", "the file is missing")
+        return None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        check.add(TREATY_FILE, 0, "-", f"is not valid TOML ({error})")
+        return None
+
+    def per_article(table: str) -> dict[int, object]:
+        found = {}
+        for key, value in data.get(table, {}).items():
+            match = re.fullmatch(r"art(\d+)(?:_years)?", key)
+            if not match:
+                check.add(TREATY_FILE, 0, f"{table}.{key}", "keys must look like art3_years or art3")
+                continue
+            found[int(match[1])] = value
+        return found
+
+    try:
+        return TreatySettings(
+            name=data["name"],
+            adopted=data["adopted"],
+            opened_for_signature=data["opened_for_signature"],
+            instruments_for_entry_into_force=int(data["instruments_for_entry_into_force"]),
+            entry_into_force_months=int(data["entry_into_force_months"]),
+            original_deadline_years={k: int(v) for k, v in per_article("original_deadline").items()},
+            extension_ceiling_years={k: int(v) for k, v in per_article("extension_ceiling").items()},
+            positions={k: frozenset(v) for k, v in per_article("positions").items()},
+            sources=tuple(Source(href=s["href"], title=s.get("title")) for s in data.get("sources", ())),
+        )
+    except KeyError as error:
+        check.add(TREATY_FILE, 0, str(error.args[0]), "missing key")
+        return None
+
+
+def load_registry(directory: Path | None = None) -> Registry:
+    """Read and check every registry file in `directory` (default: the packaged registry).
+
+    Raises RegistryError listing every problem found (file, line, field), not only the first.
+    """
+    directory = Path(directory) if directory is not None else default_directory()
+    check = _Checker()
+    treaty = _load_treaty(directory, check)
+    if treaty is None:
+        raise RegistryError(check.problems)
+    alpha3_codes = _alpha3_codes()
+
+    # participants
+    file = "participants.csv"
+    participants: dict[str, Participant] = {}
+    for line, row in _read_rows(directory, file, check):
+        iso3 = row["iso3"].strip()
+        if iso3 not in alpha3_codes:
+            check.add(file, line, "iso3", f"{iso3!r} is not an ISO 3166-1 alpha-3 code known to CLDR")
+        if iso3 in participants:
+            check.add(file, line, "iso3", f"duplicate row: {iso3!r} already appears above")
+            continue
+        signature = check.date(file, line, "signature_date", row["signature_date"])
+        deposit = check.date(file, line, "deposit_date", row["deposit_date"])
+        provisional = check.date(file, line, "provisional_application_date", row["provisional_application_date"])
+        withdrawal = check.date(file, line, "withdrawal_effective_date", row["withdrawal_effective_date"])
+        instrument = row["instrument"].strip() or None
+        if instrument is not None:
+            check.choice(file, line, "instrument", instrument, INSTRUMENT_KINDS)
+        opened = treaty.opened_for_signature
+        if signature and signature < opened:
+            check.add(file, line, "signature_date",
+                      f"{signature} is before the treaty opened for signature on {opened}")
+        if deposit and deposit < opened:
+            check.add(file, line, "deposit_date",
+                      f"{deposit} is before the treaty opened for signature on {opened}")
+        if deposit and instrument is None:
+            check.add(file, line, "instrument", "is empty but a deposit_date is given")
+        if instrument is not None and deposit is None and row["deposit_date"].strip() == "":
+            check.add(file, line, "deposit_date", f"is empty but the instrument is {instrument!r}")
+        if withdrawal and deposit is None:
+            check.add(file, line, "withdrawal_effective_date", "a withdrawal needs a deposit_date")
+        if withdrawal and deposit and withdrawal <= deposit:
+            check.add(file, line, "withdrawal_effective_date",
+                      f"{withdrawal} is not after the deposit on {deposit}")
+        if not row["name"].strip():
+            check.add(file, line, "name", "is empty")
+        participants[iso3] = Participant(
+            iso3=iso3, name=row["name"].strip(), signature_date=signature, instrument=instrument,
+            deposit_date=deposit, provisional_application_date=provisional,
+            withdrawal_effective_date=withdrawal, evidence=row["evidence"], notes=row["notes"],
+            sources=check.sources(file, line, row["sources"]),
+        )
+
+    def known_party(file: str, line: int, iso3: str) -> bool:
+        if iso3 in participants:
+            return True
+        check.add(file, line, "iso3", f"{iso3!r} is not in participants.csv")
+        return False
+
+    def article_of(file: str, line: int, text: str) -> int | None:
+        article = check.integer(file, line, "article", text)
+        if article is not None and article not in treaty.positions:
+            known = ", ".join(str(a) for a in sorted(treaty.positions))
+            check.add(file, line, "article", f"{article} is not an article the registry covers ({known})")
+            return None
+        return article
+
+    # meetings
+    file = "meetings.csv"
+    meetings: dict[str, Meeting] = {}
+    for line, row in _read_rows(directory, file, check):
+        code = row["code"].strip()
+        if not code:
+            check.add(file, line, "code", "is empty")
+        if code in meetings:
+            check.add(file, line, "code", f"duplicate row: {code!r} already appears above")
+            continue
+        kind = check.choice(file, line, "kind", row["kind"].strip(), MEETING_KINDS)
+        precision = check.choice(file, line, "date_precision", row["date_precision"].strip(), MEETING_PRECISIONS)
+        start = check.date(file, line, "start_date", row["start_date"], required=True)
+        end = check.date(file, line, "end_date", row["end_date"], required=(precision == "day"))
+        if start and end and end < start:
+            check.add(file, line, "end_date", f"{end} is before the start_date {start}")
+        if precision == "month" and start and start.day != 1:
+            check.add(file, line, "start_date", f"{start} should be the 1st of the month for precision 'month'")
+        meetings[code] = Meeting(
+            code=code, kind=kind or "", name=row["name"].strip(), city=row["city"].strip(),
+            start_date=start or date.min, end_date=end, date_precision=precision or "",
+            notes=row["notes"], sources=check.sources(file, line, row["sources"]),
+        )
+
+    def known_meeting(file: str, line: int, field: str, code: str) -> bool:
+        if code in meetings:
+            return True
+        check.add(file, line, field, f"{code!r} is not a meeting code in meetings.csv")
+        return False
+
+    # declarations
+    file = "declarations.csv"
+    declarations: list[Declaration] = []
+    seen: set[tuple] = set()
+    for line, row in _read_rows(directory, file, check):
+        iso3 = row["iso3"].strip()
+        known_party(file, line, iso3)
+        article = article_of(file, line, row["article"])
+        key = (iso3, article)
+        if key in seen:
+            check.add(file, line, "article", f"duplicate row: {iso3} article {article} already appears above")
+            continue
+        seen.add(key)
+        position = row["position"].strip()
+        if article is not None:
+            check.choice(file, line, "position", position, treaty.positions[article])
+        retains_text = row["retains"].strip()
+        if retains_text not in RETAINS:
+            check.add(file, line, "retains", f"{retains_text!r} is not one of: yes, no, unknown (or empty)")
+        retention_ended = check.integer(file, line, "retention_ended", row["retention_ended"], required=False)
+        declarations.append(Declaration(
+            iso3=iso3, article=article or 0, position=position,
+            end_of_hostilities=check.date(file, line, "end_of_hostilities", row["end_of_hostilities"]),
+            quantity=row["quantity"], retains=RETAINS.get(retains_text), retention_ended=retention_ended,
+            notes=row["notes"], sources=check.sources(file, line, row["sources"]),
+        ))
+
+    # completions
+    file = "completions.csv"
+    completions: list[Completion] = []
+    seen = set()
+    for line, row in _read_rows(directory, file, check):
+        iso3 = row["iso3"].strip()
+        known_party(file, line, iso3)
+        article = article_of(file, line, row["article"])
+        key = (iso3, article)
+        if key in seen:
+            check.add(file, line, "article", f"duplicate row: {iso3} article {article} already appears above")
+            continue
+        seen.add(key)
+        precision = check.choice(file, line, "precision", row["precision"].strip(), COMPLETION_PRECISIONS)
+        completed_on = check.date(file, line, "completed_on", row["completed_on"], required=True)
+        if completed_on and precision == "month" and completed_on.day != 1:
+            check.add(file, line, "completed_on", f"{completed_on} should be the 1st of the month for precision 'month'")
+        if completed_on and precision == "year" and (completed_on.month, completed_on.day) != (1, 1):
+            check.add(file, line, "completed_on", f"{completed_on} should be 1 January for precision 'year'")
+        declared_at = row["declared_at"].strip() or None
+        if declared_at is not None:
+            known_meeting(file, line, "declared_at", declared_at)
+        completions.append(Completion(
+            iso3=iso3, article=article or 0, completed_on=completed_on or date.min,
+            precision=precision or "", declared_at=declared_at, declared_text=row["declared_text"],
+            notes=row["notes"], sources=check.sources(file, line, row["sources"]),
+        ))
+
+    # decisions
+    file = "decisions.csv"
+    decisions: list[tuple[int, Decision]] = []
+    seen = set()
+    for line, row in _read_rows(directory, file, check):
+        iso3 = row["iso3"].strip()
+        party_known = known_party(file, line, iso3)
+        article = article_of(file, line, row["article"])
+        kind = check.choice(file, line, "kind", row["kind"].strip(), DECISION_KINDS)
+        meeting = row["meeting"].strip()
+        meeting_known = known_meeting(file, line, "meeting", meeting)
+        key = (iso3, article, kind, meeting)
+        if key in seen:
+            check.add(file, line, "meeting",
+                      f"duplicate row: {iso3} article {article} {kind} at {meeting} already appears above")
+            continue
+        seen.add(key)
+        precision = check.choice(file, line, "decided_precision", row["decided_precision"].strip(),
+                                 DECISION_PRECISIONS)
+        decided_on = check.date(file, line, "decided_on", row["decided_on"], required=True)
+        granted = check.date(file, line, "granted_deadline", row["granted_deadline"], required=True)
+        inferred_text = row["inferred"].strip()
+        if inferred_text not in YES_NO:
+            check.add(file, line, "inferred", f"{inferred_text!r} is not one of: yes, no")
+        if decided_on and precision == "month" and decided_on.day != 1:
+            check.add(file, line, "decided_on", f"{decided_on} should be the 1st of the month for precision 'month'")
+        if decided_on and meeting_known and precision == "day":
+            start = meetings[meeting].start_date
+            if decided_on < start:
+                check.add(file, line, "decided_on", f"{decided_on} is before {meeting} began on {start}")
+        if party_known and article is not None and participants[iso3].deposit_date is None:
+            check.add(file, line, "iso3", f"{iso3} has no deposit_date, so it has no deadline to extend")
+        if decided_on and granted:
+            decisions.append((line, Decision(
+                iso3=iso3, article=article or 0, kind=kind or "", meeting=meeting, decided_on=decided_on,
+                decided_precision=precision or "", granted_deadline=granted, document=row["document"].strip(),
+                inferred=YES_NO.get(inferred_text, False), notes=row["notes"],
+                sources=check.sources(file, line, row["sources"]),
+            )))
+
+    _check_extensions(treaty, participants, decisions, check)
+
+    if check.problems:
+        raise RegistryError(check.problems)
+    return Registry(
+        treaty=treaty,
+        participants=participants,
+        meetings=tuple(sorted(meetings.values(), key=lambda m: m.start_date)),
+        declarations=tuple(declarations),
+        completions=tuple(completions),
+        decisions=tuple(sorted((d for _, d in decisions), key=lambda d: (d.iso3, d.article, d.decided_on))),
+    )
+
+
+def _check_extensions(treaty: TreatySettings, participants: dict[str, Participant],
+                      decisions: list[tuple[int, Decision]], check: _Checker) -> None:
+    """Each extension must not end before, nor more than the ceiling after, the deadline it extends."""
+    file = "decisions.csv"
+    try:
+        threshold, _ = _threshold_deposit(treaty, participants.values())
+    except LookupError:
+        return
+    chains: dict[tuple[str, int], list[tuple[int, Decision]]] = {}
+    for line, decision in decisions:
+        if decision.kind == "extension" and decision.iso3 in participants:
+            chains.setdefault((decision.iso3, decision.article), []).append((line, decision))
+    for (iso3, article), chain in chains.items():
+        deposit = participants[iso3].deposit_date
+        ceiling_years = treaty.extension_ceiling_years.get(article)
+        original_years = treaty.original_deadline_years.get(article)
+        if deposit is None or ceiling_years is None or original_years is None:
+            continue
+        eif = _entry_into_force(treaty, deposit, threshold)
+        extended = _add_years_lenient(eif, original_years)
+        for line, decision in sorted(chain, key=lambda item: (item[1].decided_on, item[1].granted_deadline)):
+            granted = decision.granted_deadline
+            ceiling = _add_years_lenient(extended, ceiling_years)
+            if granted < extended:
+                check.add(file, line, "granted_deadline",
+                          f"{granted} is earlier than the deadline it extends ({extended})")
+            elif granted > ceiling:
+                check.add(file, line, "granted_deadline",
+                          f"{granted} is more than {ceiling_years} years after the deadline it extends "
+                          f"({extended}); the ceiling is {ceiling}")
+            extended = granted

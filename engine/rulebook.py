@@ -1,0 +1,296 @@
+"""Load and validate a rulebook (a folder of TOML rule files); errors name the file and the key."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from engine.dates import ROUNDINGS
+
+PRODUCES = ("date", "obligation", "exception", "termination")
+STATUS_MODES = ("completion", "report", "extension_request", "declaration", "response")
+DATE_FUNCTIONS = (
+    "entry_into_force",
+    "day_of_following_year",
+    "request_before_last_meeting",
+    "next_meeting_after",
+)
+EFFECTS = ("lapse_after",)
+PERIOD_FROM = ("meeting", "fact_id")
+MAX_QUOTE_CHARS = 300
+
+_KEYS: dict[str, str] = {
+    # key: what it holds (shown in the error for an unknown key)
+    "id": "dotted identifier, e.g. ccm.art7.initial_report",
+    "article": "article and paragraph, e.g. 7(1)",
+    "quote": "a short quotation of the operative phrase",
+    "sources": "list of { title, href }",
+    "produces": "date | obligation | exception | termination",
+    "when": "facts that must all be present",
+    "unless": "facts whose presence stops the rule",
+    "anchor": "the fact whose date the offset counts from",
+    "anchor_field": "the anchor fact's field holding the date (default: date)",
+    "offset": "{ years | months | days = N }",
+    "on_leap_day": "error | round_down | round_up",
+    "on_month_end": "error | round_down | round_up",
+    "date_function": "a named function of engine/compute.py",
+    "args": "arguments of the date function",
+    "due_from": "the field of the triggering decision that holds the new date",
+    "ceiling": "{ years = N }: the longest an exception may extend",
+    "exception_to": "the base rule an exception modifies",
+    "follows": "the obligation this one exists for (dropped once that one is fulfilled)",
+    "each": "calendar_year: one derivation per period",
+    "first_period": "{ anchor, add_years }",
+    "last_period": "facts whose year bounds the last period",
+    "period_from": "meeting | fact_id",
+    "status": "how the record fulfils it: " + " | ".join(STATUS_MODES),
+    "fulfilled_by": "the recorded fact kind that fulfils it",
+    "effect": "lapse_after",
+    "reading": "the interpretation adopted, in words",
+    "not_modelled": "what the rule deliberately leaves out",
+}
+_FILE_KEYS = ("rulebook", "rule")
+
+
+class RulebookError(ValueError):
+    """A rule file is malformed; the message names the file and the key."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Source:
+    title: str
+    href: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule as written in its file; see README 'Writing a rule' for each key."""
+
+    id: str
+    article: str
+    quote: str
+    produces: str
+    when: tuple[str, ...]
+    sources: tuple[Source, ...]
+    file: str
+    unless: tuple[str, ...] = ()
+    anchor: str | None = None
+    anchor_field: str = "date"
+    offset: tuple[str, int] | None = None
+    on_leap_day: str = "error"
+    on_month_end: str = "error"
+    date_function: str | None = None
+    args: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    due_from: str | None = None
+    ceiling_years: int | None = None
+    exception_to: str | None = None
+    follows: str | None = None
+    each: str | None = None
+    first_period: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    last_period: tuple[str, ...] = ()
+    period_from: str | None = None
+    status: str | None = None
+    fulfilled_by: str | None = None
+    effect: str | None = None
+    reading: str = ""
+    not_modelled: tuple[str, ...] = ()
+
+    @property
+    def is_obligation(self) -> bool:
+        return self.produces == "obligation"
+
+
+@dataclass(frozen=True)
+class Rulebook:
+    """The validated rules in dependency order, and a hash that identifies this exact text."""
+
+    rules: tuple[Rule, ...]
+    hash: str
+    title: str = ""
+
+    def rule(self, rule_id: str) -> Rule:
+        for candidate in self.rules:
+            if candidate.id == rule_id:
+                return candidate
+        raise KeyError(f"no rule with id {rule_id!r} in the rulebook")
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(r.id for r in self.rules)
+
+    def exceptions_to(self, rule_id: str) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.exception_to == rule_id)
+
+
+def default_directory() -> Path:
+    """The packaged CCM rulebook."""
+    return Path(str(resources.files("rules") / "ccm"))
+
+
+def load_rulebook(directory: Path | None = None) -> Rulebook:
+    """Read every ``*.toml`` rule file in ``directory`` (the CCM rulebook by default).
+
+    Raises :class:`RulebookError` listing every problem found, each naming file and key.
+    """
+    directory = Path(directory) if directory else default_directory()
+    files = sorted(p for p in directory.glob("*.toml"))
+    problems: list[str] = []
+    if not files:
+        raise RulebookError([f"{directory}: no rule files (*.toml) found"])
+    digest = hashlib.sha256()
+    rules: list[Rule] = []
+    title = ""
+    for path in files:
+        raw = path.read_bytes()
+        digest.update(path.name.encode() + b"\0" + raw + b"\0")
+        try:
+            document = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            problems.append(f"{path.name}: not valid TOML: {error}")
+            continue
+        for key in document:
+            if key not in _FILE_KEYS:
+                problems.append(f"{path.name}: unknown table [{key}]; a rule file holds [rulebook] and [[rule]] only")
+        title = title or document.get("rulebook", {}).get("title", "")
+        for index, entry in enumerate(document.get("rule", []), start=1):
+            rule = _parse_rule(path.name, index, entry, problems)
+            if rule:
+                rules.append(rule)
+    _check_references(rules, problems)
+    if problems:
+        raise RulebookError(problems)
+    ordered = _dependency_order(rules, problems)
+    if problems:
+        raise RulebookError(problems)
+    return Rulebook(rules=tuple(ordered), hash=digest.hexdigest()[:16], title=title)
+
+
+def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str]) -> Rule | None:
+    where = f"{file}: rule {entry.get('id', f'#{index}')!s}"
+    before = len(problems)
+
+    def need(key: str) -> Any:
+        if key not in entry or entry[key] in ("", [], None):
+            problems.append(f"{where}: missing key '{key}' ({_KEYS[key]})")
+            return None
+        return entry[key]
+
+    for key in entry:
+        if key not in _KEYS:
+            problems.append(f"{where}: unknown key '{key}'")
+    rule_id, article, quote, produces = need("id"), need("article"), need("quote"), need("produces")
+    when, sources = need("when"), need("sources")
+    if quote and len(quote) > MAX_QUOTE_CHARS:
+        problems.append(f"{where}: key 'quote' is {len(quote)} characters; quote the operative phrase only (at most {MAX_QUOTE_CHARS})")
+    if produces and produces not in PRODUCES:
+        problems.append(f"{where}: key 'produces' is {produces!r}; use one of {', '.join(PRODUCES)}")
+    parsed_sources: list[Source] = []
+    for source in sources or []:
+        if not isinstance(source, dict) or not source.get("href") or not source.get("title"):
+            problems.append(f"{where}: key 'sources' needs entries with a title and an href")
+        else:
+            parsed_sources.append(Source(source["title"], source["href"]))
+    for key in ("on_leap_day", "on_month_end"):
+        if key in entry and entry[key] not in ROUNDINGS:
+            problems.append(f"{where}: key '{key}' is {entry[key]!r}; use one of {', '.join(ROUNDINGS)}")
+    offset = entry.get("offset")
+    offset_pair = None
+    if offset is not None:
+        if not isinstance(offset, dict) or len(offset) != 1 or next(iter(offset)) not in ("years", "months", "days") \
+                or not isinstance(next(iter(offset.values())), int):
+            problems.append(f"{where}: key 'offset' must be one of {{ years = N }}, {{ months = N }}, {{ days = N }}")
+        else:
+            offset_pair = next(iter(offset.items()))
+    function = entry.get("date_function")
+    if function is not None and function not in DATE_FUNCTIONS:
+        problems.append(f"{where}: key 'date_function' names {function!r}, which engine/compute.py does not define "
+                        f"(known: {', '.join(DATE_FUNCTIONS)})")
+    if produces in ("date", "obligation"):
+        ways = [k for k in ("offset", "date_function", "due_from") if k in entry]
+        if len(ways) != 1:
+            problems.append(f"{where}: give exactly one of 'offset', 'date_function' or 'due_from' to say how the date is computed")
+        if "offset" in entry and "anchor" not in entry:
+            problems.append(f"{where}: key 'offset' needs an 'anchor' to count from")
+    if produces == "obligation" and entry.get("status") not in STATUS_MODES:
+        problems.append(f"{where}: key 'status' must be one of {', '.join(STATUS_MODES)} for an obligation")
+    if produces == "exception":
+        for key in ("exception_to", "due_from"):
+            need(key)
+    if produces == "termination" and entry.get("effect") not in EFFECTS:
+        problems.append(f"{where}: key 'effect' must be one of {', '.join(EFFECTS)} for a termination rule")
+    if "each" in entry:
+        if entry["each"] != "calendar_year":
+            problems.append(f"{where}: key 'each' supports 'calendar_year' only")
+        if not isinstance(entry.get("first_period"), dict) or "anchor" not in entry["first_period"]:
+            problems.append(f"{where}: key 'first_period' must give an anchor for a periodic rule")
+        if not entry.get("last_period"):
+            problems.append(f"{where}: key 'last_period' must list the facts that bound the last period")
+    if "period_from" in entry and entry["period_from"] not in PERIOD_FROM:
+        problems.append(f"{where}: key 'period_from' must be one of {', '.join(PERIOD_FROM)}")
+    ceiling = entry.get("ceiling")
+    if ceiling is not None and (not isinstance(ceiling, dict) or set(ceiling) != {"years"}):
+        problems.append(f"{where}: key 'ceiling' must be {{ years = N }}")
+    if len(problems) > before:
+        return None
+    return Rule(
+        id=rule_id, article=article, quote=quote, produces=produces, when=tuple(when),
+        sources=tuple(parsed_sources), file=file, unless=tuple(entry.get("unless", ())),
+        anchor=entry.get("anchor"), anchor_field=entry.get("anchor_field", "date"), offset=offset_pair,
+        on_leap_day=entry.get("on_leap_day", "error"), on_month_end=entry.get("on_month_end", "error"),
+        date_function=function, args=dict(entry.get("args", {})), due_from=entry.get("due_from"),
+        ceiling_years=(ceiling or {}).get("years"), exception_to=entry.get("exception_to"),
+        follows=entry.get("follows"), each=entry.get("each"), first_period=dict(entry.get("first_period", {})),
+        last_period=tuple(entry.get("last_period", ())), period_from=entry.get("period_from"),
+        status=entry.get("status"), fulfilled_by=entry.get("fulfilled_by"), effect=entry.get("effect"),
+        reading=entry.get("reading", "").strip(), not_modelled=tuple(entry.get("not_modelled", ())),
+    )
+
+
+def _check_references(rules: list[Rule], problems: list[str]) -> None:
+    ids: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.id in ids:
+            problems.append(f"{rule.file}: rule {rule.id}: key 'id' repeats the id of a rule in {ids[rule.id].file}")
+        ids[rule.id] = rule
+    for rule in rules:
+        where = f"{rule.file}: rule {rule.id}"
+        if rule.exception_to and rule.exception_to not in ids:
+            problems.append(f"{where}: key 'exception_to' points at no rule ({rule.exception_to!r})")
+        elif rule.exception_to and ids[rule.exception_to].produces != "obligation":
+            problems.append(f"{where}: key 'exception_to' points at {rule.exception_to!r}, which is not an obligation")
+        if rule.follows and rule.follows not in ids:
+            problems.append(f"{where}: key 'follows' points at no rule ({rule.follows!r})")
+        for reference in (*rule.when, *rule.unless):
+            if reference.count(".") >= 2 and reference not in ids:
+                problems.append(f"{where}: key 'when' names {reference!r}, which looks like a rule id but no rule has it")
+        if rule.anchor and rule.anchor not in rule.when:
+            problems.append(f"{where}: key 'anchor' ({rule.anchor!r}) must be one of the facts in 'when'")
+
+
+def _dependency_order(rules: list[Rule], problems: list[str]) -> list[Rule]:
+    ids = {r.id for r in rules}
+    ordered: list[Rule] = []
+    placed: set[str] = set()
+    pending = list(rules)
+    while pending:
+        progress = False
+        for rule in list(pending):
+            needs = {w for w in rule.when if w in ids} | ({rule.exception_to} if rule.exception_to else set())
+            needs.discard(rule.id)
+            if needs <= placed:
+                ordered.append(rule)
+                placed.add(rule.id)
+                pending.remove(rule)
+                progress = True
+        if not progress:
+            problems.append("rules depend on each other in a cycle: " + ", ".join(f"{r.file}: {r.id}" for r in pending))
+            break
+    return ordered
