@@ -1,0 +1,164 @@
+"""The ``ccm`` command line: query parties, deadlines and explanations (the record's commands are added by their modules)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from functools import lru_cache
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine.compute import EvaluationError
+from engine.dates import fmt
+from engine.evaluate import Evaluator
+from engine.explain import explain
+from engine.registry import RegistryError, UnknownPartyError, load_registry
+from engine.rulebook import RulebookError, load_rulebook
+from engine.settings import SettingsError, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Deadlines of the Convention on Cluster Munitions, computed from declarative rules.")
+console = Console()
+AS_OF_HELP = "Evaluate as of this date (YYYY-MM-DD); default today (UTC)."
+STATUS_STYLE = {"overdue": "bold red", "pending": "yellow", "fulfilled": "green", "fulfilled_late": "dark_orange",
+                "lapsed": "dim"}
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as a sentence, exit status 2."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def parse_date(text: Optional[str], what: str = "--as-of") -> date:
+    if not text:
+        from datetime import datetime, timezone
+        return datetime.now(timezone.utc).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{what} {text!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-11-28")
+        raise  # unreachable
+
+
+@lru_cache(maxsize=4)
+def evaluator(backend: str | None = None) -> Evaluator:
+    try:
+        settings = load_settings()
+        return Evaluator(load_rulebook(), load_registry(), backend or settings.backend)
+    except (RulebookError, RegistryError, SettingsError) as error:
+        fail(str(error))
+        raise
+
+
+def find_party(ev: Evaluator, query: str):
+    try:
+        return ev.registry.find(query)
+    except UnknownPartyError as error:
+        fail(str(error))
+
+
+@app.command()
+def parties(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+            json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List every participant: ISO3, name, status and entry into force."""
+    ev, day = evaluator(), parse_date(as_of)
+    rows = []
+    for iso3 in sorted(ev.registry.participants):
+        evaluation = ev.evaluate(iso3, day)
+        rows.append(evaluation.to_json()["party"])
+    if json_output:
+        print(json.dumps({"as_of": day.isoformat(), "parties": rows}, ensure_ascii=False, indent=1))
+        return
+    table = Table(title=f"Participants as of {fmt(day)}")
+    for column in ("ISO3", "Name", "Status", "Entry into force"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["iso3"], row["name"], row["status"], row["entry_into_force"] or "")
+    console.print(table)
+
+
+@app.command()
+def deadlines(party: str = typer.Argument(..., help="ISO3 code or name, case-insensitive."),
+              as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+              json_output: bool = typer.Option(False, "--json", help="Print the JSON other tools parse."),
+              backend: Optional[str] = typer.Option(None, help="durable or reference (default: config.toml).")) -> None:
+    """A party's obligations as of a date: due dates, original dates, statuses."""
+    ev, day = evaluator(backend), parse_date(as_of)
+    participant = find_party(ev, party)
+    try:
+        evaluation = ev.evaluate(participant.iso3, day, _recorded(participant.iso3))
+    except EvaluationError as error:
+        fail(f"{participant.name}: {error}")
+    if json_output:
+        print(json.dumps(evaluation.to_json(), ensure_ascii=False, indent=1))
+        return
+    head = evaluation.to_json()["party"]
+    console.print(f"[bold]{participant.name}[/] ({participant.iso3}) — {head['status'].replace('_', ' ')}"
+                  + (f", bound since {fmt(evaluation.entry_into_force)}" if evaluation.entry_into_force else "")
+                  + (f", withdrawal effective {fmt(evaluation.withdrawal_effective)}" if evaluation.withdrawal_effective else ""),
+                  highlight=False)
+    table = Table(title=f"Obligations as of {fmt(day)} (rulebook {evaluation.rulebook_hash})")
+    table.add_column("Obligation", no_wrap=True)
+    for column in ("Art.", "Period", "Due", "Original", "Status"):
+        table.add_column(column, no_wrap=True)
+    for o in evaluation.obligations:
+        table.add_row(o.id, o.article, o.period or "", o.due.isoformat(),
+                      "" if o.original_due == o.due else o.original_due.isoformat(),
+                      f"[{STATUS_STYLE[o.status]}]{o.status}[/]")
+    console.print(table)
+    if not evaluation.obligations:
+        console.print("No obligations: the Convention does not bind this participant on that date.")
+    console.print(f"Explain one: ccm explain {participant.iso3} OBLIGATION_ID [--period P] --as-of {day.isoformat()}")
+
+
+@app.command(name="explain")
+def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
+                    obligation_id: str = typer.Argument(..., help="e.g. ccm.art4.clearance"),
+                    period: Optional[str] = typer.Option(None, "--period", help="Year or meeting code, e.g. 2011 or 9MSP."),
+                    as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The chain behind one date: facts with sources, rules with articles and quotations, the arithmetic."""
+    ev, day = evaluator(), parse_date(as_of)
+    participant = find_party(ev, party)
+    try:
+        evaluation = ev.evaluate(participant.iso3, day, _recorded(participant.iso3))
+    except EvaluationError as error:
+        fail(f"{participant.name}: {error}")
+    if obligation_id not in ev.rulebook.ids:
+        known = ", ".join(r.id for r in ev.rulebook.rules if r.is_obligation)
+        fail(f"no rule {obligation_id!r}; obligations are: {known}")
+    found = evaluation.find(obligation_id, period)
+    if not found:
+        periods = sorted({o.period or "" for o in evaluation.find(obligation_id)})
+        hint = f"; its periods are: {', '.join(periods)}" if any(periods) else ""
+        fail(f"{participant.name} has no {obligation_id}" + (f" for period {period}" if period else "")
+             + f" as of {day.isoformat()}{hint}")
+    if len(found) > 1 and period is None:
+        fail(f"{obligation_id} has {len(found)} periods for {participant.name}; choose one with --period: "
+             + ", ".join(o.period or "" for o in found))
+    explanation = explain(evaluation, ev.rulebook, found[0])
+    if json_output:
+        print(json.dumps(explanation.to_json(), ensure_ascii=False, indent=1))
+    else:
+        print(explanation.to_text())
+
+
+def _recorded(iso3: str):
+    """Recorded events for a party; the record (database) adds them when it exists."""
+    from engine import record_source
+    return record_source.events_for(iso3)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
