@@ -84,30 +84,59 @@ def party_facts(registry: Registry, iso3: str, as_of: date, recorded: Iterable[R
                           "label": "retains cluster munitions for training and development"
                                    + (f" (until {ended})" if ended else ""),
                           "sources": [s.href for s in declaration.sources]})
+    events = [e for e in recorded if e.party == iso3 and e.on <= as_of]
+    completions: dict[str, Fact] = {}
     for completion in registry.completions_for(iso3):
         if completion.known_by > as_of:
             continue
         kind = f"completion:art{completion.article}"
-        facts.append({"k": kind, "id": kind, **_day(completion.known_by), "completed_on": completion.completed_on.isoformat(),
-                      "precision": completion.precision, "declared_at": completion.declared_at,
-                      "label": _completion_label(completion),
-                      "sources": [s.href for s in completion.sources]})
-    seq: dict[str, int] = {}
+        completions[kind] = {"k": kind, "id": kind, **_day(completion.known_by),
+                             "completed_on": completion.completed_on.isoformat(), "precision": completion.precision,
+                             "declared_at": completion.declared_at, "label": _completion_label(completion),
+                             "sources": [s.href for s in completion.sources]}
+    for event in events:
+        if event.kind.startswith("completion:"):
+            # A recorded completion supersedes the registry's: it is the later word (a reopened obligation).
+            completions[event.kind] = {"k": event.kind, "id": event.id or event.kind, **_day(event.on),
+                                       "completed_on": event.on.isoformat(), "precision": "day",
+                                       "declared_at": event.extra.get("declared_at"),
+                                       "label": event.label or f"{event.kind.split(':')[1]} obligation completed on {fmt(event.on)} (recorded)",
+                                       "sources": list(event.sources)}
+    facts.extend(completions.values())
+    decisions: list[tuple[date, Fact]] = []
     for decision in registry.decisions_for(iso3):
         if decision.known_by > as_of:
             continue
         kind = f"decision:{decision.kind}:art{decision.article}"
-        seq[kind] = seq.get(kind, 0) + 1
-        facts.append({"k": kind, "id": f"{kind}#{seq[kind]}", "seq": seq[kind], **_day(decision.known_by),
-                      "meeting": decision.meeting, "granted_deadline": decision.granted_deadline.isoformat(),
-                      "document": decision.document, "inferred": decision.inferred,
-                      "label": (f"{decision.meeting} decided {_when(decision.decided_on, decision.decided_precision)} to extend "
-                                f"the Article {decision.article} deadline to {fmt(decision.granted_deadline)}"
-                                + (" [decision inferred from the sources]" if decision.inferred else "")),
-                      "sources": [s.href for s in decision.sources]})
-    for event in sorted(recorded, key=lambda e: (e.kind, e.on, e.period or "")):
-        if event.party != iso3 or event.on > as_of:
+        decisions.append((decision.known_by, {
+            "k": kind, **_day(decision.known_by), "meeting": decision.meeting,
+            "granted_deadline": decision.granted_deadline.isoformat(), "document": decision.document,
+            "inferred": decision.inferred,
+            "label": (f"{decision.meeting} decided {_when(decision.decided_on, decision.decided_precision)} to extend "
+                      f"the Article {decision.article} deadline to {fmt(decision.granted_deadline)}"
+                      + (" [decision inferred from the sources]" if decision.inferred else "")),
+            "sources": [s.href for s in decision.sources]}))
+    for event in events:
+        if event.kind.startswith("decision:"):
+            decisions.append((event.on, {
+                "k": event.kind, **_day(event.on), "meeting": event.extra.get("meeting") or event.period,
+                "granted_deadline": event.extra["granted_deadline"], "document": event.extra.get("document"),
+                "inferred": False,
+                "label": event.label or (f"{event.extra.get('meeting') or event.period} decided on {fmt(event.on)} to extend "
+                                         f"the deadline to {event.extra['granted_deadline']} (recorded)"),
+                "sources": list(event.sources)}))
+    seq: dict[str, int] = {}
+    for _known, fact in sorted(decisions, key=lambda pair: (pair[0], pair[1]["granted_deadline"])):
+        seq[fact["k"]] = seq.get(fact["k"], 0) + 1
+        facts.append({**fact, "id": f"{fact['k']}#{seq[fact['k']]}", "seq": seq[fact["k"]]})
+    has_withdrawal = any(f["k"] == "withdrawal" for f in facts)
+    for event in sorted(events, key=lambda e: (e.kind, e.on, e.period or "")):
+        if event.kind.startswith(("completion:", "decision:")):
             continue
+        if event.kind == "withdrawal":
+            if has_withdrawal:
+                continue
+            has_withdrawal = True
         fact_id = event.id or f"{event.kind}#{event.period or event.on.isoformat()}"
         facts.append({"k": event.kind, "id": fact_id, **_day(event.on), "period": event.period,
                       "label": event.label or f"{event.kind} on {fmt(event.on)}", "sources": list(event.sources),
