@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+_MONTH_ABBR = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 Rounding = Literal["error", "round_down", "round_up"]
 ROUNDINGS: tuple[str, ...] = ("error", "round_down", "round_up")
 
@@ -43,7 +44,7 @@ def fmt(value: date) -> str:
     >>> fmt(date(2013, 1, 1))
     '1 Jan 2013'
     """
-    return f"{value.day} {calendar.month_abbr[value.month]} {value.year}"
+    return f"{value.day} {_MONTH_ABBR[value.month]} {value.year}"
 
 
 def _resolve_day(year: int, month: int, day: int, rounding: str, what: str) -> date:

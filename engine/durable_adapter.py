@@ -11,6 +11,9 @@ durable_rules 2.0.28 (each reproduced in tests/test_durable_hazards.py):
   themselves: each fact gets an id whose hash is unused in its session, and a duplicate
   reported for a fact never asserted is raised as :class:`HashCollisionError`;
 * there is no truth maintenance: each evaluation uses a fresh session id, deleted after;
+* deleting a session in which no action ever ran crashes the process (a segmentation
+  fault in ``delete_state``, found here, not in DESIGN.md): every session asserts a
+  marker fact that a no-op rule fires on, so at least one action runs;
 * ``Host`` starts polling threads: this host disables them and drains pending actions
   itself; the C engine caps live sessions at 1,024 and first use is not thread-safe, so
   evaluations are serialised by one lock.
@@ -19,6 +22,7 @@ durable_rules 2.0.28 (each reproduced in tests/test_durable_hazards.py):
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from typing import Any
 
@@ -28,6 +32,7 @@ from engine.compute import EvaluationError, Fact, apply_exception, fire, optiona
 from engine.rulebook import Rule, Rulebook
 
 RULESET = "ccm_deadlines"
+SESSION_MARKER = "$session"  # asserted in every session so that at least one action runs
 _FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 16777619
 
 
@@ -69,12 +74,12 @@ class _Session:
         self.singletons = {kind: found[0] for kind, found in by_kind.items() if len(found) == 1}
 
     def slim(self, fact: Fact) -> dict[str, Any]:
-        """The part of a fact the C engine matches on, under an id whose hash is unused here."""
-        key = f"{self.sid}/{fact['id']}"
+        """The part of a fact the C engine matches on, under a short id whose hash is unused here."""
+        key = f"{self.sid}/{len(self.payload)}"
         salt = 0
         while fnv1a32(key) in self.hashes:
             salt += 1
-            key = f"{self.sid}/{fact['id']}~{salt}"
+            key = f"{self.sid}/{len(self.payload)}~{salt}"
         self.hashes.add(fnv1a32(key))
         self.payload[key] = fact
         slim = {"id": key, "sid": self.sid, "k": fact["k"]}
@@ -92,6 +97,7 @@ class DurableBackend:
         self._sessions: dict[str, _Session] = {}
         self._counter = itertools.count(1)
         self._host = _Host()
+        self._consumed = self.consumed_kinds
         self._host.register_rulesets({RULESET: self._compile()})
         self._ruleset = self._host.get_ruleset(RULESET)
 
@@ -115,9 +121,26 @@ class DurableBackend:
             patterns: list[dict[str, Any]] = [{f"f{i}": {"k": kind}} for i, kind in enumerate(rule.when)]
             patterns += [{f"n{i}$not": {"k": kind}} for i, kind in enumerate(rule.unless)]
             definition[f"r{index}"] = {"all": patterns, "run": self._rule_action(rule)}
-        # The sink: without a rule matching it, a fact is rejected, and from an action lost.
-        definition["sink"] = {"all": [{"m": {"$ex": {"k": 1}}}], "run": lambda c: None}
+        # The sink: a fact no rule matches is rejected, and when asserted from an action, lost.
+        # It catches exactly the derived kinds no rule consumes (input facts no rule reads are
+        # never sent to the engine: see consumed_kinds).
+        unconsumed = sorted({r.id for r in self.rulebook.rules if r.produces in ("date", "obligation")} - self.consumed_kinds)
+        definition["sink"] = {"all": [{"m": {"$or": [{"k": kind} for kind in [SESSION_MARKER, *unconsumed]]}}],
+                              "run": lambda c: None}
         return definition
+
+    @property
+    def consumed_kinds(self) -> set[str]:
+        """Fact kinds some rule pattern matches on."""
+        kinds: set[str] = set()
+        for rule in self.rulebook.rules:
+            if rule.produces == "termination":
+                continue
+            kinds.update(rule.when)
+            kinds.update(rule.unless)
+            if rule.exception_to:
+                kinds.add(rule.exception_to)
+        return kinds
 
     def _rule_action(self, rule: Rule):
         def action(c: Any) -> None:
@@ -170,7 +193,9 @@ class DurableBackend:
             session = _Session(sid, facts)
             self._sessions[sid] = session
             try:
-                slims = [session.slim(fact) for fact in facts]
+                consumed = self._consumed
+                slims = [session.slim(fact) for fact in facts if fact["k"] in consumed]
+                slims.append(session.slim({"k": SESSION_MARKER, "id": SESSION_MARKER}))
                 try:
                     self._ruleset.assert_facts(slims)
                 except durable_engine.MessageObservedException as error:
@@ -201,7 +226,6 @@ class DurableBackend:
             result = durable_engine.durable_rules_engine.start_action(self._ruleset._handle)
             if not result:
                 break
-            import json
             self._ruleset._flush_actions(json.loads(result[0]), {"message": json.loads(result[1])}, result[2], complete)
             if failures:
                 raise RuntimeError(f"durable_rules could not complete an action: {failures[0]}")

@@ -1,0 +1,43 @@
+"""durable_rules 2.0.28 crashes when a session in which no action ran is deleted; the adapter avoids it."""
+
+import subprocess
+import sys
+import textwrap
+from datetime import date
+
+RAW = textwrap.dedent('''
+    import json
+    from durable import engine as de
+    class Host(de.Host):
+        def _run(self):
+            pass
+    host = Host()
+    host.register_rulesets({"t": {"r": {"all": [{"a": {"k": "x"}}, {"b": {"k": "y"}}], "run": lambda c: None}}})
+    ruleset = host.get_ruleset("t")
+    ruleset.assert_facts([{"id": "1", "sid": "s1", "k": "x"}])   # half a join: no action runs
+    ruleset.delete_state("s1")
+    print("deleted")
+''')
+
+
+def test_raw_durable_rules_crashes_deleting_a_session_where_no_action_ran():
+    result = subprocess.run([sys.executable, "-c", RAW], capture_output=True, text=True, timeout=60)
+    assert result.returncode < 0 or result.returncode == 139, (result.returncode, result.stdout, result.stderr)
+    assert "deleted" not in result.stdout
+
+
+def test_the_adapter_survives_a_party_whose_facts_fire_no_rule():
+    # Afghanistan before its deposit (8 Sep 2011): its facts complete no rule's pattern.
+    code = textwrap.dedent('''
+        from datetime import date
+        from engine.evaluate import Evaluator
+        from engine.registry import load_registry
+        from engine.rulebook import load_rulebook
+        evaluator = Evaluator(load_rulebook(), load_registry(), "durable")
+        for _ in range(3):
+            evaluation = evaluator.evaluate("AFG", date(2011, 8, 20))
+        print(evaluation.status, len(evaluation.obligations))
+    ''')
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["signatory", "0"]
