@@ -147,6 +147,7 @@ def load_rulebook(directory: Path | None = None) -> Rulebook:
         raise RulebookError([f"{directory}: no rule files (*.toml) found"])
     digest = hashlib.sha256()
     rules: list[Rule] = []
+    written_ids: set[str] = set()
     title = ""
     for path in files:
         raw = path.read_bytes()
@@ -161,10 +162,12 @@ def load_rulebook(directory: Path | None = None) -> Rulebook:
                 problems.append(f"{path.name}: unknown table [{key}]; a rule file holds [rulebook] and [[rule]] only")
         title = title or document.get("rulebook", {}).get("title", "")
         for index, entry in enumerate(document.get("rule", []), start=1):
+            if isinstance(entry.get("id"), str):
+                written_ids.add(entry["id"])
             rule = _parse_rule(path.name, index, entry, problems)
             if rule:
                 rules.append(rule)
-    _check_references(rules, problems)
+    _check_references(rules, written_ids, problems)
     if problems:
         raise RulebookError(problems)
     ordered = _dependency_order(rules, problems)
@@ -254,7 +257,8 @@ def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str
     )
 
 
-def _check_references(rules: list[Rule], problems: list[str]) -> None:
+def _check_references(rules: list[Rule], written_ids: set[str], problems: list[str]) -> None:
+    """References are checked against every id written, so one broken rule is reported once."""
     ids: dict[str, Rule] = {}
     for rule in rules:
         if rule.id in ids:
@@ -262,15 +266,16 @@ def _check_references(rules: list[Rule], problems: list[str]) -> None:
         ids[rule.id] = rule
     for rule in rules:
         where = f"{rule.file}: rule {rule.id}"
-        if rule.exception_to and rule.exception_to not in ids:
+        if rule.exception_to and rule.exception_to not in written_ids:
             problems.append(f"{where}: key 'exception_to' points at no rule ({rule.exception_to!r})")
-        elif rule.exception_to and ids[rule.exception_to].produces != "obligation":
+        elif rule.exception_to in ids and ids[rule.exception_to].produces != "obligation":
             problems.append(f"{where}: key 'exception_to' points at {rule.exception_to!r}, which is not an obligation")
-        if rule.follows and rule.follows not in ids:
+        if rule.follows and rule.follows not in written_ids:
             problems.append(f"{where}: key 'follows' points at no rule ({rule.follows!r})")
-        for reference in (*rule.when, *rule.unless):
-            if reference.count(".") >= 2 and reference not in ids:
-                problems.append(f"{where}: key 'when' names {reference!r}, which looks like a rule id but no rule has it")
+        for key, references in (("when", rule.when), ("unless", rule.unless)):
+            for reference in references:
+                if reference.count(".") >= 2 and reference not in written_ids:
+                    problems.append(f"{where}: key '{key}' names {reference!r}, which looks like a rule id but no rule has it")
         if rule.anchor and rule.anchor not in rule.when:
             problems.append(f"{where}: key 'anchor' ({rule.anchor!r}) must be one of the facts in 'when'")
 
@@ -291,6 +296,12 @@ def _dependency_order(rules: list[Rule], problems: list[str]) -> list[Rule]:
                 pending.remove(rule)
                 progress = True
         if not progress:
-            problems.append("rules depend on each other in a cycle: " + ", ".join(f"{r.file}: {r.id}" for r in pending))
+            links = []
+            for rule in pending:
+                for key, targets in (("when", rule.when), ("exception_to", (rule.exception_to,) if rule.exception_to else ())):
+                    for target in targets:
+                        if target in {p.id for p in pending} and target != rule.id:
+                            links.append(f"{rule.file}: rule {rule.id}: key '{key}' names {target}")
+            problems.append("rules depend on each other in a cycle: " + "; ".join(links))
             break
     return ordered
