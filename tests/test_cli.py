@@ -1,0 +1,165 @@
+"""The `ccm` command as a user runs it: listings, JSON other tools parse, errors as sentences with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.evaluate import STATUSES
+
+PROJECT = Path(__file__).resolve().parent.parent
+PARTY_STATUSES = {"state_party", "signatory", "former_state_party", "not_party"}
+
+
+@pytest.fixture(scope="module")
+def ccm(tmp_path_factory):
+    """Run the installed `ccm` script (or the same Typer app) from the project folder, on the
+    registry's facts alone: the database URL points at a file that does not exist."""
+    absent = tmp_path_factory.mktemp("no-record") / "absent.sqlite"
+    env = {**os.environ, "CCM_DATABASE_URL": f"sqlite:///{absent}"}
+    script = Path(sys.executable).parent / ("ccm.exe" if os.name == "nt" else "ccm")
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from engine.cli import app; app()"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*command, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
+
+    return run
+
+
+def words(text: str) -> str:
+    """The text with line wrapping undone (the console wraps long error sentences)."""
+    return " ".join(text.split())
+
+
+# --------------------------------------------------------------------------- ccm parties
+
+
+def test_ccm_parties_lists_all_125_participants_as_json(ccm):
+    result = ccm("parties", "--as-of", "2026-11-28", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["as_of"] == "2026-11-28"
+    rows = payload["parties"]
+    assert len(rows) == 125
+    assert len({row["iso3"] for row in rows}) == 125
+    assert [row["iso3"] for row in rows] == sorted(row["iso3"] for row in rows)
+    assert {row["status"] for row in rows} <= PARTY_STATUSES
+    by_iso3 = {row["iso3"]: row for row in rows}
+    assert by_iso3["CHE"]["entry_into_force"] == "2013-01-01"
+    assert by_iso3["LTU"]["status"] == "former_state_party"
+    assert by_iso3["IDN"]["status"] == "signatory"
+
+
+# --------------------------------------------------------------------------- ccm deadlines --json
+
+
+JSON_CASES = [
+    # (what, ISO3, as of)
+    ("Lao PDR before its 9MSP extension", "LAO", "2019-06-01"),
+    ("Lithuania after its withdrawal, with lapsed reports", "LTU", "2026-11-28"),
+    ("Peru after completing its extended Article 3 deadline", "PER", "2026-11-28"),
+    ("Indonesia, a signatory with no obligations", "IDN", "2026-11-28"),
+]
+
+
+@pytest.mark.parametrize("what, iso3, as_of", JSON_CASES, ids=[row[0] for row in JSON_CASES])
+def test_the_deadlines_json_has_the_stable_shape_other_tools_parse(ccm, what, iso3, as_of):
+    result = ccm("deadlines", iso3, "--as-of", as_of, "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"party", "as_of", "rulebook", "obligations"}
+    assert set(payload["party"]) == {"iso3", "name", "status", "entry_into_force", "withdrawal_effective"}
+    assert payload["party"]["iso3"] == iso3 and payload["as_of"] == as_of
+    assert payload["party"]["status"] in PARTY_STATUSES
+    assert len(payload["rulebook"]) == 16
+    for obligation in payload["obligations"]:
+        assert set(obligation) == {"id", "article", "period", "due", "original_due", "status", "basis"}
+        assert obligation["status"] in STATUSES
+        assert obligation["id"] in obligation["basis"]
+        assert obligation["period"] is None or isinstance(obligation["period"], str)
+    if iso3 == "LTU":
+        assert "lapsed" in {o["status"] for o in payload["obligations"]}
+    if iso3 == "IDN":
+        assert payload["obligations"] == []
+
+
+def test_the_five_statuses_are_the_ones_the_json_may_carry():
+    assert set(STATUSES) == {"pending", "overdue", "fulfilled", "fulfilled_late", "lapsed"}
+
+
+# --------------------------------------------------------------------------- errors a user can meet
+
+
+def test_an_unknown_party_name_exits_2_and_suggests_the_close_match(ccm):
+    result = ccm("deadlines", "Swizerland", "--as-of", "2026-11-28")
+    assert result.returncode == 2
+    message = words(result.stderr)
+    assert "No participant matches 'Swizerland'" in message
+    assert "Did you mean" in message and "Switzerland (CHE)" in message
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+BAD_DATES = [
+    # (what, command, the bad value)
+    ("a thirteenth month given to deadlines", ["deadlines", "LAO"], "2019-13-01"),
+    ("a day-first date given to parties", ["parties"], "28/11/2026"),
+    ("a word given to explain", ["explain", "LAO", "ccm.art4.clearance"], "yesterday"),
+]
+
+
+@pytest.mark.parametrize("what, command, value", BAD_DATES, ids=[row[0] for row in BAD_DATES])
+def test_a_bad_as_of_date_exits_2_naming_the_value_and_the_format(ccm, what, command, value):
+    result = ccm(*command, "--as-of", value)
+    assert result.returncode == 2
+    message = words(result.stderr)
+    assert f"--as-of '{value}' is not a date" in message
+    assert "YYYY-MM-DD" in message
+    assert "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- ccm explain
+
+
+def test_explain_shows_the_deposit_the_article_the_quote_and_the_arithmetic_of_laos_request_date(ccm):
+    result = ccm("explain", "LAO", "ccm.art4.extension_request", "--as-of", "2019-06-01")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    lines = text.splitlines()
+    deposit = next(i for i, line in enumerate(lines)
+                   if "Lao People's Democratic Republic deposited its instrument of ratification on 18 Mar 2009" in line)
+    assert lines[deposit + 1].strip().startswith(("source: http://", "source: https://"))
+    assert "Art. 4(6)" in text
+    assert ('"a minimum of nine months prior to the Meeting of States Parties or Review Conference '
+            'at which it is to be considered"') in text
+    assert "2 Sep 2019 - 9 months = 2 Dec 2018" in text
+    assert "1 Aug 2010 + 10 years = 1 Aug 2020" in text
+    assert "due 2 Dec 2018" in text
+
+
+def test_explain_of_a_yearly_obligation_without_a_period_exits_2_listing_the_periods(ccm):
+    result = ccm("explain", "LAO", "ccm.art7.annual_report", "--as-of", "2013-06-01")
+    assert result.returncode == 2
+    message = words(result.stderr)
+    assert "choose one with --period" in message
+    assert "2011, 2012, 2013" in message
+    assert result.stdout == ""
+
+
+def test_explain_with_a_period_explains_that_year(ccm):
+    result = ccm("explain", "LAO", "ccm.art7.annual_report", "--period", "2012", "--as-of", "2013-06-01")
+    assert result.returncode == 0, result.stderr
+    assert "ccm.art7.annual_report (2012)" in result.stdout
+    assert "30 April of the year following 2012 = 30 Apr 2013" in result.stdout
+
+
+def test_explain_of_an_unknown_obligation_exits_2_listing_the_obligations(ccm):
+    result = ccm("explain", "LAO", "ccm.art7.initial_reports", "--as-of", "2013-06-01")
+    assert result.returncode == 2
+    message = words(result.stderr)
+    assert "no rule 'ccm.art7.initial_reports'" in message
+    assert "ccm.art7.initial_report," in message
