@@ -174,21 +174,14 @@ def _by_completion(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fa
     return _open(due, as_of, "no completion recorded")
 
 
-def _by_report(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], as_of: date):
+def _by_receipt(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], as_of: date):
+    """A report or a response: the first one received for the obligation's period."""
     period = fact.get("period")
     receipts = [f for f in by_kind.get(rule.fulfilled_by or "", []) if period is None or f.get("period") == period]
     if receipts:
         first = min(receipts, key=lambda f: f["date"])
         return _on_time(due, date.fromisoformat(first["date"]), first)
-    return _open(due, as_of, "no report recorded as received")
-
-
-def _by_response(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], as_of: date):
-    answers = [f for f in by_kind.get(rule.fulfilled_by or "", []) if f.get("period") == fact.get("period")]
-    if answers:
-        first = min(answers, key=lambda f: f["date"])
-        return _on_time(due, date.fromisoformat(first["date"]), first)
-    return _open(due, as_of, "no response recorded")
+    return _open(due, as_of, f"no {rule.status} recorded" + (" as received" if rule.status == "report" else ""))
 
 
 def _by_extension_request(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], as_of: date):
@@ -219,8 +212,8 @@ def _by_declaration(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[F
 
 _STATUS = {
     "completion": _by_completion,
-    "report": _by_report,
-    "response": _by_response,
+    "report": _by_receipt,
+    "response": _by_receipt,
     "extension_request": _by_extension_request,
     "declaration": _by_declaration,
 }
