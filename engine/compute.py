@@ -49,6 +49,8 @@ def derived_fact(rule: Rule, kind: str, due: date, *, seq: int = 0, period: str 
     }
     if extra:
         fact.update(extra)
+        if "deadline_seq" in extra:  # one request per deadline: two deadlines can share a meeting
+            fact["id"] += f"#d{extra['deadline_seq']}"
     return fact
 
 

@@ -11,9 +11,11 @@ durable_rules 2.0.28 (each reproduced in tests/test_durable_hazards.py):
   themselves: each fact gets an id whose hash is unused in its session, and a duplicate
   reported for a fact never asserted is raised as :class:`HashCollisionError`;
 * there is no truth maintenance: each evaluation uses a fresh session id, deleted after;
-* deleting a session in which no action ever ran crashes the process (a segmentation
-  fault in ``delete_state``, found here, not in DESIGN.md): every session asserts a
-  marker fact that a no-op rule fires on, so at least one action runs;
+* deleting a session in which no action ever ran, or whose actions are still pending,
+  crashes the process (``delete_state``; found here, not in DESIGN.md): every session
+  asserts a marker fact that a no-op rule fires on, and is drained before it is deleted;
+  a session in which the engine rejected a duplicate cannot be deleted at all and is left
+  in place (ids are chosen so that this cannot happen; if it does, it is raised);
 * ``Host`` starts polling threads: this host disables them and drains pending actions
   itself; the C engine caps live sessions at 1,024 and first use is not thread-safe, so
   evaluations are serialised by one lock.
@@ -192,15 +194,22 @@ class DurableBackend:
             sid = f"s{next(self._counter)}"
             session = _Session(sid, facts)
             self._sessions[sid] = session
+            poisoned = False  # a session that saw a rejected duplicate crashes delete_state: left in place
             try:
                 consumed = self._consumed
                 slims = [session.slim(fact) for fact in facts if fact["k"] in consumed]
                 slims.append(session.slim({"k": SESSION_MARKER, "id": SESSION_MARKER}))
-                try:
-                    self._ruleset.assert_facts(slims)
-                except durable_engine.MessageObservedException as error:
-                    raise HashCollisionError(f"durable_rules rejected an input fact as a duplicate in session {sid}") from error
-                self._drain(session)
+                collision = None
+                for slim in slims:  # one by one: the batch call corrupts memory on a duplicate
+                    try:
+                        self._ruleset.assert_fact(slim)
+                    except durable_engine.MessageObservedException as error:
+                        collision = error
+                        break
+                self._drain(session)  # always: deleting a session with pending actions crashes the process
+                if collision is not None:
+                    poisoned = True
+                    raise HashCollisionError(f"durable_rules rejected an input fact as a duplicate in session {sid}") from collision
                 state = self._ruleset.get_state(sid)
                 if session.errors:
                     raise session.errors[0]
@@ -208,9 +217,14 @@ class DurableBackend:
                     raise RuntimeError(f"durable_rules action failed: {state['exception']}")
                 return list(session.derived)
             finally:
+                try:
+                    self._drain(session)
+                except BaseException:  # already failing; the drain only makes the delete safe
+                    pass
                 self._sessions.pop(sid, None)
                 try:
-                    self._ruleset.delete_state(sid)
+                    if not poisoned:
+                        self._ruleset.delete_state(sid)
                 except BaseException:  # a session that never got state has nothing to delete
                     pass
 

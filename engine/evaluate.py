@@ -114,7 +114,9 @@ def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: l
         by_kind.setdefault(fact["k"], []).append(fact)
     dated: dict[str, Fact] = {}
     latest: dict[tuple[str, str, int], Fact] = {}
-    for fact in derived:
+    # A fixed order, not the order of firing: backends fire in different orders, and two
+    # derivations can tie on (due, id, period).
+    for fact in sorted(derived, key=lambda f: (f["k"], f.get("period") or "", f.get("deadline_seq", -1), f["seq"])):
         rule = rulebook.rule(fact["k"])
         if rule.produces == "date":
             dated[fact["k"]] = fact
