@@ -1,0 +1,219 @@
+"""Time the inference backends on the whole registry; report memory over many evaluations.
+
+Run: ``python benchmarks/engine.py [--repeat N] [--evaluations N]``. It reports; it asserts
+nothing and always exits 0.
+
+Rows:
+
+1. ``reference``: the plain-Python interpreter (engine/reference.py).
+2. ``durable (adapter)``: durable_rules through engine/durable_adapter.py.
+3. ``durable (raw)``: the honest floor for (2). The same ruleset the adapter compiles (its
+   ``_compile()`` patterns, unchanged), registered on a Host without polling threads, fed the
+   same slim input facts (the same consumed kinds, the session marker); each action only
+   ``c.assert_fact``s the slims of the facts the adapter's action derived for that firing,
+   recorded beforehand. It is timed as assert_facts + draining the actions + delete_state.
+   So the raw row pays for everything durable_rules itself does; the adapter's overhead
+   over it is its Python bookkeeping *and* the rule arithmetic (engine/compute.py).
+
+Columns: "registry" is the median over ``--repeat`` runs of inferring all participants as of
+2026-11-28 (warm: each row runs once untimed first); "infer/party" divides it by the number
+of parties; "full/registry" is the whole ``Evaluator.evaluate_all`` (facts + inference +
+statuses). Memory is the resident set size before and after ``--evaluations`` evaluations on
+the durable backend (parties round-robin).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict, deque
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from durable import engine as durable_engine  # noqa: E402
+
+from engine import compute, durable_adapter, reference  # noqa: E402
+from engine.evaluate import Evaluator  # noqa: E402
+from engine.registry import load_registry  # noqa: E402
+from engine.rulebook import load_rulebook  # noqa: E402
+
+AS_OF = date(2026, 11, 28)
+TARGET_REGISTRY_MS = 150.0
+TARGET_OVERHEAD = 1.5
+TARGET_MEMORY_MB = 20.0  # what "flat" is taken to mean over the run
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def median_ms(functions: dict, repeat: int) -> dict[str, float]:
+    """Median wall time of each function; the runs are interleaved so load drift hits all alike."""
+    for function in functions.values():
+        function()  # warm
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeat):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _slim_shape(fact: dict) -> dict:
+    slim = {"k": fact["k"]}
+    if "seq" in fact:
+        slim["seq"] = fact["seq"]
+    return slim
+
+
+class RawBaseline:
+    """The adapter's ruleset on a bare Host; actions replay recorded derivations."""
+
+    def __init__(self, backend: durable_adapter.DurableBackend, party_facts: dict[str, list[dict]]):
+        self.backend = backend
+        rule_names = {rule.id: f"r{index}" for index, rule in enumerate(backend.rulebook.rules)}
+        # Record, per party, the facts each firing derived, by ruleset rule name, in firing order.
+        self.firings: dict[str, dict[str, list[list[dict]]]] = {}
+        self.inputs: dict[str, list[dict]] = {}
+        for iso3, facts in party_facts.items():
+            recorded: dict[str, list[list[dict]]] = defaultdict(list)
+            original_fire, original_apply = durable_adapter.fire, durable_adapter.apply_exception
+
+            def fire(rule, binding, _recorded=recorded):
+                derived = original_fire(rule, binding)
+                _recorded[rule_names[rule.id]].append([_slim_shape(f) for f in derived])
+                return derived
+
+            def apply_exception(rule, base, decision, _recorded=recorded):
+                derived = original_apply(rule, base, decision)
+                _recorded[rule_names[rule.id]].append([_slim_shape(derived)])
+                return derived
+
+            durable_adapter.fire, durable_adapter.apply_exception = fire, apply_exception
+            try:
+                backend.infer(facts)
+            finally:
+                durable_adapter.fire, durable_adapter.apply_exception = original_fire, original_apply
+            self.firings[iso3] = dict(recorded)
+            consumed = backend.consumed_kinds
+            self.inputs[iso3] = [_slim_shape(f) for f in facts if f["k"] in consumed] + [{"k": durable_adapter.SESSION_MARKER}]
+        self.queues: dict[str, dict[str, deque]] = {}
+        self.counts: dict[str, int] = {}
+        definition = backend._compile()
+        for name, rule in definition.items():
+            rule["run"] = self._action(name)
+
+        class Host(durable_engine.Host):
+            def _run(self) -> None:
+                return None
+
+        self.host = Host()
+        self.host.register_rulesets({"raw_baseline": definition})
+        self.ruleset = self.host.get_ruleset("raw_baseline")
+        self.sids = iter(range(1, 1 << 62))
+
+    def _action(self, name: str):
+        def action(c) -> None:
+            sid = c.s.sid
+            queue = self.queues[sid].get(name)
+            if not queue:
+                return  # the sink and the marker rule derive nothing
+            for shape in queue.popleft():
+                self.counts[sid] += 1
+                c.assert_fact({**shape, "id": f"{sid}/{self.counts[sid]}", "sid": sid})
+        return action
+
+    def infer(self, iso3: str) -> tuple[int, int]:
+        """(derived facts asserted, recorded firings left unreplayed) for one party."""
+        sid = f"b{next(self.sids)}"
+        self.queues[sid] = {name: deque(groups) for name, groups in self.firings[iso3].items()}
+        slims = [{**shape, "id": f"{sid}/{n}", "sid": sid} for n, shape in enumerate(self.inputs[iso3])]
+        self.counts[sid] = len(slims)
+        self.ruleset.assert_facts(slims)
+        handle = self.ruleset._handle
+        while True:  # drain: no polling thread runs the actions (and deleting undrained state crashes)
+            result = durable_engine.durable_rules_engine.start_action(handle)
+            if not result:
+                break
+            self.ruleset._flush_actions(json.loads(result[0]), {"message": json.loads(result[1])}, result[2],
+                                        lambda error, state: None)
+        self.ruleset.delete_state(sid)
+        left = sum(len(queue) for queue in self.queues.pop(sid).values())
+        asserted = self.counts.pop(sid) - len(slims)
+        return asserted, left
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=21, help="timed runs per row (median reported)")
+    parser.add_argument("--evaluations", type=int, default=10_000, help="evaluations for the memory check")
+    args = parser.parse_args()
+
+    rulebook, registry = load_rulebook(), load_registry()
+    parties = sorted(registry.participants)
+    durable = Evaluator(rulebook, registry, "durable")
+    oracle = Evaluator(rulebook, registry, "reference")
+    facts = {iso3: durable.facts(iso3, AS_OF) for iso3 in parties}
+    backend = durable_adapter.backend(rulebook)
+    raw = RawBaseline(backend, facts)
+
+    # The baseline is only honest if it replays every derivation the adapter made.
+    replayed = [raw.infer(p) for p in parties]
+    derived = sum(len(backend.infer(facts[p])) for p in parties)
+    replay_note = (f"raw baseline replayed {sum(a for a, _ in replayed)} derived facts "
+                   f"(adapter: {derived}), {sum(left for _, left in replayed)} firings left over")
+
+    medians = median_ms({
+        "reference": lambda: [reference.infer(rulebook, facts[p]) for p in parties],
+        "reference full": lambda: oracle.evaluate_all(AS_OF),
+        "adapter": lambda: [backend.infer(facts[p]) for p in parties],
+        "adapter full": lambda: durable.evaluate_all(AS_OF),
+        "raw": lambda: [raw.infer(p) for p in parties],
+    }, args.repeat)
+    rows = {
+        "reference": (medians["reference"], medians["reference full"]),
+        "durable (adapter)": (medians["adapter"], medians["adapter full"]),
+        "durable (raw)": (medians["raw"], None),
+    }
+    overhead = rows["durable (adapter)"][0] / rows["durable (raw)"][0]
+
+    before = rss_mb()
+    for n in range(args.evaluations):
+        durable.evaluate(parties[n % len(parties)], AS_OF)
+    after = rss_mb()
+
+    print(f"{len(parties)} parties as of {AS_OF.isoformat()}, median of {args.repeat} warm runs")
+    print(replay_note)
+    print(f"{'backend':<20}{'registry ms':>13}{'infer/party ms':>16}{'full/registry ms':>18}")
+    for name, (infer_ms, full_ms) in rows.items():
+        full = f"{full_ms:.1f}" if full_ms is not None else "-"
+        print(f"{name:<20}{infer_ms:>13.1f}{infer_ms / len(parties):>16.3f}{full:>18}")
+    durable_full = rows["durable (adapter)"][1]
+    verdict = lambda ok: "meets" if ok else "MISSES"  # noqa: E731
+    print()
+    print(f"{'measure':<44}{'value':>12}   target")
+    print(f"{'whole registry, durable backend (full) ms':<44}{durable_full:>12.1f}   < {TARGET_REGISTRY_MS:.0f} ms "
+          f"({verdict(durable_full < TARGET_REGISTRY_MS)})")
+    print(f"{'adapter overhead (adapter / raw), inference':<44}{overhead:>11.2f}x   <= {TARGET_OVERHEAD}x "
+          f"({verdict(overhead <= TARGET_OVERHEAD)})")
+    print(f"{f'RSS before {args.evaluations:,} evaluations MB':<44}{before:>12.1f}")
+    print(f"{f'RSS after {args.evaluations:,} evaluations MB':<44}{after:>12.1f}   flat (growth < {TARGET_MEMORY_MB:.0f} MB: "
+          f"{verdict(after - before < TARGET_MEMORY_MB)}, {after - before:+.1f} MB)")
+    print(f"{'live sessions after':<44}{backend.live_sessions():>12}   0")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as error:  # a report, not a gate: say what broke and exit 0
+        print(f"benchmark failed: {type(error).__name__}: {error}")
+    sys.exit(0)

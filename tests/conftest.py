@@ -1,0 +1,134 @@
+
+# --------------------------------------------------------------------------- the record (issue 3)
+# Store fixtures: every store test runs against SQLite (a temporary file) and PostgreSQL
+# (CCM_TEST_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1:5432/test), each
+# PostgreSQL test in a schema of its own that is dropped afterwards.
+
+import os as _record_os
+import subprocess as _record_subprocess
+import sys as _record_sys
+import uuid as _record_uuid
+
+import pytest as _record_pytest
+
+RECORD_PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+RECORD_PG_HOW = ("start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
+                 "(database `test` must exist: `createdb -U postgres test`), or point CCM_TEST_POSTGRES_URL "
+                 "at another server")
+
+
+def record_postgres_url() -> str:
+    return _record_os.environ.get("CCM_TEST_POSTGRES_URL", RECORD_PG_DEFAULT)
+
+
+@_record_pytest.fixture(scope="session")
+def record_evaluator():
+    from engine.evaluate import Evaluator
+    from engine.registry import load_registry
+    from engine.rulebook import load_rulebook
+
+    return Evaluator(load_rulebook(), load_registry(), "durable")
+
+
+def _record_pg_schema_url(base: str):
+    import sqlalchemy as sa
+
+    schema = "t_" + _record_uuid.uuid4().hex[:12]
+    try:
+        admin = sa.create_engine(base)
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as error:
+        _record_pytest.fail(f"PostgreSQL is not reachable at {base}: {str(error.orig).strip().splitlines()[0]}. "
+                            f"This test needs it: {RECORD_PG_HOW}.", pytrace=False)
+    sep = "&" if "?" in base else "?"
+    return admin, schema, f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+@_record_pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path, monkeypatch):
+    """An empty database URL (SQLite file or a fresh PostgreSQL schema), set as CCM_DATABASE_URL."""
+    from engine import record_source, store
+
+    admin = schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db' / 'ccm.sqlite'}"
+    else:
+        admin, schema, url = _record_pg_schema_url(record_postgres_url())
+    monkeypatch.setenv("CCM_DATABASE_URL", url)
+    monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "digests"))
+    monkeypatch.setenv("CCM_CONFIG", str(tmp_path / "no-config.toml"))
+    record_source._url.cache_clear()
+    yield url
+    record_source._url.cache_clear()
+    store.dispose_engines()
+    if admin is not None:
+        import sqlalchemy as sa
+
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@_record_pytest.fixture
+def postgres_url(tmp_path, monkeypatch):
+    """A fresh PostgreSQL schema only (for tests that are about PostgreSQL)."""
+    from engine import store
+
+    admin, schema, url = _record_pg_schema_url(record_postgres_url())
+    monkeypatch.setenv("CCM_DATABASE_URL", url)
+    monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "digests"))
+    yield url
+    store.dispose_engines()
+    import sqlalchemy as sa
+
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@_record_pytest.fixture
+def ccm():
+    """Run a ccm command in-process; returns (exit code, output with whitespace collapsed)."""
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    runner = CliRunner()
+
+    def run(*args: str):
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        return result.exit_code, " ".join(result.output.split())
+
+    return run
+
+
+def ccm_subprocess(*args: str, env: dict | None = None, **popen):
+    """Start ``ccm ARGS`` in a child process (for kill and concurrency tests)."""
+    code = "from engine.cli import app; app()"
+    return _record_subprocess.Popen([_record_sys.executable, "-c", code, *args],
+                                    env={**_record_os.environ, **(env or {})}, **popen)
+
+
+# --------------------------------------------------------------------------- the inference backends
+# The packaged rulebook and registry, loaded once per run: the hazard and agreement tests
+# evaluate thousands of parties and only read them.
+
+@_record_pytest.fixture(scope="session")
+def ccm_rulebook():
+    from engine.rulebook import load_rulebook
+
+    return load_rulebook()
+
+
+@_record_pytest.fixture(scope="session")
+def ccm_registry():
+    from engine.registry import load_registry
+
+    return load_registry()
+
+
+@_record_pytest.fixture
+def ccm_process():
+    """``ccm_subprocess`` as a fixture (test modules cannot import conftest under importlib mode)."""
+    return ccm_subprocess
