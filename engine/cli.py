@@ -162,3 +162,4 @@ def main() -> None:  # pragma: no cover - console entry point
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+from engine import cli_record  # noqa: E402,F401  (the record and the daily check)

@@ -1,0 +1,408 @@
+"""The record's commands on the ``ccm`` app: init, db upgrade, record ..., history, import,
+export, check, stats. Registered by the last line of engine/cli.py.
+
+Exit statuses: 0 success (for ``check``: nothing needs attention); 1 ``check`` found something
+that needs attention; 2 a refusal or an error the user can fix (the message says why).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Optional
+
+import sqlalchemy.exc
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine import store
+from engine.cli import app, evaluator, fail, parse_date
+from engine.record import (ARTICLES, REPORT_KINDS, ImportError_, NewEvent, RecordError, check_meeting,
+                           resolve_party)
+from engine.settings import load_settings
+
+console = Console()
+db_app = typer.Typer(no_args_is_help=True, help="The database's schema.")
+record_app = typer.Typer(no_args_is_help=True, help="Record what a State did (or a meeting decided).")
+app.add_typer(db_app, name="db")
+app.add_typer(record_app, name="record")
+
+AS_OF_HELP = "Evaluate as of this date (YYYY-MM-DD); default today (UTC)."
+
+
+def _url() -> str:
+    return load_settings().database_url
+
+
+def _ready(url: str, create: bool = False) -> None:
+    """Make sure the schema is current; with ``create``, initialise a missing SQLite file."""
+    try:
+        if create and store.current_revision(url) is None:   # no file, or a server database without the schema
+            store.upgrade(url)
+            where = store.sqlite_path(url) or store.safe_url(url)
+            Console(stderr=True).print(f"Initialised a new database at {where}.", highlight=False)
+            return
+        store.require_current(url)
+    except store.DatabaseNotInitialised as error:
+        fail(str(error)[0].upper() + str(error)[1:] + ".")
+    except sqlalchemy.exc.OperationalError as error:
+        fail(f"cannot reach the database {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
+
+
+# ----------------------------------------------------------------------------- schema
+
+@app.command()
+def init() -> None:
+    """Create the database (SQLite file by default, or CCM_DATABASE_URL) and bring its schema up to date."""
+    url = _url()
+    try:
+        before, after = store.upgrade(url)
+    except sqlalchemy.exc.OperationalError as error:
+        fail(f"cannot reach the database {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
+    where = store.sqlite_path(url) or store.safe_url(url)
+    if before == after:
+        console.print(f"The database at {where} is already initialised (schema {after}).", highlight=False)
+    else:
+        console.print(f"Initialised the database at {where} (schema {before or 'none'} -> {after}). "
+                      "The registry stays in rules/ccm/registry and is read from there.", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate an existing database to the newest schema."""
+    url = _url()
+    if not store.database_exists(url):
+        fail(f"there is no database at {store.sqlite_path(url)}; create it with `ccm init`")
+    try:
+        before, after = store.upgrade(url)
+    except sqlalchemy.exc.OperationalError as error:
+        fail(f"cannot reach the database {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
+    console.print(f"Schema {before or 'none'} -> {after}." if before != after else f"Schema already at {after}.")
+
+
+# ----------------------------------------------------------------------------- recording
+
+def _record(event: NewEvent, corrects: Optional[str]) -> None:
+    from engine.record import record
+
+    url = _url()
+    _ready(url, create=True)
+    event.corrects = corrects
+    event.recorded_by = os.environ.get("CCM_RECORDED_BY") or os.environ.get("USER")
+    try:
+        event_id, created = record(url, evaluator(), event)
+    except RecordError as error:
+        fail(str(error))
+        return
+    name = evaluator().registry.participant(event.party).name
+    if created:
+        console.print(f"Recorded {event_id}: {event.kind} of {name} on {event.on.isoformat()}"
+                      + (f" ({event.period})" if event.period else "") + ". It counts from the next `ccm check`.",
+                      highlight=False)
+    else:
+        console.print(f"Already recorded as {event_id}; nothing written.", highlight=False)
+
+
+def _party(query: str) -> str:
+    try:
+        return resolve_party(evaluator(), query)
+    except RecordError as error:
+        fail(str(error))
+        raise
+
+
+def _article(value: str) -> str:
+    if value not in ARTICLES:
+        fail(f"--article {value!r}: extensions exist under Article 3 or 4; give 3 or 4")
+    return value
+
+
+def _meeting(code: str) -> str:
+    try:
+        check_meeting(evaluator(), code)
+    except RecordError as error:
+        fail(f"Refused: {error}")
+    return code
+
+
+CORRECTS = typer.Option(None, "--corrects", help="Id of a recorded event this one corrects (it is kept, marked superseded).")
+COMMENT = typer.Option(None, "--comment", help="A note kept with the record.")
+
+
+@record_app.command("report")
+def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
+                  kind: str = typer.Option(..., "--kind", help="initial | annual | retention"),
+                  year: Optional[int] = typer.Option(None, "--year", help="The calendar year reported on (annual, retention)."),
+                  received: str = typer.Option(..., "--received", help="Date received, YYYY-MM-DD."),
+                  symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
+                  source: Optional[str] = typer.Option(None, "--source", help="URL of the report."),
+                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+    """A transparency report (Art. 7) or retention report (Art. 3(8)) received."""
+    if kind not in REPORT_KINDS:
+        fail(f"--kind {kind!r}: give one of {', '.join(REPORT_KINDS)}")
+    if kind != "initial" and year is None:
+        fail(f"a {kind} report covers a calendar year; give it with --year YYYY")
+    if kind == "initial" and year is not None:
+        fail("an initial report has no year; leave out --year")
+    _record(NewEvent(party=_party(party), kind=f"report:{kind}", on=parse_date(received, "--received"),
+                     period=str(year) if year is not None else None, symbol=symbol, source=source, comment=comment), corrects)
+
+
+@record_app.command("extension-request")
+def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or name."),
+                             article: str = typer.Option(..., "--article", help="3 or 4."),
+                             meeting: str = typer.Option(..., "--meeting", help="Meeting code, e.g. 9MSP."),
+                             submitted: str = typer.Option(..., "--submitted", help="Date submitted, YYYY-MM-DD."),
+                             symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
+                             source: Optional[str] = typer.Option(None, "--source", help="URL."),
+                             comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+    """An extension request (Art. 3(3) or 4(5)) submitted for a meeting."""
+    _record(NewEvent(party=_party(party), kind=f"extension_request:art{_article(article)}",
+                     on=parse_date(submitted, "--submitted"), period=_meeting(meeting), symbol=symbol, source=source,
+                     comment=comment), corrects)
+
+
+@record_app.command("decision")
+def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
+                    article: str = typer.Option(..., "--article", help="3 or 4."),
+                    meeting: str = typer.Option(..., "--meeting", help="Meeting code, e.g. 9MSP."),
+                    decided: str = typer.Option(..., "--decided", help="Date decided, YYYY-MM-DD."),
+                    granted: str = typer.Option(..., "--granted", help="The new deadline granted, YYYY-MM-DD."),
+                    document: Optional[str] = typer.Option(None, "--document", help="Symbol of the decision."),
+                    source: Optional[str] = typer.Option(None, "--source", help="URL."),
+                    comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+    """A meeting's decision granting an extension (checked against the treaty's ceiling)."""
+    code = _meeting(meeting)
+    granted_day = parse_date(granted, "--granted")
+    _record(NewEvent(party=_party(party), kind=f"decision:extension:art{_article(article)}",
+                     on=parse_date(decided, "--decided"), period=code, symbol=document, source=source, comment=comment,
+                     extra={"granted_deadline": granted_day.isoformat(), "meeting": code, "document": document}), corrects)
+
+
+@record_app.command("completion")
+def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."),
+                      article: str = typer.Option(..., "--article", help="3 or 4."),
+                      completed: str = typer.Option(..., "--completed", help="Date completed, YYYY-MM-DD."),
+                      declared_at: Optional[str] = typer.Option(None, "--declared-at", help="Meeting code where compliance was declared."),
+                      source: Optional[str] = typer.Option(None, "--source", help="URL."),
+                      comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+    """Stockpile destruction (Art. 3) or clearance (Art. 4) completed."""
+    if declared_at:
+        _meeting(declared_at)
+    _record(NewEvent(party=_party(party), kind=f"completion:art{_article(article)}",
+                     on=parse_date(completed, "--completed"), source=source, comment=comment,
+                     extra={"declared_at": declared_at} if declared_at else {}), corrects)
+
+
+@record_app.command("withdrawal")
+def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."),
+                      effective: str = typer.Option(..., "--effective", help="Date the withdrawal takes effect, YYYY-MM-DD."),
+                      source: Optional[str] = typer.Option(None, "--source", help="URL (depositary notification)."),
+                      comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+    """A withdrawal (Art. 20) taking effect."""
+    _record(NewEvent(party=_party(party), kind="withdrawal", on=parse_date(effective, "--effective"), source=source,
+                     comment=comment), corrects)
+
+
+@record_app.command("clarification-request")
+def record_clarification_request(party: str = typer.Argument(..., help="ISO3 code or name of the State asked."),
+                                 received: str = typer.Option(..., "--received", help="Date the State received it, YYYY-MM-DD."),
+                                 request_id: Optional[str] = typer.Option(None, "--id", help="An id for the request (default: made up)."),
+                                 symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
+                                 source: Optional[str] = typer.Option(None, "--source", help="URL."),
+                                 comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+    """A request for clarification (Art. 8(2)) received by a State; its id names the response's period."""
+    iso3 = _party(party)
+    day = parse_date(received, "--received")
+    _record(NewEvent(party=iso3, kind="clarification_request", on=day, symbol=symbol, source=source, comment=comment,
+                     id=request_id or f"{iso3}-clarification-{day.isoformat()}"), corrects)
+
+
+@record_app.command("clarification-response")
+def record_clarification_response(party: str = typer.Argument(..., help="ISO3 code or name."),
+                                  request: str = typer.Option(..., "--request", help="Id of the request answered."),
+                                  submitted: str = typer.Option(..., "--submitted", help="Date submitted, YYYY-MM-DD."),
+                                  symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
+                                  source: Optional[str] = typer.Option(None, "--source", help="URL."),
+                                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+    """A State's response to a request for clarification."""
+    _record(NewEvent(party=_party(party), kind="clarification_response", on=parse_date(submitted, "--submitted"),
+                     period=request, symbol=symbol, source=source, comment=comment), corrects)
+
+
+@app.command()
+def history(party: str = typer.Argument(..., help="ISO3 code or name."),
+            as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+            json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """A party's dated history: registry facts and recorded events, with their sources."""
+    from engine.record import history as build
+
+    url = _url()
+    iso3 = _party(party)
+    day = parse_date(as_of)
+    use = url if store.database_exists(url) and store.current_revision(url) else None
+    try:
+        items = build(use, evaluator(), iso3, day)
+    except RecordError as error:
+        fail(str(error))
+        return
+    if json_output:
+        print(json.dumps({"party": iso3, "as_of": day.isoformat(), "history": items}, ensure_ascii=False, indent=1))
+        return
+    table = Table(title=f"{evaluator().registry.participant(iso3).name} ({iso3}): history as of {day.isoformat()}")
+    for column in ("Date", "Origin", "What", "Sources"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(item["date"] or "", item["origin"], item["what"], "\n".join(item["sources"]))
+    console.print(table)
+
+
+# ----------------------------------------------------------------------------- import / export
+
+@app.command(name="import")
+def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv or .json file of report receipts.")) -> None:
+    """Import report receipts (columns party,kind,year,received,symbol,source): all rows or none."""
+    from engine.record import import_file
+
+    url = _url()
+    _ready(url, create=True)
+    try:
+        created, skipped = import_file(url, evaluator(), file, recorded_by=os.environ.get("USER"))
+    except ImportError_ as error:
+        fail(str(error))
+        return
+    console.print(f"Imported {created} receipt(s) from {file.name}" + (f"; {skipped} already recorded" if skipped else "")
+                  + ". They count from the next `ccm check`.", highlight=False)
+
+
+@app.command()
+def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
+           output: Optional[Path] = typer.Option(None, "--output", help="File to write (default: standard output).")) -> None:
+    """Export the recorded report receipts in the import format."""
+    from engine.record import export_rows, format_export
+
+    if fmt_name not in ("csv", "json"):
+        fail(f"--format {fmt_name!r}: give csv or json")
+    url = _url()
+    rows = export_rows(url) if store.database_exists(url) and store.current_revision(url) else []
+    text = format_export(rows, fmt_name)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        Console(stderr=True).print(f"Wrote {len(rows)} receipt(s) to {output}.", highlight=False)
+    else:
+        sys.stdout.write(text)
+
+
+# ----------------------------------------------------------------------------- the check
+
+def _show(title: str, rows: list[dict], columns: list[tuple[str, str]], limit: int) -> None:
+    console.print(f"[bold]{title} ({len(rows)})[/]", highlight=False)
+    if not rows:
+        console.print("  none", highlight=False)
+        return
+    table = Table(show_header=True, box=None, pad_edge=False)
+    for header, _ in columns:
+        table.add_column(header)
+    for row in rows[:limit]:
+        table.add_row(*(str(row[key]) for _, key in columns))
+    console.print(table)
+    if len(rows) > limit:
+        console.print(f"  ... and {len(rows) - limit} more (see the digest files)", highlight=False)
+
+
+@app.command()
+def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+          limit: int = typer.Option(20, "--limit", help="Rows printed per section (the files have all)."),
+          json_output: bool = typer.Option(False, "--json", help="Print the digest as JSON instead.")) -> None:
+    """The daily check: evaluate every party, store obligations and changes, print the digest.
+
+    Exit status 0: nothing needs attention; 1: something does (an obligation overdue, a deadline
+    within 90 days, an extension request due before the next meeting, a party not evaluated);
+    2: an error.
+    """
+    from engine.check import digest_context, run_check, write_digest
+
+    url = _url()
+    day = parse_date(as_of)
+    _ready(url, create=True)
+    try:
+        result = run_check(url, evaluator(), day)
+    except sqlalchemy.exc.OperationalError as error:
+        fail(f"the check could not run on {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
+        return
+    context = digest_context(result, evaluator())
+    md_path, html_path = write_digest(load_settings().output_folder, context)
+    if json_output:
+        print(json.dumps(context, ensure_ascii=False, indent=1, default=str))
+    else:
+        c = context["counts"]
+        console.print(f"[bold]CCM daily check as of {context['as_of_text']}[/] — run {result.run_id}: "
+                      f"{c['parties']} participants, {c['obligations']} obligations, {c['changes']} change(s) "
+                      f"({c['inserted']} new, {c['updated']} updated, {c['removed']} removed).", highlight=False)
+        for e in context["errors"]:
+            console.print(f"[red]not evaluated:[/] {e['name']} ({e['party']}): {e['message']}", highlight=False)
+        _show("Reports overdue", context["overdue_reports"],
+              [("Party", "party"), ("Report", "obligation"), ("Period", "period"), ("Due", "due"), ("Days late", "days_late")], limit)
+        _show("Other obligations overdue", context["overdue_other"],
+              [("Party", "party"), ("Obligation", "obligation"), ("Period", "period"), ("Due", "due"), ("Days late", "days_late")], limit)
+        _show(f"Deadlines in the next {context['window']} days", context["upcoming"],
+              [("Party", "party"), ("Obligation", "obligation"), ("Period", "period"), ("Due", "due"), ("Days left", "days_left")], limit)
+        meeting = context["next_meeting"]
+        _show("Extension requests before the next meeting"
+              + (f" ({meeting['code']}, {meeting['start']})" if meeting else " (none scheduled)"),
+              context["extension_requests"], [("Party", "party"), ("Request", "obligation"), ("For", "meeting"), ("Due", "due")], limit)
+        if context["first_check"]:
+            console.print(f"[bold]Changed since the previous check[/]: first check, {c['inserted']} obligations stored.",
+                          highlight=False)
+        else:
+            _show("Changed since the previous check", context["changes"],
+                  [("Party", "party"), ("Obligation", "obligation_id"), ("Period", "period"), ("Field", "field"),
+                   ("From", "old"), ("To", "new"), ("Why", "reason")], limit)
+        console.print(f"Digest written to {md_path} and {html_path.name}.", highlight=False)
+        console.print("Needs attention (exit status 1)." if context["attention"] else "Nothing needs attention (exit status 0).",
+                      highlight=False)
+    raise typer.Exit(1 if context["attention"] else 0)
+
+
+@app.command()
+def stats(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+          json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Counts like the progress reports of the Meetings of States Parties, as of a date."""
+    from engine.check import stats as compute
+    from engine.record import load_events
+
+    url = _url()
+    day = parse_date(as_of)
+    events = []
+    if store.database_exists(url):
+        try:
+            events = load_events(url) if store.current_revision(url) else []
+        except sqlalchemy.exc.OperationalError:
+            events = []
+    counts = compute(evaluator(), day, events)
+    if json_output:
+        print(json.dumps(counts, ensure_ascii=False, indent=1))
+        return
+    table = Table(title=f"States Parties' progress as of {day.isoformat()} ({counts['recorded_events']} recorded events)")
+    table.add_column("Measure")
+    table.add_column("Count", justify="right")
+    ir, a3, a4, ext = counts["initial_reports"], counts["article_3"], counts["article_4"], counts["extension_requests_decided"]
+    rows = [("States Parties", counts["states_parties"]), ("Signatories (not yet bound)", counts["signatories"]),
+            ("Former States Parties", counts["former_states_parties"]),
+            ("Initial reports due", ir["due"]), ("  received", ir["received"]), ("  received late", ir["received_late"]),
+            ("  outstanding", ir["outstanding"]), ("Initial reports not yet due", ir["not_yet_due"]),
+            ("Annual reports due", counts["annual_reports"]["due"]), ("  outstanding", counts["annual_reports"]["outstanding"])]
+    for label, a in (("Art. 3 stockpile destruction", a3), ("Art. 4 clearance", a4)):
+        rows += [(f"{label}: States with the obligation", a["states_with_obligation"]), ("  completed", a["completed"]),
+                 ("  extended", a["extended"]), ("  deadline passed, outstanding", a["deadline_passed_outstanding"]),
+                 ("  extension request overdue", a["extension_requests_overdue"])]
+    rows += [("Extension requests decided (Art. 3)", ext["art3"]), ("Extension requests decided (Art. 4)", ext["art4"])]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+    for e in counts["errors"]:
+        console.print(f"[red]not evaluated:[/] {e['party']}: {e['message']}", highlight=False)

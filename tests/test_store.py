@@ -1,0 +1,114 @@
+"""The store: schema creation and migration on SQLite and PostgreSQL, models, corrections."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+
+from engine import record_source, store
+from engine.record import NewEvent, load_events, record
+
+
+def _tables(url: str) -> set[str]:
+    return set(sa.inspect(store.get_engine(url)).get_table_names())
+
+
+def test_init_creates_every_table_and_stamps_the_schema_version(db_url, ccm):
+    code, out = ccm("init")
+    assert code == 0, out
+    assert "Initialised the database" in out
+    assert {"recorded_events", "obligations", "obligation_changes", "check_runs", "alembic_version"} <= _tables(db_url)
+    assert store.current_revision(db_url) == store.head_revision()
+
+
+def test_init_and_upgrade_are_idempotent(db_url, ccm):
+    assert ccm("init")[0] == 0
+    code, out = ccm("init")
+    assert code == 0 and "already initialised" in out
+    code, out = ccm("db", "upgrade")
+    assert code == 0 and f"Schema already at {store.head_revision()}" in out
+    assert store.upgrade(db_url) == (store.head_revision(), store.head_revision())
+
+
+def test_init_creates_the_sqlite_file_and_its_parent_folders(tmp_path, monkeypatch, ccm):
+    path = tmp_path / "a" / "b" / "ccm.sqlite"
+    monkeypatch.setenv("CCM_DATABASE_URL", f"sqlite:///{path}")
+    try:
+        assert ccm("init")[0] == 0
+        assert path.exists()
+    finally:
+        store.dispose_engines()
+
+
+def test_db_upgrade_refuses_when_there_is_no_database(tmp_path, monkeypatch, ccm):
+    monkeypatch.setenv("CCM_DATABASE_URL", f"sqlite:///{tmp_path / 'missing.sqlite'}")
+    code, out = ccm("db", "upgrade")
+    assert code == 2 and "create it with `ccm init`" in out
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_the_models_match_the_migrations(db_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    store.upgrade(db_url)
+    with store.get_engine(db_url).connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), store.Base.metadata)
+    assert differences == []
+
+
+def test_the_obligations_table_refuses_two_rows_for_the_same_party_obligation_and_period(db_url):
+    store.upgrade(db_url)
+    now = store.utcnow()
+    row = dict(party="LBN", obligation_id="ccm.art7.initial_report", period="", article="7(1)", due=date(2011, 10, 28),
+               original_due=date(2011, 10, 28), status="overdue", status_reason="x", provenance={}, rulebook_hash="h",
+               computed_at=now)
+    with store.writer_session(db_url) as session, session.begin():
+        session.add(store.ObligationRow(**row))
+    try:
+        with store.writer_session(db_url) as session, session.begin():
+            session.add(store.ObligationRow(**row))
+        raise AssertionError("a duplicate obligation was accepted")
+    except sa.exc.IntegrityError:
+        pass
+
+
+def test_a_correction_is_a_new_row_and_the_old_one_is_kept_as_superseded(db_url, record_evaluator):
+    store.upgrade(db_url)
+    first, _ = record(db_url, record_evaluator, NewEvent(party="LBN", kind="report:initial", on=date(2011, 12, 1)))
+    second, _ = record(db_url, record_evaluator, NewEvent(party="LBN", kind="report:initial", on=date(2011, 11, 1),
+                                                          corrects=first))
+    with store.reader_session(db_url) as session:
+        rows = {r.id: r for r in session.scalars(sa.select(store.RecordedEventRow))}
+    assert set(rows) == {first, second}
+    assert rows[first].superseded_by == second and rows[second].superseded_by is None
+    assert [e.on for e in load_events(db_url, "LBN")] == [date(2011, 11, 1)]
+
+
+def test_recording_the_same_receipt_twice_writes_one_row(db_url, record_evaluator):
+    store.upgrade(db_url)
+    event = dict(party="LBN", kind="report:initial", on=date(2011, 12, 1), symbol="CCM/LBN/1")
+    first = record(db_url, record_evaluator, NewEvent(**event))
+    again = record(db_url, record_evaluator, NewEvent(**event))
+    assert first[1] is True and again == (first[0], False)
+
+
+def test_the_query_commands_read_recorded_events_from_the_database(db_url, record_evaluator):
+    store.upgrade(db_url)
+    record(db_url, record_evaluator, NewEvent(party="LBN", kind="report:initial", on=date(2011, 12, 1)))
+    assert [e.kind for e in record_source.events_for("lbn")] == ["report:initial"]
+
+
+def test_a_read_only_query_never_creates_a_database(tmp_path, monkeypatch, ccm):
+    path = tmp_path / "nothing-here.sqlite"
+    monkeypatch.setenv("CCM_DATABASE_URL", f"sqlite:///{path}")
+    record_source._url.cache_clear()
+    try:
+        assert record_source.events_for("LBN") == []
+        assert ccm("deadlines", "LBN", "--as-of", "2012-01-01")[0] == 0
+        assert ccm("history", "LBN")[0] == 0
+        assert ccm("stats", "--as-of", "2012-01-01")[0] == 0
+        assert not path.exists()
+    finally:
+        record_source._url.cache_clear()
