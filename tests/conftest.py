@@ -132,3 +132,16 @@ def ccm_registry():
 def ccm_process():
     """``ccm_subprocess`` as a fixture (test modules cannot import conftest under importlib mode)."""
     return ccm_subprocess
+
+
+# --------------------------------------------------------------------------- expected counts
+@_record_pytest.fixture(scope="session")
+def expected_obligations():
+    """How many obligations the engine derives for the whole registry on a date.
+
+    Store and check tests compare with this rather than a literal, so a registry correction
+    (a row added, a judgment revised) does not turn them red for the wrong reason.
+    """
+    def count(evaluator, as_of) -> int:
+        return sum(len(evaluation.obligations) for evaluation in evaluator.evaluate_all(as_of))
+    return count
