@@ -164,3 +164,4 @@ def main() -> None:  # pragma: no cover - console entry point
         sys.exit(130)
 from engine import cli_record  # noqa: E402,F401  (the record and the daily check)
 from engine import cli_web  # noqa: E402,F401  (the HTTP API, pages and calendar feeds)
+from engine import cli_letters  # noqa: E402,F401  (reminder letters, contacts, the scheduler)

@@ -1,0 +1,233 @@
+"""Plan, queue and deliver letters against the database: the delivery log and its guarantees.
+
+Guarantees (see docs/letters.md):
+
+* A letter is planned once: its idempotency key (party, obligation, period, stage) is UNIQUE in
+  ``letters``; two runs racing insert it once (the loser's insert does nothing).
+* A letter is rendered once, when queued; retries send the stored message, with the same
+  Message-ID.
+* A letter marked ``sent`` is never sent again. Delivery is at-least-once: a process killed
+  after the notifier accepted a message and before the database recorded it sends it again on
+  the next run, with the same Message-ID, so that the receiving side can recognise it.
+* Failures (server down, 4xx, 5xx, timeout) are recorded with the error and retried with
+  exponential backoff (``retry_first_seconds`` doubling, at most ``retry_max_seconds``); a letter is
+  never given up. When the server cannot be reached or times out, the run stops after that
+  letter: the others stay queued for the next run.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from email.message import EmailMessage
+
+import sqlalchemy as sa
+
+from engine import letters as letter_text
+from engine.contacts import Contact, load_contacts
+from engine.planner import Due, PlannedLetter, dues_from_evaluation, plan
+from engine.store import is_sqlite, reader_session, writer_session
+from notifiers.base import DeliveryError, Notifier, build_message, message_id
+from notifiers.config import LettersConfig
+from notifiers.log import AttemptRow, LetterRow
+
+PAUSE_AFTER_SEND_ENV = "CCM_TEST_PAUSE_AFTER_SEND"   # test hook: seconds to sleep after a send, before recording it
+
+
+@dataclass
+class Plan:
+    as_of: date
+    letters: list[PlannedLetter]
+    contacts: dict[str, Contact]
+
+    @property
+    def with_contact(self) -> list[PlannedLetter]:
+        return [p for p in self.letters if p.party in self.contacts]
+
+    @property
+    def no_contact(self) -> dict[str, list[PlannedLetter]]:
+        missing: dict[str, list[PlannedLetter]] = {}
+        for p in self.letters:
+            if p.party not in self.contacts:
+                missing.setdefault(p.party, []).append(p)
+        return missing
+
+
+@dataclass
+class Outgoing:
+    """A rendered letter ready for the log."""
+
+    planned: PlannedLetter
+    contact: Contact
+    rendered: letter_text.RenderedLetter
+    message: EmailMessage
+
+
+@dataclass
+class DeliveryReport:
+    sent: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def obligations_as_of(url: str | None, evaluator, as_of: date) -> list[Due]:
+    """Every participant's obligations as of the date, with the recorded events of the database (if any)."""
+    events = []
+    if url:
+        from engine import store
+        from engine.record import load_events
+
+        if store.database_exists(url) and store.current_revision(url):
+            events = load_events(url)
+    by_party: dict[str, list] = {}
+    for event in events:
+        by_party.setdefault(event.party, []).append(event)
+    dues: list[Due] = []
+    for iso3 in sorted(evaluator.registry.participants):
+        dues.extend(dues_from_evaluation(evaluator.evaluate(iso3, as_of, by_party.get(iso3, []))))
+    return dues
+
+
+def planned_keys(url: str) -> set[str]:
+    with reader_session(url) as session:
+        return set(session.scalars(sa.select(LetterRow.key)))
+
+
+def make_plan(url: str, evaluator, config: LettersConfig, as_of: date, dues: list[Due] | None = None) -> Plan:
+    dues = obligations_as_of(url, evaluator, as_of) if dues is None else dues
+    return Plan(as_of=as_of, letters=plan(dues, planned_keys(url), config.policy, as_of), contacts=load_contacts(url))
+
+
+def render_letter(planned: PlannedLetter, contact: Contact, evaluator, config: LettersConfig, as_of: date,
+                  now: datetime) -> Outgoing:
+    kind = config.policy.kind_of(planned.obligation_id)
+    signer = config.signers[kind.signer if kind else "isu"]
+    facts = letter_text.letter_facts(planned, evaluator.registry, evaluator.rulebook, contact.language, contact.mission)
+    rendered = letter_text.render(planned, facts, contact.language, signer, config.reference_prefix, as_of)
+    cc = list(dict.fromkeys([*contact.cc, *config.cc, *(kind.cc if kind else ())]))
+    message = build_message(sender=config.sender_address, to=list(contact.email), cc=cc, subject=rendered.subject,
+                            text=rendered.text, html=rendered.html, msg_id=message_id(planned.key, config.message_id_domain),
+                            key=planned.key, reference=rendered.reference, language=contact.language, date=now,
+                            reply_to=config.reply_to)
+    return Outgoing(planned=planned, contact=contact, rendered=rendered, message=message)
+
+
+def queue(url: str, outgoing: list[Outgoing], as_of: date, now: datetime) -> int:
+    """Insert the letters into the log; a key already there is left alone. Returns how many were new."""
+    if not outgoing:
+        return 0
+    rows = [{"key": o.planned.key, "party": o.planned.party, "obligation_id": o.planned.obligation_id,
+             "period": o.planned.period, "stage": o.planned.stage, "kind": o.planned.kind, "due": o.planned.due,
+             "as_of": as_of, "language": o.contact.language,
+             "recipients": ", ".join([*o.message.get_all("To", []), *o.message.get_all("Cc", [])]),
+             "subject": o.rendered.subject, "reference": o.rendered.reference, "message_id": o.message["Message-ID"],
+             "message": o.message.as_string(), "status": "queued", "attempts": 0, "next_attempt_at": None,
+             "created_at": now} for o in outgoing]
+    with writer_session(url) as session, session.begin():
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        result = session.execute(insert(LetterRow).on_conflict_do_nothing(index_elements=["key"]).returning(LetterRow.id),
+                                 rows)
+        return len(result.fetchall())
+
+
+def backoff(attempts: int, config: LettersConfig) -> timedelta:
+    """The wait after the n-th failed attempt: first, 2 x first, 4 x first, ..., at most the maximum."""
+    return timedelta(seconds=min(config.retry_first_seconds * 2 ** max(attempts - 1, 0), config.retry_max_seconds))
+
+
+def due_for_delivery(url: str, now: datetime) -> list[int]:
+    with reader_session(url) as session:
+        return list(session.scalars(
+            sa.select(LetterRow.id).where(LetterRow.status.in_(("queued", "failed")),
+                                          sa.or_(LetterRow.next_attempt_at.is_(None), LetterRow.next_attempt_at <= now))
+            .order_by(LetterRow.id)))
+
+
+def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime | None = None) -> DeliveryReport:
+    """Send every letter queued or failed whose next attempt is due; each in its own transaction.
+
+    The row is locked while it is sent (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the write lock
+    of BEGIN IMMEDIATE), so two deliveries running at once never send the same letter twice.
+    """
+    now = now or datetime.now(timezone.utc)
+    report = DeliveryReport()
+    pause = os.environ.get(PAUSE_AFTER_SEND_ENV)
+    try:
+        for letter_id in due_for_delivery(url, now):
+            with writer_session(url) as session, session.begin():
+                query = sa.select(LetterRow).where(
+                    LetterRow.id == letter_id, LetterRow.status.in_(("queued", "failed")),
+                    sa.or_(LetterRow.next_attempt_at.is_(None), LetterRow.next_attempt_at <= now))
+                if not is_sqlite(url):
+                    query = query.with_for_update(skip_locked=True)
+                row = session.scalar(query)
+                if row is None:
+                    continue     # sent meanwhile by another run, or being sent by it
+                message = email.message_from_string(row.message, policy=email.policy.default)
+                row.attempts += 1
+                try:
+                    notifier.send(message)
+                except DeliveryError as error:
+                    row.status, row.last_error = "failed", str(error)
+                    row.next_attempt_at = now + backoff(row.attempts, config)
+                    session.add(AttemptRow(letter_id=row.id, at=now, notifier=notifier.name, outcome="failed",
+                                           error=str(error)))
+                    report.failed.append((row.key, str(error)))
+                    if error.connection:
+                        break        # server down or not answering: the rest stay queued for the next run
+                    continue
+                if pause:
+                    print(f"{PAUSE_AFTER_SEND_ENV}: sent {row.message_id}, pausing {pause} s", file=sys.stderr, flush=True)
+                    time.sleep(float(pause))
+                row.status, row.sent_at, row.last_error, row.next_attempt_at = "sent", now, None, None
+                session.add(AttemptRow(letter_id=row.id, at=now, notifier=notifier.name, outcome="sent", error=None))
+                report.sent.append(row.key)
+    finally:
+        notifier.close()
+    return report
+
+
+def make_notifier(config: LettersConfig) -> Notifier:
+    if config.notifier == "smtp":
+        from notifiers.smtp import SmtpNotifier
+
+        return SmtpNotifier(config.smtp)
+    from notifiers.outbox import OutboxNotifier
+
+    return OutboxNotifier(config.outbox)
+
+
+@dataclass
+class SendResult:
+    plan: Plan
+    queued: int
+    delivery: DeliveryReport
+
+
+def send(url: str, evaluator, config: LettersConfig, as_of: date, notifier: Notifier | None = None,
+         now: datetime | None = None, dues: list[Due] | None = None) -> SendResult:
+    """Plan as of the date, render and queue what has a contact, then deliver everything due."""
+    now = now or datetime.now(timezone.utc)
+    the_plan = make_plan(url, evaluator, config, as_of, dues)
+    outgoing = [render_letter(p, the_plan.contacts[p.party], evaluator, config, as_of, now) for p in the_plan.with_contact]
+    queued = queue(url, outgoing, as_of, now)
+    report = deliver(url, notifier or make_notifier(config), config, now)
+    return SendResult(plan=the_plan, queued=queued, delivery=report)
+
+
+def log_rows(url: str, party: str | None = None, status: str | None = None, limit: int = 50) -> list[LetterRow]:
+    with reader_session(url) as session:
+        query = sa.select(LetterRow).order_by(LetterRow.id.desc()).limit(limit)
+        if party:
+            query = query.where(LetterRow.party == party)
+        if status:
+            query = query.where(LetterRow.status == status)
+        return list(session.scalars(query))

@@ -1,0 +1,83 @@
+"""The letters' tables on engine.store.Base: contacts, the delivery log (one row per idempotency key), attempts, the scheduler lock.
+
+The schema is created by the migration engine/migrations/versions/0002_letters.py; these models
+must stay equal to it (tests/test_store.py compares them once this module is imported).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.store import Base
+
+#: Delivery statuses. ``queued``: planned, rendered, not yet delivered; ``sent``: the notifier
+#: accepted it (never sent again); ``failed``: the last attempt failed, retried at ``next_attempt_at``.
+STATUSES = ("queued", "sent", "failed")
+
+
+class ContactRow(Base):
+    """Where a State's letters go: its permanent mission's address and working language."""
+
+    __tablename__ = "contacts"
+
+    party: Mapped[str] = mapped_column(String(3), primary_key=True)
+    email: Mapped[str] = mapped_column(Text)                 # one or more addresses, comma-separated
+    language: Mapped[str] = mapped_column(String(5))          # en | fr | es | zh
+    mission: Mapped[Optional[str]] = mapped_column(Text)      # the addressee, in the letter's language
+    cc: Mapped[Optional[str]] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LetterRow(Base):
+    """One letter: planned once (the unique key), rendered once, delivered at least once."""
+
+    __tablename__ = "letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(240), unique=True)
+    party: Mapped[str] = mapped_column(String(3), index=True)
+    obligation_id: Mapped[str] = mapped_column(String(80))
+    period: Mapped[str] = mapped_column(String(80))
+    stage: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(40))
+    due: Mapped[date] = mapped_column(Date)
+    as_of: Mapped[date] = mapped_column(Date)
+    language: Mapped[str] = mapped_column(String(5))
+    recipients: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(String(80))
+    message_id: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)               # the RFC 5322 message as rendered once
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+class AttemptRow(Base):
+    """One delivery attempt of one letter and its outcome."""
+
+    __tablename__ = "letter_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    letter_id: Mapped[int] = mapped_column(ForeignKey("letters.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    notifier: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(10))          # sent | failed
+    error: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class SchedulerLockRow(Base):
+    """Who holds the scheduler lock (for the refusal message); the lock itself is an advisory/file lock."""
+
+    __tablename__ = "scheduler_lock"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(Text)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

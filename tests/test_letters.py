@@ -1,0 +1,119 @@
+"""Letters: golden snapshots in four languages, strict templates, escaping, Babel dates and names, contacts."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import jinja2
+import pytest
+
+from engine import letters
+from engine.planner import Due, Policy, plan
+from notifiers import snapshots
+from notifiers.config import Signer, defaults
+
+TABLE = defaults()["letters"]
+POLICY = Policy.from_toml(TABLE)
+SIGNER = Signer(**{part: dict(TABLE["signers"]["isu"][part]) for part in ("sender", "short", "signature")})
+
+
+def test_every_template_in_every_language_matches_its_golden_snapshot(tmp_path):
+    """Regenerate with `python -m notifiers.snapshots --update` (or `ccm letters snapshots --update`)."""
+    rendered = snapshots.render_all()
+    folder = snapshots.snapshot_dir()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(rendered), "snapshot files missing or stale"
+    differing = [name for name, text in rendered.items() if (folder / name).read_text(encoding="utf-8") != text]
+    assert differing == [], f"run `python -m notifiers.snapshots --update` and review the diff: {differing}"
+
+
+def test_the_snapshots_cover_every_kind_of_the_policy_in_every_language():
+    names = {n.rsplit(".", 2)[0] for n in snapshots.render_all()}
+    kinds = {c[2] for c in snapshots.CASES}
+    assert {o for k in POLICY.kinds for o in k.obligations} - kinds <= {"ccm.art4.clearance_after_eif",
+                                                                          "ccm.art3.extension_request"}
+    assert len(names) == len(snapshots.CASES)
+
+
+def _letter(party="SSD", obligation="ccm.art7.initial_report", on=date(2024, 7, 30), as_of=date(2024, 7, 31), period=""):
+    return plan([Due(party, obligation, period, on, on, "overdue")], [], POLICY, as_of)[0]
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    from engine.evaluate import Evaluator
+    from engine.registry import load_registry
+    from engine.rulebook import load_rulebook
+
+    return Evaluator(load_rulebook(), load_registry(), "reference")
+
+
+def test_english_dates_are_british_and_the_legal_basis_quotes_the_rule_that_computed_the_date(evaluator):
+    letter = _letter()
+    facts = letters.letter_facts(letter, evaluator.registry, evaluator.rulebook, "en")
+    out = letters.render(letter, facts, "en", SIGNER, "CCM/ISU", date(2024, 7, 31))
+    assert "Geneva, 31 July 2024" in out.text and "was due on 30 July 2024" in out.text
+    quote = evaluator.rulebook.rule("ccm.art7.initial_report").quote
+    assert f'"{quote}"' in " ".join(out.text.split())
+    assert "has the honour" in out.text and "avails itself of this opportunity to renew" in out.text
+
+
+@pytest.mark.parametrize("language, words", [
+    ("fr", ("Soudan du Sud", "30 juillet 2024", "a l'honneur", "très haute considération")),
+    ("es", ("Sudán del Sur", "30 de julio de 2024", "tiene el honor", "más alta y distinguida consideración")),
+    ("zh", ("南苏丹", "2024年7月30日", "致意", "最崇高的敬意")),
+])
+def test_each_language_has_its_country_name_date_and_diplomatic_formulae(evaluator, language, words):
+    letter = _letter()
+    facts = letters.letter_facts(letter, evaluator.registry, evaluator.rulebook, language)
+    out = letters.render(letter, facts, language, SIGNER, "CCM/ISU", date(2024, 7, 31))
+    text = "".join(out.text.split()) if language == "zh" else " ".join(out.text.split())
+    for word in words:
+        assert (word.replace(" ", "") if language == "zh" else word) in text
+
+
+def test_the_html_letter_escapes_a_mission_name_with_markup(evaluator):
+    letter = _letter()
+    facts = letters.letter_facts(letter, evaluator.registry, evaluator.rulebook, "en",
+                                 mission='Mission <b>"A & B"</b>')
+    out = letters.render(letter, facts, "en", SIGNER, "CCM/ISU", date(2024, 7, 31))
+    assert "<b>" not in out.html and "&lt;b&gt;" in out.html and "&amp;" in out.html
+    assert 'Mission <b>"A & B"</b>' in " ".join(out.text.split())
+
+
+def test_a_template_that_uses_a_missing_value_fails_instead_of_leaving_a_blank(evaluator):
+    text_env, _ = letters.environments()
+    letter = _letter()
+    facts = letters.letter_facts(letter, evaluator.registry, evaluator.rulebook, "en")
+    context = letters.context(letter, facts, "en", SIGNER, "REF", date(2024, 7, 31))
+    del context["due"]
+    with pytest.raises(jinja2.UndefinedError):
+        text_env.get_template("en/initial_report.j2").render(context)
+
+
+def test_the_reference_number_is_stable_for_the_same_letter():
+    assert letters.reference("CCM/ISU", "k", "LBN", date(2025, 5, 1)) == letters.reference("CCM/ISU", "k", "LBN", date(2025, 5, 1))
+
+
+def test_contacts_set_and_import_and_a_party_without_a_contact_is_reported(tmp_path, monkeypatch, ccm):
+    from engine import store
+
+    monkeypatch.setenv("CCM_DATABASE_URL", f"sqlite:///{tmp_path / 'ccm.sqlite'}")
+    monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "out"))
+    monkeypatch.setenv("CCM_CONFIG", str(tmp_path / "none.toml"))
+    try:
+        code, out = ccm("contacts", "set", "Lebanon", "--email", "lb@example.org", "--language", "fr")
+        assert code == 0 and "Contact of LBN" in out
+        code, out = ccm("contacts", "set", "LBN", "--email", "not-an-address", "--language", "fr")
+        assert code == 2 and "email" in out
+        bad = tmp_path / "contacts.csv"
+        bad.write_text("party,email,language,mission,cc\nSSD,ssd@example.org,en,,\nXXX,a@b.org,en,,\nCHE,ch@example.org,de,,\n")
+        code, out = ccm("contacts", "import", str(bad))
+        assert code == 2 and "line 3, field party" in out and "line 4, field language" in out
+        good = tmp_path / "good.csv"
+        good.write_text("party,email,language,mission,cc\nSSD,ssd@example.org,en,,\n")
+        assert ccm("contacts", "import", str(good))[0] == 0
+        code, out = ccm("letters", "plan", "--as-of", "2024-07-31")
+        assert code == 0 and "no contact" in out and "AFG: no contact" in out
+        assert "SSD: no contact" not in out
+    finally:
+        store.dispose_engines()
