@@ -196,6 +196,9 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
         return
     try:
         result = delivery.send(url, evaluator(), config, day, now=now, dues=None)
+    except delivery.FirstRunRefused as error:
+        fail(str(error))
+        return
     except sqlalchemy.exc.OperationalError as error:
         fail(f"the letters could not be recorded: {str(error.orig).strip().splitlines()[0]}")
         return

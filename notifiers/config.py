@@ -59,6 +59,7 @@ class LettersConfig:
     message_id_domain: str
     retry_first_seconds: int
     retry_max_seconds: int
+    first_run_limit: int
     smtp: SmtpConfig
     scheduler: SchedulerConfig
     database_url: str
@@ -127,6 +128,7 @@ def load_letters_config(settings: Settings | None = None, overrides: dict[str, A
         reply_to=letters.get("reply_to", ""), cc=tuple(letters.get("cc", ())),
         reference_prefix=letters["reference_prefix"], message_id_domain=letters["message_id_domain"],
         retry_first_seconds=int(letters["retry_first_seconds"]), retry_max_seconds=int(letters["retry_max_seconds"]),
+        first_run_limit=int(letters.get("first_run_limit", 100)),
         smtp=SmtpConfig(host=os.environ.get("CCM_SMTP_HOST") or smtp["host"],
                         port=int(os.environ.get("CCM_SMTP_PORT") or smtp["port"]), security=security,
                         user=smtp.get("user", ""), password_env=smtp.get("password_env", ""),

@@ -212,11 +212,41 @@ class SendResult:
     delivery: DeliveryReport
 
 
+class FirstRunRefused(RuntimeError):
+    """A mass mailing on a record that holds no report receipt: almost surely not what is meant."""
+
+
+def guard_first_run(url: str, config: LettersConfig, letters_to_send: int) -> None:
+    """Refuse to mail more than ``first_run_limit`` letters over SMTP while no receipt is recorded.
+
+    With no report receipt in the database every report since entry into force counts as
+    outstanding, so the first run would chase every State for years of reports. The outbox
+    (files) is never refused; ``[letters] since`` or recorded receipts lift the guard.
+
+    Raises :class:`FirstRunRefused` with a sentence saying what to do.
+    """
+    if config.notifier != "smtp" or config.policy.since is not None or letters_to_send <= config.first_run_limit:
+        return
+    from engine.store import RecordedEventRow
+    with reader_session(url) as session:
+        receipts = session.scalar(sa.select(sa.func.count()).select_from(RecordedEventRow)
+                                  .where(RecordedEventRow.kind.like("report:%")))
+    if not receipts:
+        raise FirstRunRefused(
+            f"{letters_to_send} letters would be mailed, but no report receipt is recorded yet, so every report "
+            "since entry into force counts as outstanding. Import the receipts first (ccm import FILE), or set "
+            '[letters] since = "YYYY-MM-DD" in config.toml to chase only obligations due from that date.')
+
+
 def send(url: str, evaluator, config: LettersConfig, as_of: date, notifier: Notifier | None = None,
          now: datetime | None = None, dues: list[Due] | None = None) -> SendResult:
-    """Plan as of the date, render and queue what has a contact, then deliver everything due."""
+    """Plan as of the date, render and queue what has a contact, then deliver everything due.
+
+    Raises :class:`FirstRunRefused` (see :func:`guard_first_run`) before anything is written.
+    """
     now = now or datetime.now(timezone.utc)
     the_plan = make_plan(url, evaluator, config, as_of, dues)
+    guard_first_run(url, config, len(the_plan.with_contact))
     outgoing = [render_letter(p, the_plan.contacts[p.party], evaluator, config, as_of, now) for p in the_plan.with_contact]
     queued = queue(url, outgoing, as_of, now)
     report = deliver(url, notifier or make_notifier(config), config, now)

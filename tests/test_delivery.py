@@ -217,3 +217,20 @@ def test_send_dry_run_writes_nothing_and_log_lists_what_was_sent(letters_db, ccm
     assert code == 0 and "sent (outbox" in out and "no contact" in out.lower()
     code, out = ccm("letters", "log", "--party", "SSD", "--json")
     assert code == 0 and '"status": "sent"' in out
+
+
+def test_a_first_mass_mailing_over_smtp_with_no_receipt_recorded_is_refused_and_writes_nothing(
+        letters_db, record_evaluator, smtp_server):
+    # Every party gets a contact: with nothing recorded, years of reports count as outstanding.
+    set_contacts(letters_db, [validate(iso3, f"{iso3.lower()}@mission.example", "en")
+                              for iso3 in record_evaluator.registry.participants])
+    config = smtp_config(smtp_server.port)
+    with pytest.raises(delivery.FirstRunRefused, match="no report receipt is recorded yet"):
+        delivery.send(letters_db, record_evaluator, config, AS_OF, now=NOW)
+    assert rows(letters_db) == {} and smtp_server.messages == []
+    # `since` lifts the guard: only obligations due from that date are chased.
+    since = load_letters_config(overrides={"smtp": {"host": "127.0.0.1", "port": smtp_server.port},
+                                           "letters": {"notifier": "smtp", "since": AS_OF.isoformat()}})
+    result = delivery.send(letters_db, record_evaluator, since, AS_OF, now=NOW)
+    assert result.delivery.failed == [] and len(smtp_server.messages) == len(result.delivery.sent)
+    assert all(r.status == "sent" for r in rows(letters_db).values())
