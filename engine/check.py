@@ -9,6 +9,7 @@ request must be submitted before the next meeting, or a party could not be evalu
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -58,6 +59,7 @@ class CheckResult:
     names: dict[str, str]
     next_meeting: dict[str, Any] | None
     timings: dict[str, float] = field(default_factory=dict)
+    registry_hash: str | None = None        # the registry files' hash, when it was read from files
 
     # -- the digest's sections --------------------------------------------------------
     def overdue_reports(self, report_ids: set[str]) -> list[dict[str, Any]]:
@@ -93,7 +95,11 @@ def obligation_values(party: str, o: Obligation, rulebook_hash: str) -> dict[str
 
 
 _SLIM = ("party", "obligation_id", "period", "article", "due", "status", "status_reason", "meeting")
-_COMPARED = ("article", "due", "original_due", "status", "status_reason", "meeting", "provenance", "rulebook_hash")
+_PLAIN = ("article", "due", "original_due", "status", "status_reason", "meeting", "rulebook_hash")
+_COMPARED = _PLAIN + ("provenance",)
+_STORED = ("id", "party", "obligation_id", "period") + _PLAIN       # and the provenance, as text
+CHUNK_PARTIES = 500    # parties whose stored rows are read at once
+BATCH_ROWS = 2000      # rows per executemany
 
 
 def _why(field_name: str, old: dict[str, Any] | None, new: dict[str, Any]) -> str:
@@ -146,10 +152,17 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
 
     Concurrent checks are serialised (PostgreSQL advisory lock; SQLite BEGIN IMMEDIATE):
     the second one sees the first one's committed state and finds nothing more to change.
+
+    Parties are taken in chunks of :data:`CHUNK_PARTIES` (in ISO3 order): the stored rows of a
+    chunk's parties are read, each party is evaluated and compared with its own rows, and the
+    inserts, updates, deletions and change-log rows are written in batches of
+    :data:`BATCH_ROWS`, all inside the one transaction. Only what the digest needs is kept for
+    the whole run (each obligation without its provenance, and the changes); a stored
+    provenance is compared by its text, and parsed only when the text differs or a date moved.
     """
     t0 = time.perf_counter()
     now = now or datetime.now(timezone.utc)
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"engine": 0.0, "write": 0.0}
     with writer_session(url) as session, session.begin():
         lock_for_check(session)
         events = load_events_in(session)
@@ -157,62 +170,85 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
         run = CheckRunRow(as_of=as_of, started_at=now, rulebook_hash=evaluator.rulebook.hash, counts={})
         session.add(run)
         session.flush()
-        columns = [getattr(ObligationRow, c) for c in ("id", "party", "obligation_id", "period") + _COMPARED]
-        stored = {(r.party, r.obligation_id, r.period): r._asdict() for r in session.execute(sa.select(*columns))}
+        t = time.perf_counter()
+        table = ObligationRow.__table__
+        stored_parties = dict(session.execute(sa.select(table.c.party, sa.func.count()).group_by(table.c.party)).all())
+        timings["write"] += time.perf_counter() - t
         by_party: dict[str, list[RecordedEvent]] = {}
         for event in events:
             by_party.setdefault(event.party, []).append(event)
+        writes = _Writes(session, run.id, now, timings)
         errors: list[tuple[str, str]] = []
-        inserts, updates, changes, seen, current = [], [], [], set(), []
-        engine_time, parties = 0.0, 0
-        for iso3 in sorted(evaluator.registry.participants):
-            t = time.perf_counter()
-            try:   # keep only the obligations: a party's facts are not needed after its evaluation
-                evaluation = evaluator.evaluate(iso3, as_of, by_party.get(iso3, []))
-            except EvaluationError as error:
-                errors.append((iso3, str(error)))
-                continue
-            finally:
-                engine_time += time.perf_counter() - t
-            parties += 1
-            for o in evaluation.obligations:
-                new = obligation_values(iso3, o, evaluation.rulebook_hash)
-                current.append({k: new[k] for k in _SLIM})   # what the digest needs, without provenance
-                key = (iso3, new["obligation_id"], new["period"])
-                seen.add(key)
-                old = stored.get(key)
-                changes.extend(diff(old, new))
-                new.update(computed_at=now, check_run_id=run.id)
-                if old is None:
-                    inserts.append(new)
-                elif any(old[c] != new[c] for c in _COMPARED):
-                    new["id"] = old["id"]
-                    updates.append(new)
-        timings["engine"] = engine_time
-        failed = {party for party, _ in errors}
-        removed = [(key, row) for key, row in stored.items() if key not in seen and key[0] not in failed]
-        for key, row in removed:
-            changes.append(Change(*key, "removed", f"{row['status']}, due {row['due'].isoformat()}", None,
-                                  "no longer derived from the facts (fulfilled elsewhere, or its basis changed)"))
-        t = time.perf_counter()
-        _write(session, inserts, updates, [row["id"] for _, row in removed])
-        if changes:
-            session.execute(insert(ChangeRow), [{**c.__dict__, "check_run_id": run.id, "at": now} for c in changes])
-        counts = {"parties": parties, "errors": len(errors), "obligations": len(stored) + len(inserts) - len(removed),
-                  "inserted": len(inserts), "updated": len(updates), "removed": len(removed), "changes": len(changes),
-                  "recorded_events": len(events)}
-        run.counts = counts
+        changes: list[Change] = []
+        removed_changes: list[tuple[int, Change]] = []   # (row id, change): logged after every party's changes
+        current: list[dict[str, Any]] = []
+        kept: list[dict[str, Any]] = []           # stored rows of parties that could not be evaluated
+        participants = sorted(evaluator.registry.participants)
+        halfway, pause = (len(participants) + 1) // 2, os.environ.get(PAUSE_ENV)
+        parties = done = 0
+        others = sorted(set(stored_parties) - set(participants))
+        chunks = [participants[i:i + CHUNK_PARTIES] for i in range(0, len(participants), CHUNK_PARTIES)]
+        for chunk in chunks + ([others] if others else []):
+            stored = _stored_rows(session, [p for p in chunk if p in stored_parties], timings)
+            for iso3 in chunk:
+                if iso3 not in evaluator.registry.participants:     # stored rows of a party no longer in the registry
+                    continue
+                t = time.perf_counter()
+                try:   # keep only the obligations: a party's facts are not needed after its evaluation
+                    evaluation = evaluator.evaluate(iso3, as_of, by_party.get(iso3, []))
+                except EvaluationError as error:
+                    errors.append((iso3, str(error)))
+                    kept.extend({k: row[k] for k in _SLIM} for key, row in stored.items() if key[0] == iso3)
+                    for key in [key for key in stored if key[0] == iso3]:
+                        del stored[key]
+                    continue
+                finally:
+                    timings["engine"] += time.perf_counter() - t
+                    done += 1
+                parties += 1
+                for o in evaluation.obligations:
+                    new = obligation_values(iso3, o, evaluation.rulebook_hash)
+                    current.append({k: new[k] for k in _SLIM})   # what the digest needs, without provenance
+                    old = stored.pop((iso3, new["obligation_id"], new["period"]), None)
+                    if old is None:
+                        changes.extend(diff(None, new))
+                        writes.insert({**new, "computed_at": now, "check_run_id": run.id})
+                        continue
+                    moved = [c for c in _PLAIN if old[c] != new[c]]
+                    text = json.dumps(new["provenance"])
+                    if text != old["provenance"] and json.loads(old["provenance"]) != new["provenance"]:
+                        moved.append("provenance")
+                    if "due" in moved or "original_due" in moved:   # the reason names the rules and inputs that moved it
+                        old = {**old, "provenance": json.loads(old["provenance"])}
+                    changes.extend(diff(old, new))
+                    if moved:
+                        writes.update(old["id"], {**{c: new[c] for c in moved}, "computed_at": now, "check_run_id": run.id})
+                if pause and done >= halfway and not writes.paused:
+                    writes.pause(pause)
+            for key, row in stored.items():   # not derived any more (the failed parties' rows were taken out above)
+                removed_changes.append((row["id"], Change(*key, "removed", f"{row['status']}, due {row['due'].isoformat()}",
+                                                          None, "no longer derived from the facts (fulfilled elsewhere, "
+                                                                "or its basis changed)")))
+                writes.delete(row["id"])
+            writes.add_changes(changes[writes.changes_logged:])
+            writes.flush()
+        removed_changes.sort(key=lambda pair: pair[0])     # in the order the rows were stored
+        changes.extend(change for _, change in removed_changes)
+        writes.add_changes([change for _, change in removed_changes])
+        writes.flush()
+        counts = {"parties": parties, "errors": len(errors),
+                  "obligations": sum(stored_parties.values()) + writes.inserted - writes.removed,
+                  "inserted": writes.inserted, "updated": writes.updated, "removed": writes.removed,
+                  "changes": len(changes), "recorded_events": len(events)}
+        registry_hash = getattr(evaluator.registry, "hash", None)
+        run.counts = {**counts, "registry_hash": registry_hash} if registry_hash else counts
         run.finished_at = datetime.now(timezone.utc)
-        timings["write"] = time.perf_counter() - t
-    after = current
-    for party in failed:   # keep what was stored for a party that could not be evaluated
-        after.extend({**row, "party": key[0], "obligation_id": key[1], "period": key[2]}
-                     for key, row in stored.items() if key[0] == party)
+    current.extend(kept)   # keep what was stored for a party that could not be evaluated
     timings["total"] = time.perf_counter() - t0
     names = {iso3: p.name for iso3, p in evaluator.registry.participants.items()}
     return CheckResult(run_id=run.id, as_of=as_of, rulebook_hash=evaluator.rulebook.hash, first_check=previous_run is None,
-                       obligations=after, changes=changes, errors=errors, counts=counts, names=names,
-                       next_meeting=next_meeting(evaluator, as_of), timings=timings)
+                       obligations=current, changes=changes, errors=errors, counts=counts, names=names,
+                       next_meeting=next_meeting(evaluator, as_of), timings=timings, registry_hash=registry_hash)
 
 
 def load_events_in(session) -> list[RecordedEvent]:
@@ -224,24 +260,100 @@ def load_events_in(session) -> list[RecordedEvent]:
     return [to_recorded(r) for r in rows]
 
 
-def _write(session, inserts: list[dict], updates: list[dict], removed_ids: list[int]) -> None:
-    """Write in two halves; the test hook may pause (inside the open transaction) in between."""
-    work = [("insert", r) for r in inserts] + [("update", r) for r in updates]
-    half = len(work) // 2
-    pause = os.environ.get(PAUSE_ENV)
-    for index, chunk in enumerate((work[:half], work[half:])):
-        batch_inserts = [r for kind, r in chunk if kind == "insert"]
-        batch_updates = [r for kind, r in chunk if kind == "update"]
-        if batch_inserts:
-            session.execute(insert(ObligationRow), batch_inserts)
-        if batch_updates:
-            session.execute(update(ObligationRow), batch_updates)
-        if index == 0 and pause:
-            session.flush()
-            print(f"{PAUSE_ENV}: wrote {half} of {len(work)} rows, pausing {pause} s", file=sys.stderr, flush=True)
-            time.sleep(float(pause))
-    for start in range(0, len(removed_ids), 500):
-        session.execute(delete(ObligationRow).where(ObligationRow.id.in_(removed_ids[start:start + 500])))
+def _stored_rows(session, parties: list[str], timings: dict[str, float]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The stored obligations of these parties, keyed (party, obligation id, period), with the
+    provenance as its stored JSON text."""
+    if not parties:
+        return {}
+    t = time.perf_counter()
+    table = ObligationRow.__table__
+    query = (sa.select(*(table.c[name] for name in _STORED), sa.cast(table.c.provenance, sa.Text).label("provenance"))
+             .where(table.c.party.in_(parties)))
+    rows = {(r.party, r.obligation_id, r.period): r._asdict() for r in session.execute(query)}
+    timings["write"] += time.perf_counter() - t
+    return rows
+
+
+class _Writes:
+    """The check's writes, buffered and sent in batches (executemany) inside the open transaction.
+
+    Updates carry only the columns that moved (and ``computed_at``, ``check_run_id``), grouped
+    by that set of columns: the stored row ends up the same as a full update would leave it.
+    """
+
+    def __init__(self, session, run_id: int, now: datetime, timings: dict[str, float]):
+        self.session, self.run_id, self.now, self.timings = session, run_id, now, timings
+        self.inserts: list[dict[str, Any]] = []
+        self.updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        self.deletes: list[int] = []
+        self.changes: list[dict[str, Any]] = []
+        self.pending = self.written = 0
+        self.inserted = self.updated = self.removed = 0
+        self.changes_logged = 0
+        self.paused = False
+        self._statements: dict[tuple[str, ...], Any] = {}
+
+    def insert(self, row: dict[str, Any]) -> None:
+        self.inserts.append(row)
+        self.inserted += 1
+        self._count()
+
+    def update(self, row_id: int, values: dict[str, Any]) -> None:
+        columns = tuple(sorted(values))
+        self.updates.setdefault(columns, []).append({"b_id": row_id, **{f"b_{c}": v for c, v in values.items()}})
+        self.updated += 1
+        self._count()
+
+    def delete(self, row_id: int) -> None:
+        self.deletes.append(row_id)
+        self.removed += 1
+        self._count()
+
+    def add_changes(self, changes: list[Change]) -> None:
+        self.changes.extend({**c.__dict__, "check_run_id": self.run_id, "at": self.now} for c in changes)
+        self.changes_logged += len(changes)
+        if len(self.changes) >= BATCH_ROWS:
+            self.flush()
+
+    def _count(self) -> None:
+        self.pending += 1
+        if self.pending >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not (self.pending or self.changes):
+            return
+        t = time.perf_counter()
+        session = self.session
+        if self.inserts:
+            session.execute(insert(ObligationRow.__table__), self.inserts)
+        for columns, rows in self.updates.items():
+            session.execute(self._update(columns), rows)
+        for start in range(0, len(self.deletes), 500):
+            session.execute(delete(ObligationRow.__table__).where(ObligationRow.__table__.c.id.in_(self.deletes[start:start + 500])))
+        if self.changes:
+            session.execute(insert(ChangeRow.__table__), self.changes)
+        self.written += self.pending
+        self.inserts, self.updates, self.deletes, self.changes, self.pending = [], {}, [], [], 0
+        self.timings["write"] += time.perf_counter() - t
+
+    def _update(self, columns: tuple[str, ...]):
+        if columns not in self._statements:
+            table = ObligationRow.__table__
+            self._statements[columns] = (update(table).where(table.c.id == sa.bindparam("b_id"))
+                                         .values({c: sa.bindparam(f"b_{c}") for c in columns}))
+        return self._statements[columns]
+
+    def pause(self, seconds: str) -> None:
+        """The test hook: half-way through the parties, once some rows are written, sleep inside
+        the open transaction (a kill then must leave the previous check's state)."""
+        self.flush()
+        if not self.written:
+            return
+        self.session.flush()
+        self.paused = True
+        print(f"{PAUSE_ENV}: wrote {self.written} rows, pausing {seconds} s", file=sys.stderr, flush=True)
+        time.sleep(float(seconds))
 
 
 def needs_attention(result: CheckResult, evaluator: Evaluator) -> bool:
@@ -309,50 +421,70 @@ def write_digest(folder: Path, context: dict[str, Any]) -> tuple[Path, Path]:
 # ----------------------------------------------------------------------------- stats
 
 def stats(evaluator: Evaluator, as_of: date, events: Iterable[RecordedEvent]) -> dict[str, Any]:
-    """Counts like the progress reports of the Meetings of States Parties, as of a date."""
-    evaluations, errors = evaluate_parties(evaluator, as_of, events)
-    parties = [e for e in evaluations if e.status == "state_party"]
-    initial = [o for e in parties for o in e.obligations if o.id == "ccm.art7.initial_report"]
-    due = [o for o in initial if o.due <= as_of or o.status in ("fulfilled", "fulfilled_late")]
+    """Counts like the progress reports of the Meetings of States Parties, as of a date.
 
-    def article(ids: tuple[str, ...], request_id: str) -> dict[str, int]:
-        per_party: dict[str, list[Obligation]] = {}
-        for e in parties:
-            found = [o for o in e.obligations if o.id in ids]
-            if found:
-                per_party[e.participant.iso3] = found
-        return {
-            "states_with_obligation": len(per_party),
-            "completed": sum(all(o.status in ("fulfilled", "fulfilled_late") for o in os_) for os_ in per_party.values()),
-            "extended": sum(any(o.due != o.original_due for o in os_) for os_ in per_party.values()),
-            "deadline_passed_outstanding": sum(any(o.status == "overdue" for o in os_) for os_ in per_party.values()),
-            "extension_requests_overdue": sum(1 for e in parties for o in e.obligations
-                                              if o.id == request_id and o.status == "overdue"),
-        }
-
-    decided = Counter()
-    for e in evaluations:
+    Counted party by party: no party's evaluation is kept once it is counted."""
+    by_party: dict[str, list[RecordedEvent]] = {}
+    for event in events:
+        by_party.setdefault(event.party, []).append(event)
+    errors: list[tuple[str, str]] = []
+    statuses: Counter = Counter()
+    initial_counts: Counter = Counter()
+    annual: Counter = Counter()
+    decided: Counter = Counter()
+    articles = {"article_3": (("ccm.art3.stockpile_destruction",), "ccm.art3.extension_request"),
+                "article_4": (("ccm.art4.clearance", "ccm.art4.clearance_after_eif"), "ccm.art4.extension_request")}
+    per_article = {name: Counter() for name in articles}
+    for iso3 in sorted(evaluator.registry.participants):
+        try:
+            e = evaluator.evaluate(iso3, as_of, by_party.get(iso3, []))
+        except EvaluationError as error:
+            errors.append((iso3, str(error)))
+            continue
+        statuses[e.status] += 1
         for key in e.facts:
             if key.startswith("decision:extension:"):
                 decided[key.split(":")[2].split("#")[0]] += 1
+        if e.status != "state_party":
+            continue
+        for o in e.obligations:
+            if o.id == "ccm.art7.initial_report":
+                initial_counts["all"] += 1
+                if o.due <= as_of or o.status in ("fulfilled", "fulfilled_late"):
+                    initial_counts["due"] += 1
+                    initial_counts["received"] += o.status in ("fulfilled", "fulfilled_late")
+                    initial_counts["received_late"] += o.status == "fulfilled_late"
+                    initial_counts["outstanding"] += o.status == "overdue"
+            elif o.id == "ccm.art7.annual_report":
+                annual["due"] += o.due <= as_of
+                annual["outstanding"] += o.status == "overdue"
+        for name, (ids, request_id) in articles.items():
+            counts = per_article[name]
+            found = [o for o in e.obligations if o.id in ids]
+            if found:
+                counts["states_with_obligation"] += 1
+                counts["completed"] += all(o.status in ("fulfilled", "fulfilled_late") for o in found)
+                counts["extended"] += any(o.due != o.original_due for o in found)
+                counts["deadline_passed_outstanding"] += any(o.status == "overdue" for o in found)
+            counts["extension_requests_overdue"] += sum(1 for o in e.obligations
+                                                        if o.id == request_id and o.status == "overdue")
+    fields = ("states_with_obligation", "completed", "extended", "deadline_passed_outstanding",
+              "extension_requests_overdue")
     return {
         "as_of": as_of.isoformat(),
-        "states_parties": len(parties),
-        "signatories": sum(1 for e in evaluations if e.status == "signatory"),
-        "former_states_parties": sum(1 for e in evaluations if e.status == "former_state_party"),
+        "states_parties": statuses["state_party"],
+        "signatories": statuses["signatory"],
+        "former_states_parties": statuses["former_state_party"],
         "initial_reports": {
-            "due": len(due),
-            "received": sum(1 for o in due if o.status in ("fulfilled", "fulfilled_late")),
-            "received_late": sum(1 for o in due if o.status == "fulfilled_late"),
-            "outstanding": sum(1 for o in due if o.status == "overdue"),
-            "not_yet_due": len(initial) - len(due),
+            "due": initial_counts["due"],
+            "received": initial_counts["received"],
+            "received_late": initial_counts["received_late"],
+            "outstanding": initial_counts["outstanding"],
+            "not_yet_due": initial_counts["all"] - initial_counts["due"],
         },
-        "annual_reports": {
-            "due": sum(1 for e in parties for o in e.obligations if o.id == "ccm.art7.annual_report" and o.due <= as_of),
-            "outstanding": sum(1 for e in parties for o in e.obligations if o.id == "ccm.art7.annual_report" and o.status == "overdue"),
-        },
-        "article_3": article(("ccm.art3.stockpile_destruction",), "ccm.art3.extension_request"),
-        "article_4": article(("ccm.art4.clearance", "ccm.art4.clearance_after_eif"), "ccm.art4.extension_request"),
+        "annual_reports": {"due": annual["due"], "outstanding": annual["outstanding"]},
+        "article_3": {f: per_article["article_3"][f] for f in fields},
+        "article_4": {f: per_article["article_4"][f] for f in fields},
         "extension_requests_decided": {"art3": decided.get("art3", 0), "art4": decided.get("art4", 0),
                                        "total": sum(decided.values())},
         "recorded_events": sum(1 for _ in events) if isinstance(events, list) else None,

@@ -10,12 +10,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from engine.compute import EvaluationError
 from engine.dates import fmt
 from engine.evaluate import Evaluator
-from engine.explain import explain
 from engine.registry import RegistryError, UnknownPartyError, load_registry
 from engine.rulebook import RulebookError, load_rulebook
 from engine.settings import SettingsError, load_settings
@@ -77,6 +75,8 @@ def parties(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP
     if json_output:
         print(json.dumps({"as_of": day.isoformat(), "parties": rows}, ensure_ascii=False, indent=1))
         return
+    from rich.table import Table
+
     table = Table(title=f"Participants as of {fmt(day)}")
     for column in ("ISO3", "Name", "Status", "Entry into force"):
         table.add_column(column)
@@ -105,6 +105,8 @@ def deadlines(party: str = typer.Argument(..., help="ISO3 code or name, case-ins
                   + (f", bound since {fmt(evaluation.entry_into_force)}" if evaluation.entry_into_force else "")
                   + (f", withdrawal effective {fmt(evaluation.withdrawal_effective)}" if evaluation.withdrawal_effective else ""),
                   highlight=False)
+    from rich.table import Table
+
     table = Table(title=f"Obligations as of {fmt(day)} (rulebook {evaluation.rulebook_hash})")
     table.add_column("Obligation", no_wrap=True)
     for column in ("Art.", "Period", "Due", "Original", "Status"):
@@ -144,6 +146,8 @@ def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
     if len(found) > 1 and period is None:
         fail(f"{obligation_id} has {len(found)} periods for {participant.name}; choose one with --period: "
              + ", ".join(o.period or "" for o in found))
+    from engine.explain import explain
+
     explanation = explain(evaluation, ev.rulebook, found[0])
     if json_output:
         print(json.dumps(explanation.to_json(), ensure_ascii=False, indent=1))

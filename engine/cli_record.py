@@ -3,6 +3,9 @@ export, check, stats. Registered by the last line of engine/cli.py.
 
 Exit statuses: 0 success (for ``check``: nothing needs attention); 1 ``check`` found something
 that needs attention; 2 a refusal or an error the user can fix (the message says why).
+
+SQLAlchemy, the store, the record and rich's tables are imported inside the commands that use
+them: every ``ccm`` command loads this module, and most of them never touch the database.
 """
 
 from __future__ import annotations
@@ -12,18 +15,16 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import sqlalchemy.exc
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from engine import store
 from engine.cli import app, evaluator, fail, parse_date
-from engine.record import (ARTICLES, REPORT_KINDS, ImportError_, NewEvent, RecordError, check_meeting,
-                           resolve_party)
 from engine.settings import load_settings
+
+if TYPE_CHECKING:
+    from engine.record import NewEvent
 
 console = Console()
 db_app = typer.Typer(no_args_is_help=True, help="The database's schema.")
@@ -40,46 +41,76 @@ def _url() -> str:
 
 def _ready(url: str, create: bool = False) -> None:
     """Make sure the schema is current; with ``create``, initialise a missing SQLite file."""
+    from sqlalchemy.exc import OperationalError
+
+    from engine import store
+
     try:
-        if create and store.current_revision(url) is None:   # no file, or a server database without the schema
+        current = store.current_revision(url)
+        if create and current is None:   # no file, or a server database without the schema
             store.upgrade(url)
             where = store.sqlite_path(url) or store.safe_url(url)
             Console(stderr=True).print(f"Initialised a new database at {where}.", highlight=False)
             return
-        store.require_current(url)
+        store.require_current(url, current)
     except store.DatabaseNotInitialised as error:
         fail(str(error)[0].upper() + str(error)[1:] + ".")
-    except sqlalchemy.exc.OperationalError as error:
+    except OperationalError as error:
         fail(f"cannot reach the database {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
 
 
 # ----------------------------------------------------------------------------- schema
 
 @app.command()
-def init() -> None:
-    """Create the database (SQLite file by default, or CCM_DATABASE_URL) and bring its schema up to date."""
+def init(registry_dir: Optional[Path] = typer.Option(
+        None, "--registry", file_okay=False,
+        help="Load and check this registry folder instead of the embedded one (e.g. an edited copy).")) -> None:
+    """Load and check the registry, then create the database (SQLite file by default, or
+    CCM_DATABASE_URL) and bring its schema up to date.
+
+    A registry with a problem is refused before anything is created. The registry's files stay
+    its source of truth: each check run records the hash of the files it used.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from engine import store
+    from engine.registry import RegistryError, load_registry
+
+    try:
+        registry = load_registry(registry_dir)
+    except RegistryError as error:
+        fail(f"{error}\nNothing was created.")
+        return
     url = _url()
     try:
         before, after = store.upgrade(url)
-    except sqlalchemy.exc.OperationalError as error:
+    except OperationalError as error:
         fail(f"cannot reach the database {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
     where = store.sqlite_path(url) or store.safe_url(url)
     if before == after:
-        console.print(f"The database at {where} is already initialised (schema {after}).", highlight=False)
+        console.print(f"The database at {where} is already initialised (schema {after}).", highlight=False, soft_wrap=True)
     else:
-        console.print(f"Initialised the database at {where} (schema {before or 'none'} -> {after}). "
-                      "The registry stays in rules/ccm/registry and is read from there.", highlight=False)
+        console.print(f"Initialised the database at {where} (schema {before or 'none'} -> {after}).", highlight=False,
+                      soft_wrap=True)
+    console.print(f"Loaded {'the embedded registry' if registry_dir is None else f'the registry at {registry_dir}'}: "
+                  f"{len(registry.participants)} participants, {len(registry.meetings)} meetings, "
+                  f"{len(registry.declarations)} declarations, {len(registry.completions)} completions, "
+                  f"{len(registry.decisions)} decisions (registry {registry.hash}).", highlight=False, soft_wrap=True)
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate an existing database to the newest schema."""
+    from sqlalchemy.exc import OperationalError
+
+    from engine import store
+
     url = _url()
     if not store.database_exists(url):
         fail(f"there is no database at {store.sqlite_path(url)}; create it with `ccm init`")
     try:
         before, after = store.upgrade(url)
-    except sqlalchemy.exc.OperationalError as error:
+    except OperationalError as error:
         fail(f"cannot reach the database {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
     console.print(f"Schema {before or 'none'} -> {after}." if before != after else f"Schema already at {after}.")
 
@@ -87,7 +118,7 @@ def db_upgrade() -> None:
 # ----------------------------------------------------------------------------- recording
 
 def _record(event: NewEvent, corrects: Optional[str]) -> None:
-    from engine.record import record
+    from engine.record import RecordError, record
 
     url = _url()
     _ready(url, create=True)
@@ -108,6 +139,8 @@ def _record(event: NewEvent, corrects: Optional[str]) -> None:
 
 
 def _party(query: str) -> str:
+    from engine.record import RecordError, resolve_party
+
     try:
         return resolve_party(evaluator(), query)
     except RecordError as error:
@@ -116,12 +149,16 @@ def _party(query: str) -> str:
 
 
 def _article(value: str) -> str:
+    from engine.record import ARTICLES
+
     if value not in ARTICLES:
         fail(f"--article {value!r}: extensions exist under Article 3 or 4; give 3 or 4")
     return value
 
 
 def _meeting(code: str) -> str:
+    from engine.record import RecordError, check_meeting
+
     try:
         check_meeting(evaluator(), code)
     except RecordError as error:
@@ -142,6 +179,8 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
                   source: Optional[str] = typer.Option(None, "--source", help="URL of the report."),
                   comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
     """A transparency report (Art. 7) or retention report (Art. 3(8)) received."""
+    from engine.record import REPORT_KINDS, NewEvent
+
     if kind not in REPORT_KINDS:
         fail(f"--kind {kind!r}: give one of {', '.join(REPORT_KINDS)}")
     if kind != "initial" and year is None:
@@ -161,6 +200,8 @@ def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or
                              source: Optional[str] = typer.Option(None, "--source", help="URL."),
                              comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
     """An extension request (Art. 3(3) or 4(5)) submitted for a meeting."""
+    from engine.record import NewEvent
+
     _record(NewEvent(party=_party(party), kind=f"extension_request:art{_article(article)}",
                      on=parse_date(submitted, "--submitted"), period=_meeting(meeting), symbol=symbol, source=source,
                      comment=comment), corrects)
@@ -176,6 +217,8 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
                     source: Optional[str] = typer.Option(None, "--source", help="URL."),
                     comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
     """A meeting's decision granting an extension (checked against the treaty's ceiling)."""
+    from engine.record import NewEvent
+
     code = _meeting(meeting)
     granted_day = parse_date(granted, "--granted")
     _record(NewEvent(party=_party(party), kind=f"decision:extension:art{_article(article)}",
@@ -191,6 +234,8 @@ def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."
                       source: Optional[str] = typer.Option(None, "--source", help="URL."),
                       comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
     """Stockpile destruction (Art. 3) or clearance (Art. 4) completed."""
+    from engine.record import NewEvent
+
     if declared_at:
         _meeting(declared_at)
     _record(NewEvent(party=_party(party), kind=f"completion:art{_article(article)}",
@@ -204,6 +249,8 @@ def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."
                       source: Optional[str] = typer.Option(None, "--source", help="URL (depositary notification)."),
                       comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
     """A withdrawal (Art. 20) taking effect."""
+    from engine.record import NewEvent
+
     _record(NewEvent(party=_party(party), kind="withdrawal", on=parse_date(effective, "--effective"), source=source,
                      comment=comment), corrects)
 
@@ -216,6 +263,8 @@ def record_clarification_request(party: str = typer.Argument(..., help="ISO3 cod
                                  source: Optional[str] = typer.Option(None, "--source", help="URL."),
                                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
     """A request for clarification (Art. 8(2)) received by a State; its id names the response's period."""
+    from engine.record import NewEvent
+
     iso3 = _party(party)
     day = parse_date(received, "--received")
     _record(NewEvent(party=iso3, kind="clarification_request", on=day, symbol=symbol, source=source, comment=comment,
@@ -230,6 +279,8 @@ def record_clarification_response(party: str = typer.Argument(..., help="ISO3 co
                                   source: Optional[str] = typer.Option(None, "--source", help="URL."),
                                   comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
     """A State's response to a request for clarification."""
+    from engine.record import NewEvent
+
     _record(NewEvent(party=_party(party), kind="clarification_response", on=parse_date(submitted, "--submitted"),
                      period=request, symbol=symbol, source=source, comment=comment), corrects)
 
@@ -239,6 +290,10 @@ def history(party: str = typer.Argument(..., help="ISO3 code or name."),
             as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
             json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """A party's dated history: registry facts and recorded events, with their sources."""
+    from rich.table import Table
+
+    from engine import store
+    from engine.record import RecordError
     from engine.record import history as build
 
     url = _url()
@@ -266,7 +321,7 @@ def history(party: str = typer.Argument(..., help="ISO3 code or name."),
 @app.command(name="import")
 def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv or .json file of report receipts.")) -> None:
     """Import report receipts (columns party,kind,year,received,symbol,source): all rows or none."""
-    from engine.record import import_file
+    from engine.record import ImportError_, import_file
 
     url = _url()
     _ready(url, create=True)
@@ -283,6 +338,7 @@ def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False,
 def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
            output: Optional[Path] = typer.Option(None, "--output", help="File to write (default: standard output).")) -> None:
     """Export the recorded report receipts in the import format."""
+    from engine import store
     from engine.record import export_rows, format_export
 
     if fmt_name not in ("csv", "json"):
@@ -300,6 +356,8 @@ def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
 # ----------------------------------------------------------------------------- the check
 
 def _show(title: str, rows: list[dict], columns: list[tuple[str, str]], limit: int) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]{title} ({len(rows)})[/]", highlight=False)
     if not rows:
         console.print("  none", highlight=False)
@@ -324,6 +382,9 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     within 90 days, an extension request due before the next meeting, a party not evaluated);
     2: an error.
     """
+    from sqlalchemy.exc import OperationalError
+
+    from engine import store
     from engine.check import digest_context, run_check, write_digest
 
     url = _url()
@@ -331,7 +392,7 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     _ready(url, create=True)
     try:
         result = run_check(url, evaluator(), day)
-    except sqlalchemy.exc.OperationalError as error:
+    except OperationalError as error:
         fail(f"the check could not run on {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
         return
     context = digest_context(result, evaluator())
@@ -372,6 +433,10 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
 def stats(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
           json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Counts like the progress reports of the Meetings of States Parties, as of a date."""
+    from rich.table import Table
+    from sqlalchemy.exc import OperationalError
+
+    from engine import store
     from engine.check import stats as compute
     from engine.record import load_events
 
@@ -381,7 +446,7 @@ def stats(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     if store.database_exists(url):
         try:
             events = load_events(url) if store.current_revision(url) else []
-        except sqlalchemy.exc.OperationalError:
+        except OperationalError:
             events = []
     counts = compute(evaluator(), day, events)
     if json_output:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import calendar
 import csv
 import difflib
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +32,7 @@ __all__ = [
     "UnknownPartyError",
     "load_registry",
     "parse_sources",
+    "registry_hash",
 ]
 
 SOURCE_SEPARATOR = " ; "
@@ -276,7 +279,13 @@ class TreatySettings:
 
 @dataclass(frozen=True)
 class Registry:
-    """Every registry fact, indexed for look-ups by ISO3 code and meeting code."""
+    """Every registry fact, indexed for look-ups by ISO3 code and meeting code.
+
+    The look-ups are indexed once, on first use (a registry is not changed after it is built):
+    a check of 10,000 parties asks for each party's rows and the threshold deposit every time.
+    ``hash`` identifies the files it was read from (see :func:`registry_hash`); a registry
+    built in code has none.
+    """
 
     treaty: TreatySettings
     participants: dict[str, Participant]
@@ -284,6 +293,7 @@ class Registry:
     declarations: tuple[Declaration, ...]
     completions: tuple[Completion, ...]
     decisions: tuple[Decision, ...]
+    hash: str | None = None
 
     def participant(self, iso3: str) -> Participant:
         """The participant with this ISO3 code; raises UnknownPartyError."""
@@ -294,21 +304,21 @@ class Registry:
 
     def meeting(self, code: str) -> Meeting:
         """The meeting with this code (e.g. '9MSP'); raises LookupError."""
-        for meeting in self.meetings:
-            if meeting.code == code:
-                return meeting
-        known = ", ".join(m.code for m in self.meetings)
-        raise LookupError(f"No meeting has the code {code!r}. Known codes: {known}.")
+        try:
+            return self._meetings_by_code[code]
+        except (KeyError, TypeError):
+            known = ", ".join(m.code for m in self.meetings)
+            raise LookupError(f"No meeting has the code {code!r}. Known codes: {known}.") from None
 
     def declarations_for(self, iso3: str) -> tuple[Declaration, ...]:
-        return tuple(d for d in self.declarations if d.iso3 == iso3)
+        return self._declarations_by_party.get(iso3, ())
 
     def completions_for(self, iso3: str) -> tuple[Completion, ...]:
-        return tuple(c for c in self.completions if c.iso3 == iso3)
+        return self._completions_by_party.get(iso3, ())
 
     def decisions_for(self, iso3: str) -> tuple[Decision, ...]:
         """The participant's decisions, oldest first."""
-        return tuple(sorted((d for d in self.decisions if d.iso3 == iso3), key=lambda d: d.decided_on))
+        return self._decisions_by_party.get(iso3, ())
 
     def thirtieth_deposit(self) -> tuple[date, tuple[Participant, ...]]:
         """The date of the deposit that brought the treaty into force (the 30th for the CCM,
@@ -316,16 +326,17 @@ class Registry:
 
         Raises LookupError if fewer instruments have been deposited.
         """
-        return _threshold_deposit(self.treaty, self.participants.values())
+        found = self._threshold
+        if isinstance(found, LookupError):
+            raise LookupError(*found.args)
+        return found
 
     def find(self, query: str) -> Participant:
         """The participant named by an ISO3 code, its registry name or its CLDR English name,
         ignoring case; raises UnknownPartyError with up to five close matches."""
-        wanted = query.strip().casefold()
-        for participant in self.participants.values():
-            if wanted in {participant.iso3.casefold(), participant.name.casefold(),
-                          participant.localized_name("en").casefold()}:
-                return participant
+        found = self._by_label.get(query.strip().casefold())
+        if found is not None:
+            return found
         raise UnknownPartyError(query, self._suggest(query))
 
     def _suggest(self, query: str) -> tuple[Participant, ...]:
@@ -339,6 +350,53 @@ class Registry:
             if by_label[label] not in suggestions:
                 suggestions.append(by_label[label])
         return tuple(suggestions[:5])
+
+    # -- indexes, built on first use --------------------------------------------------------
+
+    @cached_property
+    def _meetings_by_code(self) -> dict[str, Meeting]:
+        index: dict[str, Meeting] = {}
+        for meeting in self.meetings:
+            index.setdefault(meeting.code, meeting)      # the first one, as a scan would find
+        return index
+
+    @cached_property
+    def _declarations_by_party(self) -> dict[str, tuple[Declaration, ...]]:
+        return _by_party(self.declarations)
+
+    @cached_property
+    def _completions_by_party(self) -> dict[str, tuple[Completion, ...]]:
+        return _by_party(self.completions)
+
+    @cached_property
+    def _decisions_by_party(self) -> dict[str, tuple[Decision, ...]]:
+        # a stable sort of each party's rows in file order: what sorting the filtered tuple gave
+        return {iso3: tuple(sorted(rows, key=lambda d: d.decided_on))
+                for iso3, rows in _by_party(self.decisions).items()}
+
+    @cached_property
+    def _threshold(self) -> tuple[date, tuple[Participant, ...]] | LookupError:
+        try:
+            return _threshold_deposit(self.treaty, self.participants.values())
+        except LookupError as error:
+            return error
+
+    @cached_property
+    def _by_label(self) -> dict[str, Participant]:
+        """ISO3 code, registry name and CLDR English name, case-folded; the first participant
+        (in registry order) to carry a label keeps it, as the scan it replaces did."""
+        index: dict[str, Participant] = {}
+        for participant in self.participants.values():
+            for label in (participant.iso3, participant.name, participant.localized_name("en")):
+                index.setdefault(label.casefold(), participant)
+        return index
+
+
+def _by_party(rows) -> dict[str, tuple]:
+    grouped: dict[str, list] = {}
+    for row in rows:
+        grouped.setdefault(row.iso3, []).append(row)
+    return {iso3: tuple(items) for iso3, items in grouped.items()}
 
 
 def _threshold_deposit(treaty: TreatySettings, participants) -> tuple[date, tuple[Participant, ...]]:
@@ -395,6 +453,19 @@ def _alpha3_codes() -> frozenset[str]:
 def default_directory() -> Path:
     """The packaged registry directory (rules/ccm/registry)."""
     return Path(str(files("rules") / "ccm" / "registry"))
+
+
+def registry_hash(directory: Path | None = None) -> str:
+    """A hash that identifies the exact text of the registry's files (treaty.toml and the CSV
+    files), computed like the rulebook's: sha256 over each file's name and bytes, in name
+    order, first 16 hex digits. A missing file counts as empty (loading reports it)."""
+    directory = Path(directory) if directory is not None else default_directory()
+    digest = hashlib.sha256()
+    for name in sorted((TREATY_FILE, *COLUMNS)):
+        path = directory / name
+        raw = path.read_bytes() if path.is_file() else b""
+        digest.update(name.encode() + b"\0" + raw + b"\0")
+    return digest.hexdigest()[:16]
 
 
 class _Checker:
@@ -715,6 +786,7 @@ def load_registry(directory: Path | None = None) -> Registry:
     if check.problems:
         raise RegistryError(check.problems)
     return Registry(
+        hash=registry_hash(directory),
         treaty=treaty,
         participants=participants,
         meetings=tuple(sorted(meetings.values(), key=lambda m: m.start_date)),

@@ -19,6 +19,7 @@ Tables:
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -29,6 +30,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version"   # Alembic's default, as engine/migrations/env.py leaves it
 #: The key of the PostgreSQL advisory lock that serialises ``ccm check`` runs.
 CHECK_LOCK_KEY = 0x43434D01
 
@@ -205,18 +207,74 @@ def alembic_config(connection: sa.Connection | None = None):
 
 
 def head_revision() -> str:
+    """The newest schema version: read from the migration files' ``revision`` and
+    ``down_revision`` assignments without importing Alembic (a ``ccm check`` needs only this
+    and the stored version); Alembic answers when the files are not that simple."""
+    head = _head_from_files()
+    if head is not None:
+        return head
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+@lru_cache(maxsize=1)
+def _head_from_files() -> str | None:
+    """The single head of the migration graph, if every version file assigns ``revision`` and
+    ``down_revision`` plain constants (a string, None, or a tuple of strings); else None."""
+    import ast
+
+    revisions: dict[str, tuple[str, ...]] = {}
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            return None
+        found: dict[str, object] = {}
+        for node in tree.body:
+            target, value = None, None
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                target, value = node.targets[0].id, node.value
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+                target, value = node.target.id, node.value
+            if target in ("revision", "down_revision"):
+                try:
+                    found[target] = ast.literal_eval(value)
+                except ValueError:
+                    return None
+        revision, down = found.get("revision"), found.get("down_revision", "missing")
+        if not isinstance(revision, str) or revision in revisions:
+            return None
+        if down is None:
+            revisions[revision] = ()
+        elif isinstance(down, str):
+            revisions[revision] = (down,)
+        elif isinstance(down, (tuple, list)) and all(isinstance(d, str) for d in down):
+            revisions[revision] = tuple(down)
+        else:
+            return None
+    parents = {d for downs in revisions.values() for d in downs}
+    if not parents <= set(revisions):
+        return None
+    heads = [r for r in revisions if r not in parents]
+    return heads[0] if len(heads) == 1 else None
+
+
 def current_revision(url: str) -> str | None:
-    """The schema version stored in the database, or None when it has none (or no file)."""
+    """The schema version stored in the database, or None when it has none (or no file).
+
+    Read with one query of Alembic's version table (Alembic itself is slow to import);
+    Alembic answers when the table holds more than one version (branches)."""
     if not database_exists(url):
         return None
-    from alembic.runtime.migration import MigrationContext
-
     with get_engine(url).connect() as connection:
+        if not sa.inspect(connection).has_table(VERSION_TABLE):
+            return None
+        versions = connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+        if len(versions) <= 1:
+            return versions[0] if versions else None
+        from alembic.runtime.migration import MigrationContext
+
         return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -237,9 +295,14 @@ def upgrade(url: str) -> tuple[str | None, str]:
     return before, head_revision()
 
 
-def require_current(url: str) -> None:
-    """Raise DatabaseNotInitialised unless the schema is at the newest version."""
-    current = current_revision(url)
+_READ = object()
+
+
+def require_current(url: str, current: str | None | object = _READ) -> None:
+    """Raise DatabaseNotInitialised unless the schema is at the newest version (``current``:
+    the stored version when the caller has just read it)."""
+    if current is _READ:
+        current = current_revision(url)
     if current is None:
         raise DatabaseNotInitialised(f"the database {safe_url(url)} is not initialised; run `ccm init`")
     if current != head_revision():

@@ -120,3 +120,113 @@ def test_stats_count_recorded_receipts_and_late_ones(db_url, ccm):
     ccm("record", "report", "NOR", "--kind", "initial", "--received", "2011-01-20")
     counts = json.loads(ccm("stats", "--as-of", "2012-01-01", "--json")[1])
     assert counts["initial_reports"]["received"] == 2 and counts["initial_reports"]["received_late"] == 1
+
+
+# ----------------------------------------------------------------------------- the check streams party by party
+
+def _stored(url: str):
+    """The obligations table as (party, id, period) -> the values a check writes."""
+    with store.reader_session(url) as session:
+        rows = session.execute(sa.select(store.ObligationRow)).scalars().all()
+        return {(r.party, r.obligation_id, r.period): (r.article, r.due, r.original_due, r.status, r.status_reason,
+                                                       r.meeting, r.provenance, r.rulebook_hash) for r in rows}
+
+
+def _expected(evaluator, day, events=()):
+    from engine.check import obligation_values
+
+    expected = {}
+    for iso3 in sorted(evaluator.registry.participants):
+        evaluation = evaluator.evaluate(iso3, day, [e for e in events if e.party == iso3])
+        for o in evaluation.obligations:
+            v = obligation_values(iso3, o, evaluation.rulebook_hash)
+            expected[(iso3, v["obligation_id"], v["period"])] = (v["article"], v["due"], v["original_due"], v["status"],
+                                                                v["status_reason"], v["meeting"], v["provenance"],
+                                                                v["rulebook_hash"])
+    return expected
+
+
+def test_in_small_chunks_and_batches_the_table_holds_what_the_engine_says(db_url, record_evaluator, monkeypatch):
+    from engine import check
+    from engine.record import NewEvent, load_events, record
+
+    monkeypatch.setattr(check, "CHUNK_PARTIES", 7)    # 18 chunks of the 125 participants
+    monkeypatch.setattr(check, "BATCH_ROWS", 50)      # many executemany batches inside the one transaction
+    store.upgrade(db_url)
+    seen = 0
+    for day in (date(2012, 1, 1), "record", date(2013, 6, 1), date(2013, 6, 1), date(2010, 6, 1), date(2025, 6, 1)):
+        if day == "record":
+            record(db_url, record_evaluator, NewEvent(party="LBN", kind="report:initial", on=date(2011, 12, 1)))
+            continue
+        result = run_check(db_url, record_evaluator, day)
+        stored = _stored(db_url)
+        assert stored == _expected(record_evaluator, day, load_events(db_url))
+        assert result.counts["obligations"] == len(stored) == len(result.obligations)
+        with store.reader_session(db_url) as session:
+            logged = session.scalar(sa.select(sa.func.count()).select_from(store.ChangeRow)
+                                    .where(store.ChangeRow.check_run_id == result.run_id))
+        assert logged == len(result.changes) == result.counts["changes"]
+        seen += len(result.changes)
+    assert seen > 2000      # new rows, statuses moved, rows removed when the clock went back
+
+
+def test_a_check_in_chunks_moves_and_logs_what_one_pass_does(db_url, record_evaluator, monkeypatch):
+    from engine import check
+
+    store.upgrade(db_url)
+    run_check(db_url, record_evaluator, date(2013, 6, 1))
+    whole = run_check(db_url, record_evaluator, date(2019, 11, 1))
+    monkeypatch.setattr(check, "CHUNK_PARTIES", 10)
+    monkeypatch.setattr(check, "BATCH_ROWS", 7)
+    chunked = run_check(db_url, record_evaluator, date(2013, 6, 1))
+    back = run_check(db_url, record_evaluator, date(2019, 11, 1))
+
+    def moved(result):
+        return sorted((c.party, c.obligation_id, c.period, c.field, c.old, c.new, c.reason) for c in result.changes)
+
+    assert moved(back) == moved(whole) and back.counts == whole.counts
+    assert chunked.counts["removed"] > 0 and back.counts["inserted"] > 0      # the clock went back, then forward
+    assert sorted(map(repr, back.obligations)) == sorted(map(repr, whole.obligations))
+
+
+def test_a_party_that_cannot_be_evaluated_keeps_what_was_stored(db_url, record_evaluator):
+    from engine.compute import EvaluationError
+    from engine.evaluate import Evaluator
+
+    class Failing(Evaluator):
+        def evaluate(self, iso3, as_of, recorded=()):
+            if iso3 == "LBN":
+                raise EvaluationError("no rule applies (test)")
+            return super().evaluate(iso3, as_of, recorded)
+
+    store.upgrade(db_url)
+    run_check(db_url, record_evaluator, date(2012, 1, 1))
+    before = {k: v for k, v in _stored(db_url).items() if k[0] == "LBN"}
+    failing = Failing(record_evaluator.rulebook, record_evaluator.registry, "durable")
+    result = run_check(db_url, failing, date(2013, 6, 1))
+    assert result.errors == [("LBN", "no rule applies (test)")]
+    assert {k: v for k, v in _stored(db_url).items() if k[0] == "LBN"} == before and before
+    assert not any(c.party == "LBN" for c in result.changes)
+    kept = [o for o in result.obligations if o["party"] == "LBN"]
+    assert sorted((o["obligation_id"], o["period"], o["status"]) for o in kept) == \
+        sorted((k[1], k[2], v[3]) for k, v in before.items())
+
+
+def test_the_rows_of_a_party_no_longer_in_the_registry_are_removed_and_logged(db_url, record_evaluator):
+    from dataclasses import replace
+
+    from engine.evaluate import Evaluator
+
+    store.upgrade(db_url)
+    run_check(db_url, record_evaluator, date(2025, 6, 1))
+    threshold, _ = record_evaluator.registry.thirtieth_deposit()
+    late = [iso3 for iso3, p in sorted(record_evaluator.registry.participants.items())
+            if p.deposit_date and p.deposit_date > threshold]
+    gone = {late[0], late[-1]}     # parties that did not bring the treaty into force: nobody else's dates move
+    registry = replace(record_evaluator.registry,
+                       participants={k: v for k, v in record_evaluator.registry.participants.items() if k not in gone})
+    stored = {k for k in _stored(db_url) if k[0] in gone}
+    result = run_check(db_url, Evaluator(record_evaluator.rulebook, registry, "durable"), date(2025, 6, 1))
+    assert stored and not {k for k in _stored(db_url) if k[0] in gone}
+    assert {(c.party, c.obligation_id, c.period) for c in result.changes if c.field == "removed"} == stored
+    assert result.counts["removed"] == len(stored) and result.counts["changes"] == len(stored)

@@ -112,3 +112,45 @@ def test_a_read_only_query_never_creates_a_database(tmp_path, monkeypatch, ccm):
         assert not path.exists()
     finally:
         record_source._url.cache_clear()
+
+
+def test_the_schema_versions_read_without_alembic_are_alembics(db_url):
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    assert store.head_revision() == ScriptDirectory.from_config(store.alembic_config()).get_current_head()
+    assert store.current_revision(db_url) is None
+    store.upgrade(db_url)
+    with store.get_engine(db_url).connect() as connection:
+        assert store.current_revision(db_url) == MigrationContext.configure(connection).get_current_revision()
+    assert store.current_revision(db_url) == store.head_revision()
+
+
+def test_the_head_is_left_to_alembic_when_the_version_files_are_not_plain(tmp_path, monkeypatch):
+    versions = tmp_path / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (versions / "a.py").write_text('revision = "a"\ndown_revision = None\n', encoding="utf-8")
+    (versions / "b.py").write_text('revision: str = "b"\ndown_revision: str | None = "a"\n', encoding="utf-8")
+    monkeypatch.setattr(store, "MIGRATIONS", tmp_path / "migrations")
+    store._head_from_files.cache_clear()
+    try:
+        assert store._head_from_files() == "b"
+        (versions / "c.py").write_text('revision = "c"\ndown_revision = "a"\n', encoding="utf-8")   # two heads
+        store._head_from_files.cache_clear()
+        assert store._head_from_files() is None
+        (versions / "c.py").write_text('revision = make()\ndown_revision = "b"\n', encoding="utf-8")
+        store._head_from_files.cache_clear()
+        assert store._head_from_files() is None
+    finally:
+        store._head_from_files.cache_clear()
+
+
+def test_a_check_on_a_current_database_does_not_load_alembic(db_url):
+    import subprocess
+    import sys
+
+    store.upgrade(db_url)
+    code = ("import sys\nfrom engine.cli import app\ntry:\n    app(['check', '--as-of', '2025-06-01'])\n"
+            "except SystemExit:\n    pass\nprint('alembic loaded' if 'alembic' in sys.modules else 'no alembic')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().endswith("no alembic"), done.stdout[-500:] + done.stderr[-2000:]
