@@ -372,7 +372,9 @@ def rule_groups(evaluator: Evaluator) -> dict[str, set[str]]:
 
 # ----------------------------------------------------------------------------- digest
 
-def digest_context(result: CheckResult, evaluator: Evaluator) -> dict[str, Any]:
+def digest_context(result: CheckResult, evaluator: Evaluator, contacts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The digest's sections. With ``contacts`` (party -> contact), it also lists the parties that
+    have something needing attention but no one to write to, so none is silently left out."""
     ids = rule_groups(evaluator)
     names = result.names
 
@@ -396,7 +398,19 @@ def digest_context(result: CheckResult, evaluator: Evaluator) -> dict[str, Any]:
             {**c.__dict__, "name": names.get(c.party, c.party)} for c in
             sorted(result.changes, key=lambda c: (c.party, c.obligation_id, c.period, c.field))],
         "errors": [{"party": p, "name": names.get(p, p), "message": m} for p, m in result.errors],
+        "no_contact": _without_contact(result, ids, contacts),
     }
+
+
+def _without_contact(result: CheckResult, ids: dict[str, set[str]], contacts: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    if contacts is None:
+        return None
+    items: dict[str, int] = {}
+    for o in (*result.overdue_reports(ids.get("report", set())), *result.overdue_other(ids.get("report", set())),
+              *result.upcoming(), *result.extension_requests(ids.get("extension_request", set()))):
+        if o["party"] not in contacts:
+            items[o["party"]] = items.get(o["party"], 0) + 1
+    return [{"party": party, "name": result.names.get(party, party), "items": count} for party, count in sorted(items.items())]
 
 
 def render_digest(context: dict[str, Any]) -> tuple[str, str]:

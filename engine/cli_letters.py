@@ -11,10 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-import sqlalchemy.exc
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from engine.cli import app, evaluator, fail, find_party, parse_date
 
@@ -26,6 +24,16 @@ app.add_typer(contacts_app, name="contacts")
 app.add_typer(letters_app, name="letters")
 app.add_typer(schedule_app, name="schedule")
 AS_OF_HELP = "Plan as of this date (YYYY-MM-DD); default today (UTC)."
+
+
+def Table(*args, **kwargs):  # noqa: N802 - rich's Table, imported when a command prints one
+    from rich.table import Table as RichTable
+    return RichTable(*args, **kwargs)
+
+
+def _operational_error() -> type[Exception]:
+    from sqlalchemy.exc import OperationalError
+    return OperationalError
 
 
 def _settings():
@@ -199,7 +207,7 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
     except delivery.FirstRunRefused as error:
         fail(str(error))
         return
-    except sqlalchemy.exc.OperationalError as error:
+    except _operational_error() as error:
         fail(f"the letters could not be recorded: {str(error.orig).strip().splitlines()[0]}")
         return
     where = config.outbox if config.notifier == "outbox" else f"{config.smtp.host}:{config.smtp.port}"

@@ -395,7 +395,8 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     except OperationalError as error:
         fail(f"the check could not run on {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
         return
-    context = digest_context(result, evaluator())
+    from engine.contacts import load_contacts
+    context = digest_context(result, evaluator(), load_contacts(url))
     md_path, html_path = write_digest(load_settings().output_folder, context)
     if json_output:
         print(json.dumps(context, ensure_ascii=False, indent=1, default=str))
@@ -416,6 +417,9 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
         _show("Extension requests before the next meeting"
               + (f" ({meeting['code']}, {meeting['start']})" if meeting else " (none scheduled)"),
               context["extension_requests"], [("Party", "party"), ("Request", "obligation"), ("For", "meeting"), ("Due", "due")], limit)
+        if context["no_contact"]:
+            _show("Needing attention, with no contact for letters (ccm contacts set)", context["no_contact"],
+                  [("Party", "party"), ("Name", "name"), ("Items", "items")], limit)
         if context["first_check"]:
             console.print(f"[bold]Changed since the previous check[/]: first check, {c['inserted']} obligations stored.",
                           highlight=False)

@@ -230,3 +230,20 @@ def test_the_rows_of_a_party_no_longer_in_the_registry_are_removed_and_logged(db
     assert stored and not {k for k in _stored(db_url) if k[0] in gone}
     assert {(c.party, c.obligation_id, c.period) for c in result.changes if c.field == "removed"} == stored
     assert result.counts["removed"] == len(stored) and result.counts["changes"] == len(stored)
+
+
+def test_the_digest_names_the_parties_needing_attention_that_have_no_contact_for_letters(tmp_path, monkeypatch, ccm):
+    # Issue 4: a party without a contact is reported in the digest, not silently skipped.
+    url = f"sqlite:///{tmp_path / 'ccm.sqlite'}"
+    monkeypatch.setenv("CCM_DATABASE_URL", url)
+    monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "digests"))
+    try:
+        assert ccm("contacts", "set", "LAO", "--email", "mission@lao.example", "--language", "fr")[0] == 0
+        code, out = ccm("check", "--as-of", "2025-06-01")
+    finally:
+        store.dispose_engines()
+    assert code == 1
+    digest = (tmp_path / "digests" / "digest-2025-06-01.md").read_text(encoding="utf-8")
+    section = digest.split("## Needing attention, with no contact for letters")[1].split("\n## ")[0]
+    assert "| Chad (TCD) |" in section and "(LAO)" not in section
+    assert "Needing attention, with no contact for letters" in out
