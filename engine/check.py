@@ -27,6 +27,7 @@ from engine.dates import fmt
 from engine.evaluate import Evaluator, Obligation, PartyEvaluation
 from engine.facts import RecordedEvent
 from engine.record import load_events
+from engine.registry_store import load_snapshot
 from engine.store import ChangeRow, CheckRunRow, ObligationRow, lock_for_check, writer_session
 
 WINDOW_DAYS = 90
@@ -60,6 +61,7 @@ class CheckResult:
     next_meeting: dict[str, Any] | None
     timings: dict[str, float] = field(default_factory=dict)
     registry_hash: str | None = None        # the registry files' hash, when it was read from files
+    registry_loaded: bool = False           # this check replaced the database's copy of the registry
 
     # -- the digest's sections --------------------------------------------------------
     def overdue_reports(self, report_ids: set[str]) -> list[dict[str, Any]]:
@@ -153,6 +155,11 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
     Concurrent checks are serialised (PostgreSQL advisory lock; SQLite BEGIN IMMEDIATE):
     the second one sees the first one's committed state and finds nothing more to change.
 
+    First, in the same transaction, the database's copy of the registry (the registry_* tables,
+    engine/registry_store.py) is replaced when the registry's hash differs from the stored one,
+    so that the database always reflects the registry the check used; when it is the same, that
+    costs one query. A registry built in code (no hash) leaves the copy as it is.
+
     Parties are taken in chunks of :data:`CHUNK_PARTIES` (in ISO3 order): the stored rows of a
     chunk's parties are read, each party is evaluated and compared with its own rows, and the
     inserts, updates, deletions and change-log rows are written in batches of
@@ -165,6 +172,11 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
     timings: dict[str, float] = {"engine": 0.0, "write": 0.0}
     with writer_session(url) as session, session.begin():
         lock_for_check(session)
+        # the database's copy of the registry becomes the one this check uses (one query when it is)
+        registry_hash = getattr(evaluator.registry, "hash", None)
+        t = time.perf_counter()
+        registry_loaded = registry_hash is not None and load_snapshot(session, evaluator.registry, now)
+        timings["write"] += time.perf_counter() - t
         events = load_events_in(session)
         previous_run = session.scalar(sa.select(sa.func.max(CheckRunRow.id)))
         run = CheckRunRow(as_of=as_of, started_at=now, rulebook_hash=evaluator.rulebook.hash, counts={})
@@ -240,7 +252,6 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                   "obligations": sum(stored_parties.values()) + writes.inserted - writes.removed,
                   "inserted": writes.inserted, "updated": writes.updated, "removed": writes.removed,
                   "changes": len(changes), "recorded_events": len(events)}
-        registry_hash = getattr(evaluator.registry, "hash", None)
         run.counts = {**counts, "registry_hash": registry_hash} if registry_hash else counts
         run.finished_at = datetime.now(timezone.utc)
     current.extend(kept)   # keep what was stored for a party that could not be evaluated
@@ -248,7 +259,8 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
     names = {iso3: p.name for iso3, p in evaluator.registry.participants.items()}
     return CheckResult(run_id=run.id, as_of=as_of, rulebook_hash=evaluator.rulebook.hash, first_check=previous_run is None,
                        obligations=current, changes=changes, errors=errors, counts=counts, names=names,
-                       next_meeting=next_meeting(evaluator, as_of), timings=timings, registry_hash=registry_hash)
+                       next_meeting=next_meeting(evaluator, as_of), timings=timings, registry_hash=registry_hash,
+                       registry_loaded=registry_loaded)
 
 
 def load_events_in(session) -> list[RecordedEvent]:

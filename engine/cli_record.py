@@ -68,13 +68,17 @@ def init(registry_dir: Optional[Path] = typer.Option(
     """Load and check the registry, then create the database (SQLite file by default, or
     CCM_DATABASE_URL) and bring its schema up to date.
 
-    A registry with a problem is refused before anything is created. The registry's files stay
-    its source of truth: each check run records the hash of the files it used.
+    A registry with a problem is refused before anything is created. The registry is then
+    copied into the database's registry_* tables (for SQL users and reports), unless the
+    database already holds it (the same hash); every ``ccm check`` refreshes that copy when the
+    registry changes. The files stay its source of truth: the engine reads them, and each check
+    run records the hash of the files it used.
     """
     from sqlalchemy.exc import OperationalError
 
     from engine import store
     from engine.registry import RegistryError, load_registry
+    from engine.registry_store import load_snapshot, snapshot_hash
 
     try:
         registry = load_registry(registry_dir)
@@ -84,6 +88,10 @@ def init(registry_dir: Optional[Path] = typer.Option(
     url = _url()
     try:
         before, after = store.upgrade(url)
+        with store.writer_session(url) as session, session.begin():
+            store.lock_for_check(session)      # a check refreshes the snapshot too: one at a time
+            replaced = snapshot_hash(session)
+            loaded = load_snapshot(session, registry)
     except OperationalError as error:
         fail(f"cannot reach the database {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
     where = store.sqlite_path(url) or store.safe_url(url)
@@ -96,6 +104,12 @@ def init(registry_dir: Optional[Path] = typer.Option(
                   f"{len(registry.participants)} participants, {len(registry.meetings)} meetings, "
                   f"{len(registry.declarations)} declarations, {len(registry.completions)} completions, "
                   f"{len(registry.decisions)} decisions (registry {registry.hash}).", highlight=False, soft_wrap=True)
+    if not loaded:
+        console.print(f"The database's copy of the registry (registry_* tables) is already loaded with registry "
+                      f"{registry.hash}; nothing written.", highlight=False, soft_wrap=True)
+    else:
+        console.print("Wrote it to the database's registry_* tables"
+                      + (f", replacing registry {replaced}." if replaced else "."), highlight=False, soft_wrap=True)
 
 
 @db_app.command("upgrade")

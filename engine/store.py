@@ -13,6 +13,9 @@ Tables:
   (party, obligation id, period), with provenance and the rulebook hash.
 * ``obligation_changes``: the change log, appended by each check run.
 * ``check_runs``: one row per committed ``ccm check``.
+* ``registry_*``: a copy of the registry's files for SQL users and reports, loaded by
+  ``ccm init`` and refreshed by ``ccm check`` (models in engine/registry_store.py); the
+  engine reads the files, never this copy.
 * ``alembic_version``: the schema version (Alembic's own table).
 """
 

@@ -1,7 +1,8 @@
 """The registry and the database: `ccm init` loads and checks the registry before it creates
 anything, says what it loaded and the registry's hash; each check run records that hash. The
 registry's files stay its source of truth (every row carries its sources); the database holds
-what the ISU recorded.
+what the ISU recorded, and a snapshot of the registry (the registry_* tables) that `ccm init`
+loads and every check refreshes, in its own transaction, when the registry's hash changes.
 
 Also: the registry's look-ups are indexed (a check of 10,000 parties asks for every party's
 rows); they answer as the scans they replaced did.
@@ -16,9 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine import store
+from engine import registry_store, store
 from engine.registry import (COLUMNS, TREATY_FILE, Registry, _threshold_deposit, default_directory, load_registry,
-                             registry_hash)
+                             parse_sources, registry_hash)
 
 
 def _copy_registry(tmp_path: Path) -> Path:
@@ -99,6 +100,191 @@ def test_each_check_run_records_the_registry_hash(db_url, ccm):
     with store.reader_session(db_url) as session:
         runs = session.scalars(sa.select(store.CheckRunRow)).all()
     assert [run.counts["registry_hash"] for run in runs] == [registry_hash()]
+
+
+# ----------------------------------------------------------------------------- the snapshot in the database
+
+def _edited_copy(tmp_path: Path) -> Path:
+    """A copy of the registry with one notes cell edited (Albania's, empty in the files)."""
+    directory = _copy_registry(tmp_path)
+    path = directory / "participants.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    number = next(i for i, line in enumerate(lines) if line.startswith("ALB,"))
+    assert ",UNTC,," in lines[number]
+    lines[number] = lines[number].replace(",UNTC,,", ",UNTC,Edited for a test.,", 1)
+    path.write_text("".join(lines), encoding="utf-8")
+    return directory
+
+
+def _snapshot(url: str):
+    """(the snapshot row, {table: rows}) as stored."""
+    with store.reader_session(url) as session:
+        row = session.scalars(sa.select(registry_store.RegistrySnapshotRow)).all()
+        tables = {model.__tablename__: session.scalars(sa.select(model)).all()
+                  for model in registry_store.TABLES if model is not registry_store.RegistrySnapshotRow}
+    assert len(row) <= 1
+    return (row[0] if row else None), tables
+
+
+def _as_stored(registry: Registry) -> dict[str, set[tuple]]:
+    """What the snapshot's rows should say, built from the Registry object (sources as Source tuples)."""
+    return {
+        "registry_participants": {(p.iso3, p.name, p.signature_date, p.instrument, p.deposit_date,
+                                   p.provisional_application_date, p.withdrawal_effective_date, p.evidence, p.notes,
+                                   p.sources) for p in registry.participants.values()},
+        "registry_meetings": {(m.code, m.kind, m.name, m.city, m.start_date, m.end_date, m.date_precision, m.notes,
+                               m.sources) for m in registry.meetings},
+        "registry_declarations": {(d.iso3, d.article, d.position, d.end_of_hostilities, d.quantity, d.retains,
+                                   d.retention_ended, d.notes, d.sources) for d in registry.declarations},
+        "registry_completions": {(c.iso3, c.article, c.completed_on, c.precision, c.declared_at, c.declared_text,
+                                  c.notes, c.sources) for c in registry.completions},
+        "registry_decisions": {(d.iso3, d.article, d.kind, d.meeting, d.decided_on, d.decided_precision,
+                                d.granted_deadline, d.document, d.inferred, d.notes, d.sources)
+                               for d in registry.decisions},
+    }
+
+
+def _stored(tables) -> dict[str, set[tuple]]:
+    fields = {
+        "registry_participants": ("iso3", "name", "signature_date", "instrument", "deposit_date",
+                                  "provisional_application_date", "withdrawal_effective_date", "evidence", "notes"),
+        "registry_meetings": ("code", "kind", "name", "city", "start_date", "end_date", "date_precision", "notes"),
+        "registry_declarations": ("iso3", "article", "position", "end_of_hostilities", "quantity", "retains",
+                                  "retention_ended", "notes"),
+        "registry_completions": ("iso3", "article", "completed_on", "precision", "declared_at", "declared_text",
+                                 "notes"),
+        "registry_decisions": ("iso3", "article", "kind", "meeting", "decided_on", "decided_precision",
+                               "granted_deadline", "document", "inferred", "notes"),
+    }
+    return {name: {(*(getattr(row, f) for f in fields[name]), parse_sources(row.sources)) for row in rows}
+            for name, rows in tables.items()}
+
+
+def _counts(registry: Registry) -> dict[str, int]:
+    return {"participants": len(registry.participants), "meetings": len(registry.meetings),
+            "declarations": len(registry.declarations), "completions": len(registry.completions),
+            "decisions": len(registry.decisions)}
+
+
+def test_init_stores_a_snapshot_of_the_registry_with_its_sources(db_url, ccm):
+    registry = load_registry()
+    code, out = ccm("init")
+    assert code == 0, out
+    assert _loaded_line(registry) in out and "Wrote it to the database's registry_* tables." in out
+    snapshot, tables = _snapshot(db_url)
+    assert snapshot.hash == registry.hash and snapshot.counts == _counts(registry)
+    assert {name: len(rows) for name, rows in tables.items()} == {
+        f"registry_{name}": count for name, count in _counts(registry).items()}
+    assert _stored(tables) == _as_stored(registry)          # every field, sources included
+    for rows in tables.values():
+        assert all(row.sources for row in rows)              # every registry row has its sources
+    with store.reader_session(db_url) as session:            # and an SQL user can read them
+        sources = session.execute(sa.text("SELECT sources FROM registry_participants WHERE iso3 = 'LBN'")).scalar()
+    assert parse_sources(sources) == registry.participant("LBN").sources
+
+
+def test_a_second_init_says_already_loaded_and_writes_nothing(db_url, ccm):
+    registry = load_registry()
+    assert ccm("init")[0] == 0
+    before, tables_before = _snapshot(db_url)
+    code, out = ccm("init")
+    assert code == 0 and _loaded_line(registry) in out
+    assert f"is already loaded with registry {registry.hash}; nothing written." in out
+    assert "Wrote it" not in out
+    after, tables_after = _snapshot(db_url)
+    assert (after.hash, after.loaded_at, after.counts) == (before.hash, before.loaded_at, before.counts)
+    assert [row.id for row in tables_after["registry_decisions"]] == [row.id for row in tables_before["registry_decisions"]]
+    assert _stored(tables_after) == _stored(tables_before)
+
+
+def test_init_with_another_registry_replaces_the_snapshot_and_a_check_puts_back_the_one_it_used(db_url, ccm, tmp_path):
+    embedded = load_registry()
+    directory = _edited_copy(tmp_path)
+    edited = load_registry(directory)
+    assert edited.hash != embedded.hash
+    assert ccm("init")[0] == 0
+    code, out = ccm("init", "--registry", str(directory))
+    assert code == 0 and f"replacing registry {embedded.hash}." in out
+    snapshot, tables = _snapshot(db_url)
+    assert snapshot.hash == edited.hash and _stored(tables) == _as_stored(edited)
+    assert next(r.notes for r in tables["registry_participants"] if r.iso3 == "ALB") == "Edited for a test."
+
+    code, out = ccm("check", "--as-of", "2025-06-01")        # the check uses the embedded registry
+    assert code in (0, 1), out
+    snapshot, tables = _snapshot(db_url)
+    assert snapshot.hash == embedded.hash and _stored(tables) == _as_stored(embedded)
+    assert next(r.notes for r in tables["registry_participants"] if r.iso3 == "ALB") == ""
+    with store.reader_session(db_url) as session:
+        runs = session.scalars(sa.select(store.CheckRunRow)).all()
+    assert [run.counts["registry_hash"] for run in runs] == [snapshot.hash]
+
+    loaded_at = snapshot.loaded_at
+    assert ccm("check", "--as-of", "2025-06-01")[0] in (0, 1)   # unchanged: nothing rewritten
+    assert _snapshot(db_url)[0].loaded_at == loaded_at
+
+
+def test_a_check_replaces_the_snapshot_in_its_own_transaction(db_url, ccm, tmp_path, record_evaluator, monkeypatch):
+    from engine.check import run_check
+
+    directory = _edited_copy(tmp_path)
+    edited_hash = load_registry(directory).hash
+    assert ccm("init", "--registry", str(directory))[0] == 0
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("killed half-way through the check")
+
+    with monkeypatch.context() as patch:                       # a check that fails after the snapshot was replaced
+        patch.setattr(record_evaluator, "evaluate", crash)
+        with pytest.raises(RuntimeError, match="killed half-way"):
+            run_check(db_url, record_evaluator, date(2025, 6, 1))
+    snapshot, tables = _snapshot(db_url)
+    assert snapshot.hash == edited_hash                        # rolled back with the rest of the check
+    assert next(r.notes for r in tables["registry_participants"] if r.iso3 == "ALB") == "Edited for a test."
+    with store.reader_session(db_url) as session:
+        assert session.scalars(sa.select(store.CheckRunRow)).all() == []
+
+    result = run_check(db_url, record_evaluator, date(2025, 6, 1))
+    assert result.registry_loaded and result.registry_hash == record_evaluator.registry.hash
+    snapshot, tables = _snapshot(db_url)
+    assert snapshot.hash == record_evaluator.registry.hash and _stored(tables) == _as_stored(record_evaluator.registry)
+    again = run_check(db_url, record_evaluator, date(2025, 6, 1))
+    assert not again.registry_loaded and _snapshot(db_url)[0].loaded_at == snapshot.loaded_at
+
+
+def test_the_snapshot_is_loaded_only_when_the_hash_differs(db_url, ccm_registry):
+    store.upgrade(db_url)
+    with store.writer_session(db_url) as session, session.begin():
+        assert registry_store.snapshot_hash(session) is None
+        assert registry_store.load_snapshot(session, ccm_registry) is True
+        assert registry_store.snapshot_hash(session) == ccm_registry.hash
+        assert registry_store.load_snapshot(session, ccm_registry) is False
+    built = Registry(treaty=ccm_registry.treaty, participants=ccm_registry.participants, meetings=ccm_registry.meetings,
+                     declarations=ccm_registry.declarations, completions=ccm_registry.completions,
+                     decisions=ccm_registry.decisions)
+    with store.writer_session(db_url) as session, session.begin():
+        with pytest.raises(ValueError, match="has no hash"):
+            registry_store.load_snapshot(session, built)
+
+
+def test_downgrading_0003_drops_the_snapshot_tables_and_upgrading_again_restores_them(db_url, ccm_registry):
+    from alembic import command
+
+    snapshot_tables = {model.__tablename__ for model in registry_store.TABLES}
+    assert len(snapshot_tables) == 6
+    store.upgrade(db_url)
+    with store.writer_session(db_url) as session, session.begin():
+        registry_store.load_snapshot(session, ccm_registry)
+    assert snapshot_tables <= _tables(db_url)
+    with store.get_engine(db_url).begin() as connection:
+        command.downgrade(store.alembic_config(connection), "0002")
+    assert store.current_revision(db_url) == "0002"
+    assert not snapshot_tables & _tables(db_url)
+    assert {"recorded_events", "obligations", "letters", "contacts"} <= _tables(db_url)
+    assert store.upgrade(db_url) == ("0002", store.head_revision())
+    assert snapshot_tables <= _tables(db_url)
+    with store.writer_session(db_url) as session, session.begin():
+        assert registry_store.snapshot_hash(session) is None     # empty until the next init or check
+        assert registry_store.load_snapshot(session, ccm_registry) is True
 
 
 # ----------------------------------------------------------------------------- the hash
