@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import csv
 import difflib
 import hashlib
@@ -17,6 +16,8 @@ from typing import Iterator
 
 import babel
 from babel.core import get_global
+
+from engine import dates
 
 __all__ = [
     "Completion",
@@ -150,10 +151,6 @@ def parse_sources(text: str) -> tuple[Source, ...]:
     return tuple(sources)
 
 
-def _end_of_month(day: date) -> date:
-    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
-
-
 @dataclass(frozen=True)
 class Participant:
     """A signatory or State Party, with its instrument and the dates the depositary records."""
@@ -229,7 +226,7 @@ class Completion:
         """The latest date the completion can be: end of month or year for those precisions;
         `completed_on` itself for 'day' and 'before' (completed on or before that day)."""
         if self.precision == "month":
-            return _end_of_month(self.completed_on)
+            return dates.end_of_period(self.completed_on, "month")
         if self.precision == "year":
             return date(self.completed_on.year, 12, 31)
         return self.completed_on
@@ -255,7 +252,7 @@ class Decision:
     def known_by(self) -> date:
         """The latest date the decision can have been taken (end of month for 'month')."""
         if self.decided_precision == "month":
-            return _end_of_month(self.decided_on)
+            return dates.end_of_period(self.decided_on, "month")
         return self.decided_on
 
 
@@ -406,34 +403,6 @@ def _threshold_deposit(treaty: TreatySettings, participants) -> tuple[date, tupl
         raise LookupError(f"Only {len(deposited)} instruments are deposited; entry into force needs {needed}.")
     threshold = deposited[needed - 1].deposit_date
     return threshold, tuple(p for p in deposited if p.deposit_date == threshold)
-
-
-def _add_months_first_day(day: date, months: int) -> date:
-    """The first day of the month `months` after the month of `day`.
-
-    >>> _add_months_first_day(date(2010, 2, 16), 6)
-    datetime.date(2010, 8, 1)
-    >>> _add_months_first_day(date(2012, 7, 17), 6)
-    datetime.date(2013, 1, 1)
-    """
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def _entry_into_force(treaty: TreatySettings, deposit: date, threshold: date) -> date:
-    # Local copy of the Art. 17 computation, only for the extension-ceiling check;
-    # engine/dates.py has the canonical one and will replace this.
-    anchor = threshold if deposit <= threshold else deposit
-    return _add_months_first_day(anchor, treaty.entry_into_force_months)
-
-
-def _add_years_lenient(day: date, years: int) -> date:
-    """Same day and month `years` later; 29 February goes to 1 March (a ceiling never rejects
-    a decision on a leap-day ambiguity)."""
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return date(day.year + years, 3, 1)
 
 
 # --------------------------------------------------------------------------- loading
@@ -814,11 +783,11 @@ def _check_extensions(treaty: TreatySettings, participants: dict[str, Participan
         original_years = treaty.original_deadline_years.get(article)
         if deposit is None or ceiling_years is None or original_years is None:
             continue
-        eif = _entry_into_force(treaty, deposit, threshold)
-        extended = _add_years_lenient(eif, original_years)
+        eif = dates.entry_into_force(deposit, threshold, treaty.entry_into_force_months).value
+        extended = dates.add_years(eif, original_years, "round_up").value
         for line, decision in sorted(chain, key=lambda item: (item[1].decided_on, item[1].granted_deadline)):
             granted = decision.granted_deadline
-            ceiling = _add_years_lenient(extended, ceiling_years)
+            ceiling = dates.add_years(extended, ceiling_years, "round_up").value  # a leap day never rejects a decision
             if granted < extended:
                 check.add(file, line, "granted_deadline",
                           f"{granted} is earlier than the deadline it extends ({extended})")
