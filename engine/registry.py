@@ -1,4 +1,5 @@
-"""Load and validate a treaty's registry of dated facts (participants, meetings, declarations, completions, decisions) from CSV and TOML files."""
+"""Load and validate a treaty's registry of dated facts (participants, meetings, declarations, completions,
+decisions, extension requests, observations of the record) from CSV and TOML files."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ __all__ = [
     "Completion",
     "Decision",
     "Declaration",
+    "ExtensionRequest",
     "Meeting",
+    "Observation",
     "Participant",
+    "PublishedReceipt",
     "Problem",
     "Registry",
     "RegistryError",
@@ -45,7 +49,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "provisional_application_date", "withdrawal_effective_date", "evidence", "notes", "sources",
     ),
     "meetings.csv": (
-        "code", "kind", "name", "city", "start_date", "end_date", "date_precision", "notes", "sources",
+        "code", "kind", "name", "city", "start_date", "end_date", "date_precision",
+        "announced_start_date", "status", "notes", "sources",
     ),
     "declarations.csv": (
         "iso3", "article", "position", "end_of_hostilities", "quantity", "retains",
@@ -58,12 +63,27 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "iso3", "article", "kind", "meeting", "decided_on", "decided_precision", "granted_deadline",
         "document", "inferred", "notes", "sources",
     ),
+    "requests.csv": (
+        "iso3", "article", "meeting", "submitted_on", "submitted_precision", "requested_deadline",
+        "document", "notes", "sources",
+    ),
+    "observations.csv": (
+        "id", "observed_on", "observed_until", "kind", "period", "complete", "outstanding", "observer", "phrase",
+        "notes", "sources",
+    ),
+    "receipts.csv": (
+        "iso3", "kind", "period", "received_on", "precision", "observer", "phrase", "notes", "sources",
+    ),
 }
 TREATY_FILE = "treaty.toml"
 
 INSTRUMENT_KINDS = frozenset({"ratification", "acceptance", "approval", "accession"})
 MEETING_KINDS = frozenset({"MSP", "RC", "preparatory", "intersessional"})
 MEETING_PRECISIONS = frozenset({"day", "month"})
+MEETING_STATUSES = frozenset({"held", "announced"})
+OBSERVATION_KINDS = frozenset({"initial", "annual", "retention"})
+REQUEST_PRECISIONS = frozenset({"day", "month", "year", "before"})
+RECEIPT_PRECISIONS = frozenset({"day", "month", "year", "before"})
 COMPLETION_PRECISIONS = frozenset({"day", "month", "year", "before"})
 DECISION_KINDS = frozenset({"extension"})
 DECISION_PRECISIONS = frozenset({"day", "month"})
@@ -180,7 +200,13 @@ class Participant:
 
 @dataclass(frozen=True)
 class Meeting:
-    """A Meeting of States Parties, Review Conference, preparatory or intersessional meeting."""
+    """A Meeting of States Parties, Review Conference, preparatory or intersessional meeting.
+
+    ``announced_start_date`` is the opening date as convened when it differs from the date the
+    meeting actually opened (the 2RC was convened for 23 Nov 2020 and opened on 25 Nov 2020):
+    dates counted back from a meeting use it. ``status`` is ``held`` or ``announced`` for a
+    registry row and ``projected`` for a meeting the calendar rule estimates.
+    """
 
     code: str
     kind: str
@@ -189,6 +215,65 @@ class Meeting:
     start_date: date
     end_date: date | None
     date_precision: str
+    notes: str
+    sources: tuple[Source, ...]
+    announced_start_date: date | None = None
+    status: str = "held"
+
+    @property
+    def opening_as_announced(self) -> date:
+        return self.announced_start_date or self.start_date
+
+    @property
+    def projected(self) -> bool:
+        return self.status == "projected"
+
+
+@dataclass(frozen=True)
+class ExtensionRequest:
+    """A request for more time that a State submitted (or announced) for a meeting to consider."""
+
+    iso3: str
+    article: int
+    meeting: str
+    submitted_on: date
+    submitted_precision: str
+    requested_deadline: date | None
+    document: str
+    notes: str
+    sources: tuple[Source, ...]
+
+    @property
+    def known_by(self) -> date:
+        """The latest day it can have been submitted: the end of its month or year, or (no date
+        published, precision ``before``) the day the meeting that considered it opened."""
+        if self.submitted_precision == "month":
+            return dates.end_of_period(self.submitted_on, "month")
+        if self.submitted_precision == "year":
+            return date(self.submitted_on.year, 12, 31)
+        return self.submitted_on
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A dated public statement of which reports of one kind were outstanding on a day.
+
+    From an observation dated D: a report listed in ``outstanding`` was still outstanding on D;
+    when the list is ``complete``, a report of the same kind (and period, if one is given) due
+    before D by a State not listed had been received on or before D. An undated copy of a list
+    is known only to have been written between ``observed_on`` and ``observed_until``: what it
+    lists was outstanding on the first day, what it leaves out was received by the last.
+    """
+
+    id: str
+    observed_on: date
+    observed_until: date
+    kind: str
+    period: str | None
+    complete: bool
+    outstanding: frozenset[str]
+    observer: str
+    phrase: str
     notes: str
     sources: tuple[Source, ...]
 
@@ -257,6 +342,29 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class PublishedReceipt:
+    """A date of receipt of a report as a public source states it (the ISU's own record wins over it)."""
+
+    iso3: str
+    kind: str
+    period: str | None
+    received_on: date
+    precision: str
+    observer: str
+    phrase: str
+    notes: str
+    sources: tuple[Source, ...]
+
+    @property
+    def known_by(self) -> date:
+        if self.precision == "month":
+            return dates.end_of_period(self.received_on, "month")
+        if self.precision == "year":
+            return date(self.received_on.year, 12, 31)
+        return self.received_on
+
+
+@dataclass(frozen=True)
 class TreatySettings:
     """The treaty's own dated constants, read from treaty.toml."""
 
@@ -291,6 +399,9 @@ class Registry:
     completions: tuple[Completion, ...]
     decisions: tuple[Decision, ...]
     hash: str | None = None
+    requests: tuple[ExtensionRequest, ...] = ()
+    observations: tuple[Observation, ...] = ()
+    receipts: tuple[PublishedReceipt, ...] = ()
 
     def participant(self, iso3: str) -> Participant:
         """The participant with this ISO3 code; raises UnknownPartyError."""
@@ -316,6 +427,12 @@ class Registry:
     def decisions_for(self, iso3: str) -> tuple[Decision, ...]:
         """The participant's decisions, oldest first."""
         return self._decisions_by_party.get(iso3, ())
+
+    def requests_for(self, iso3: str) -> tuple[ExtensionRequest, ...]:
+        return self._requests_by_party.get(iso3, ())
+
+    def receipts_for(self, iso3: str) -> tuple[PublishedReceipt, ...]:
+        return self._receipts_by_party.get(iso3, ())
 
     def thirtieth_deposit(self) -> tuple[date, tuple[Participant, ...]]:
         """The date of the deposit that brought the treaty into force (the 30th for the CCM,
@@ -370,6 +487,14 @@ class Registry:
         # a stable sort of each party's rows in file order: what sorting the filtered tuple gave
         return {iso3: tuple(sorted(rows, key=lambda d: d.decided_on))
                 for iso3, rows in _by_party(self.decisions).items()}
+
+    @cached_property
+    def _receipts_by_party(self) -> dict[str, tuple[PublishedReceipt, ...]]:
+        return _by_party(self.receipts)
+
+    @cached_property
+    def _requests_by_party(self) -> dict[str, tuple[ExtensionRequest, ...]]:
+        return _by_party(self.requests)
 
     @cached_property
     def _threshold(self) -> tuple[date, tuple[Participant, ...]] | LookupError:
@@ -643,10 +768,13 @@ def load_registry(directory: Path | None = None) -> Registry:
             check.add(file, line, "end_date", f"{end} is before the start_date {start}")
         if precision == "month" and start and start.day != 1:
             check.add(file, line, "start_date", f"{start} should be the 1st of the month for precision 'month'")
+        announced = check.date(file, line, "announced_start_date", row["announced_start_date"])
+        status = check.choice(file, line, "status", row["status"].strip(), MEETING_STATUSES)
         meetings[code] = Meeting(
             code=code, kind=kind or "", name=row["name"].strip(), city=row["city"].strip(),
             start_date=start or date.min, end_date=end, date_precision=precision or "",
             notes=row["notes"], sources=check.sources(file, line, row["sources"]),
+            announced_start_date=announced, status=status or "held",
         )
 
     def known_meeting(file: str, line: int, field: str, code: str) -> bool:
@@ -752,6 +880,104 @@ def load_registry(directory: Path | None = None) -> Registry:
 
     _check_extensions(treaty, participants, decisions, check)
 
+    # extension requests
+    file = "requests.csv"
+    requests: list[ExtensionRequest] = []
+    seen = set()
+    for line, row in _read_rows(directory, file, check):
+        iso3 = row["iso3"].strip()
+        known_party(file, line, iso3)
+        article = article_of(file, line, row["article"])
+        meeting = row["meeting"].strip()
+        known_meeting(file, line, "meeting", meeting)
+        key = (iso3, article, meeting)
+        if key in seen:
+            check.add(file, line, "meeting", f"duplicate row: {iso3} article {article} request to {meeting} already appears above")
+            continue
+        seen.add(key)
+        submitted_text = row["submitted_on"].strip()
+        if submitted_text:
+            precision = check.choice(file, line, "submitted_precision", row["submitted_precision"].strip(), REQUEST_PRECISIONS)
+            submitted = check.date(file, line, "submitted_on", submitted_text, required=True)
+            if submitted and precision == "month" and submitted.day != 1:
+                check.add(file, line, "submitted_on", f"{submitted} should be the 1st of the month for precision 'month'")
+            if submitted and precision == "year" and (submitted.month, submitted.day) != (1, 1):
+                check.add(file, line, "submitted_on", f"{submitted} should be 1 January for precision 'year'")
+        else:   # listed for the meeting, its date not published: submitted before the meeting opened
+            if row["submitted_precision"].strip():
+                check.add(file, line, "submitted_precision", "is given but submitted_on is empty")
+            precision = "before"
+            submitted = meetings[meeting].start_date if meeting in meetings else None
+        if submitted:
+            requests.append(ExtensionRequest(
+                iso3=iso3, article=article or 0, meeting=meeting, submitted_on=submitted,
+                submitted_precision=precision or "",
+                requested_deadline=check.date(file, line, "requested_deadline", row["requested_deadline"]),
+                document=row["document"].strip(), notes=row["notes"], sources=check.sources(file, line, row["sources"]),
+            ))
+
+    # observations of the record
+    file = "observations.csv"
+    observations: list[Observation] = []
+    seen = set()
+    for line, row in _read_rows(directory, file, check):
+        obs_id = row["id"].strip()
+        if not obs_id:
+            check.add(file, line, "id", "is empty")
+        if obs_id in seen:
+            check.add(file, line, "id", f"duplicate row: {obs_id!r} already appears above")
+            continue
+        seen.add(obs_id)
+        kind = check.choice(file, line, "kind", row["kind"].strip(), OBSERVATION_KINDS)
+        observed_on = check.date(file, line, "observed_on", row["observed_on"], required=True)
+        observed_until = check.date(file, line, "observed_until", row["observed_until"]) or observed_on
+        if observed_on and observed_until and observed_until < observed_on:
+            check.add(file, line, "observed_until", f"{observed_until} is before observed_on {observed_on}")
+        period = row["period"].strip() or None
+        if period is not None and not re.fullmatch(r"\d{4}", period):
+            check.add(file, line, "period", f"{period!r} is not a calendar year (YYYY) or empty")
+        complete_text = row["complete"].strip()
+        if complete_text not in YES_NO:
+            check.add(file, line, "complete", f"{complete_text!r} is not one of: yes, no")
+        outstanding = frozenset(row["outstanding"].split())
+        for iso3 in sorted(outstanding):
+            known_party(file, line, iso3)
+        if not row["phrase"].strip():
+            check.add(file, line, "phrase", "is empty; quote the source's words")
+        if observed_on:
+            observations.append(Observation(
+                id=obs_id, observed_on=observed_on, observed_until=observed_until or observed_on, kind=kind or "",
+                period=period,
+                complete=YES_NO.get(complete_text, False), outstanding=outstanding, observer=row["observer"].strip(),
+                phrase=row["phrase"].strip(), notes=row["notes"], sources=check.sources(file, line, row["sources"]),
+            ))
+
+    # published receipts
+    file = "receipts.csv"
+    receipts: list[PublishedReceipt] = []
+    for line, row in _read_rows(directory, file, check):
+        iso3 = row["iso3"].strip()
+        known_party(file, line, iso3)
+        kind = check.choice(file, line, "kind", row["kind"].strip(), OBSERVATION_KINDS)
+        period = row["period"].strip() or None
+        if period is not None and not re.fullmatch(r"\d{4}", period):
+            check.add(file, line, "period", f"{period!r} is not a calendar year (YYYY) or empty")
+        if kind in ("annual", "retention") and period is None:
+            check.add(file, line, "period", f"a {kind} report needs the calendar year it covers")
+        precision = check.choice(file, line, "precision", row["precision"].strip(), RECEIPT_PRECISIONS)
+        received_on = check.date(file, line, "received_on", row["received_on"], required=True)
+        if received_on and precision == "month" and received_on.day != 1:
+            check.add(file, line, "received_on", f"{received_on} should be the 1st of the month for precision 'month'")
+        if received_on and precision == "year" and (received_on.month, received_on.day) != (1, 1):
+            check.add(file, line, "received_on", f"{received_on} should be 1 January for precision 'year'")
+        if not row["phrase"].strip():
+            check.add(file, line, "phrase", "is empty; quote the source's words")
+        if received_on:
+            receipts.append(PublishedReceipt(
+                iso3=iso3, kind=kind or "", period=period, received_on=received_on, precision=precision or "",
+                observer=row["observer"].strip(), phrase=row["phrase"].strip(), notes=row["notes"],
+                sources=check.sources(file, line, row["sources"])))
+
     if check.problems:
         raise RegistryError(check.problems)
     return Registry(
@@ -762,6 +988,9 @@ def load_registry(directory: Path | None = None) -> Registry:
         declarations=tuple(declarations),
         completions=tuple(completions),
         decisions=tuple(sorted((d for _, d in decisions), key=lambda d: (d.iso3, d.article, d.decided_on))),
+        requests=tuple(sorted(requests, key=lambda r: (r.iso3, r.article, r.submitted_on))),
+        observations=tuple(sorted(observations, key=lambda o: (o.observed_on, o.id))),
+        receipts=tuple(sorted(receipts, key=lambda r: (r.iso3, r.kind, r.period or "", r.received_on))),
     )
 
 

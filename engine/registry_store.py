@@ -9,7 +9,8 @@ is the same, the refresh is one query. Each row keeps its sources, ``' ; '``-joi
 files (an item with a title is written ``Title <href>``; :func:`engine.registry.parse_sources`
 reads them back).
 
-The schema is created by the migration engine/migrations/versions/0003_registry_snapshot.py;
+The schema is created by the migrations engine/migrations/versions/0003_registry_snapshot.py and
+0004_registry_record_observations.py;
 these models must stay equal to it (tests/test_store.py compares them once this module is
 imported, which the migration does).
 """
@@ -31,7 +32,10 @@ __all__ = [
     "RegistryDecisionRow",
     "RegistryDeclarationRow",
     "RegistryMeetingRow",
+    "RegistryObservationRow",
     "RegistryParticipantRow",
+    "RegistryReceiptRow",
+    "RegistryRequestRow",
     "RegistrySnapshotRow",
     "load_snapshot",
     "snapshot_hash",
@@ -69,6 +73,8 @@ class RegistryMeetingRow(Base):
     date_precision: Mapped[str] = mapped_column(String(10))
     notes: Mapped[str] = mapped_column(Text)
     sources: Mapped[str] = mapped_column(Text)
+    announced_start_date: Mapped[Optional[date]] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), server_default="held")
 
 
 class RegistryDeclarationRow(Base):
@@ -121,6 +127,58 @@ class RegistryDecisionRow(Base):
     sources: Mapped[str] = mapped_column(Text)
 
 
+class RegistryRequestRow(Base):
+    """A row of requests.csv: an extension request known to have been submitted for a meeting."""
+
+    __tablename__ = "registry_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    iso3: Mapped[str] = mapped_column(String(3))
+    article: Mapped[int] = mapped_column(Integer)
+    meeting: Mapped[str] = mapped_column(String(40))
+    submitted_on: Mapped[date] = mapped_column(Date)      # the meeting's opening when only "before" it is known
+    submitted_precision: Mapped[str] = mapped_column(String(10))
+    requested_deadline: Mapped[Optional[date]] = mapped_column(Date)
+    document: Mapped[str] = mapped_column(String(200))
+    notes: Mapped[str] = mapped_column(Text)
+    sources: Mapped[str] = mapped_column(Text)
+
+
+class RegistryObservationRow(Base):
+    """A row of observations.csv: a dated public list of outstanding reports."""
+
+    __tablename__ = "registry_observations"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    observed_on: Mapped[date] = mapped_column(Date)
+    observed_until: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(20))
+    period: Mapped[Optional[str]] = mapped_column(String(10))
+    complete: Mapped[bool] = mapped_column(Boolean)
+    outstanding: Mapped[str] = mapped_column(Text)        # ISO3 codes, space separated, as in the file
+    observer: Mapped[str] = mapped_column(Text)
+    phrase: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str] = mapped_column(Text)
+    sources: Mapped[str] = mapped_column(Text)
+
+
+class RegistryReceiptRow(Base):
+    """A row of receipts.csv: a date of receipt a public source states."""
+
+    __tablename__ = "registry_receipts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    iso3: Mapped[str] = mapped_column(String(3))
+    kind: Mapped[str] = mapped_column(String(20))
+    period: Mapped[Optional[str]] = mapped_column(String(10))
+    received_on: Mapped[date] = mapped_column(Date)
+    precision: Mapped[str] = mapped_column(String(10))
+    observer: Mapped[str] = mapped_column(Text)
+    phrase: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str] = mapped_column(Text)
+    sources: Mapped[str] = mapped_column(Text)
+
+
 class RegistrySnapshotRow(Base):
     """Which registry the tables hold: its hash, when it was loaded and how many rows of each."""
 
@@ -132,8 +190,8 @@ class RegistrySnapshotRow(Base):
 
 
 #: The snapshot's tables, children first (the order rows are deleted in).
-TABLES = (RegistryDecisionRow, RegistryCompletionRow, RegistryDeclarationRow, RegistryMeetingRow,
-          RegistryParticipantRow, RegistrySnapshotRow)
+TABLES = (RegistryReceiptRow, RegistryObservationRow, RegistryRequestRow, RegistryDecisionRow, RegistryCompletionRow,
+          RegistryDeclarationRow, RegistryMeetingRow, RegistryParticipantRow, RegistrySnapshotRow)
 
 
 def join_sources(sources: Iterable[Source]) -> str:
@@ -156,7 +214,8 @@ def snapshot_rows(registry: Registry) -> dict[type, list[dict[str, Any]]]:
             sources=join_sources(p.sources)) for p in registry.participants.values()],
         RegistryMeetingRow: [dict(
             code=m.code, kind=m.kind, name=m.name, city=m.city, start_date=m.start_date, end_date=m.end_date,
-            date_precision=m.date_precision, notes=m.notes, sources=join_sources(m.sources)) for m in registry.meetings],
+            date_precision=m.date_precision, notes=m.notes, sources=join_sources(m.sources),
+            announced_start_date=m.announced_start_date, status=m.status) for m in registry.meetings],
         RegistryDeclarationRow: [dict(
             iso3=d.iso3, article=d.article, position=d.position, end_of_hostilities=d.end_of_hostilities,
             quantity=d.quantity, retains=d.retains, retention_ended=d.retention_ended, notes=d.notes,
@@ -169,6 +228,17 @@ def snapshot_rows(registry: Registry) -> dict[type, list[dict[str, Any]]]:
             iso3=d.iso3, article=d.article, kind=d.kind, meeting=d.meeting, decided_on=d.decided_on,
             decided_precision=d.decided_precision, granted_deadline=d.granted_deadline, document=d.document,
             inferred=d.inferred, notes=d.notes, sources=join_sources(d.sources)) for d in registry.decisions],
+        RegistryRequestRow: [dict(
+            iso3=r.iso3, article=r.article, meeting=r.meeting, submitted_on=r.submitted_on,
+            submitted_precision=r.submitted_precision, requested_deadline=r.requested_deadline, document=r.document,
+            notes=r.notes, sources=join_sources(r.sources)) for r in registry.requests],
+        RegistryObservationRow: [dict(
+            id=o.id, observed_on=o.observed_on, observed_until=o.observed_until, kind=o.kind, period=o.period,
+            complete=o.complete, outstanding=" ".join(sorted(o.outstanding)), observer=o.observer, phrase=o.phrase,
+            notes=o.notes, sources=join_sources(o.sources)) for o in registry.observations],
+        RegistryReceiptRow: [dict(
+            iso3=r.iso3, kind=r.kind, period=r.period, received_on=r.received_on, precision=r.precision,
+            observer=r.observer, phrase=r.phrase, notes=r.notes, sources=join_sources(r.sources)) for r in registry.receipts],
     }
 
 
