@@ -53,7 +53,9 @@ _KEYS: dict[str, str] = {
     "reading": "the interpretation adopted, in words",
     "not_modelled": "what the rule deliberately leaves out",
 }
-_FILE_KEYS = ("rulebook", "rule")
+_FILE_KEYS = ("rulebook", "rule", "calendar")
+_CALENDAR_KEYS = ("article", "quote", "reading", "sources", "horizon_years", "series")
+_SERIES_KEYS = ("kind", "every_years", "code", "name", "estimated_start", "city")
 
 
 class RulebookError(ValueError):
@@ -109,12 +111,42 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class MeetingSeries:
+    """One kind of meeting the calendar rule projects (e.g. a Meeting of States Parties each year)."""
+
+    kind: str
+    every_years: int
+    code: str                 # a template with {n}: the meeting's number, e.g. "{n}MSP"
+    name: str                 # a template with {ordinal}: e.g. "{ordinal} Meeting of States Parties"
+    estimated_month: int
+    estimated_day: int
+    city: str = ""
+
+
+@dataclass(frozen=True)
+class CalendarRule:
+    """How meetings are projected past the last one the registry knows (see engine/meetings.py).
+
+    The series are in order of precedence: a year has one meeting, of the first series due that year.
+    """
+
+    article: str
+    quote: str
+    reading: str
+    sources: tuple[Source, ...]
+    horizon_years: int
+    series: tuple[MeetingSeries, ...]
+    file: str
+
+
+@dataclass(frozen=True)
 class Rulebook:
     """The validated rules in dependency order, and a hash that identifies this exact text."""
 
     rules: tuple[Rule, ...]
     hash: str
     title: str = ""
+    calendar: CalendarRule | None = None
 
     def rule(self, rule_id: str) -> Rule:
         for candidate in self.rules:
@@ -149,6 +181,7 @@ def load_rulebook(directory: Path | None = None) -> Rulebook:
     rules: list[Rule] = []
     written_ids: set[str] = set()
     title = ""
+    calendar: CalendarRule | None = None
     for path in files:
         raw = path.read_bytes()
         digest.update(path.name.encode() + b"\0" + raw + b"\0")
@@ -159,8 +192,13 @@ def load_rulebook(directory: Path | None = None) -> Rulebook:
             continue
         for key in document:
             if key not in _FILE_KEYS:
-                problems.append(f"{path.name}: unknown table [{key}]; a rule file holds [rulebook] and [[rule]] only")
+                problems.append(f"{path.name}: unknown table [{key}]; a rule file holds [rulebook], [calendar] and [[rule]] only")
         title = title or document.get("rulebook", {}).get("title", "")
+        if "calendar" in document:
+            if calendar is not None:
+                problems.append(f"{path.name}: a second [calendar] table; {calendar.file} already has one")
+            else:
+                calendar = _parse_calendar(path.name, document["calendar"], problems)
         for index, entry in enumerate(document.get("rule", []), start=1):
             if isinstance(entry.get("id"), str):
                 written_ids.add(entry["id"])
@@ -173,7 +211,57 @@ def load_rulebook(directory: Path | None = None) -> Rulebook:
     ordered = _dependency_order(rules, problems)
     if problems:
         raise RulebookError(problems)
-    return Rulebook(rules=tuple(ordered), hash=digest.hexdigest()[:16], title=title)
+    return Rulebook(rules=tuple(ordered), hash=digest.hexdigest()[:16], title=title, calendar=calendar)
+
+
+def _parse_calendar(file: str, entry: Any, problems: list[str]) -> CalendarRule | None:
+    where = f"{file}: [calendar]"
+    before = len(problems)
+    if not isinstance(entry, dict):
+        problems.append(f"{where} must be a table")
+        return None
+    for key in entry:
+        if key not in _CALENDAR_KEYS:
+            problems.append(f"{where}: unknown key '{key}' (known: {', '.join(_CALENDAR_KEYS)})")
+    for key in ("article", "quote", "reading", "sources", "series"):
+        if not entry.get(key):
+            problems.append(f"{where}: missing key '{key}'")
+    horizon = entry.get("horizon_years", 20)
+    if not isinstance(horizon, int) or not 1 <= horizon <= 100:
+        problems.append(f"{where}: key 'horizon_years' must be a whole number of years from 1 to 100")
+    sources = []
+    for source in entry.get("sources", []):
+        if not isinstance(source, dict) or not source.get("href") or not source.get("title"):
+            problems.append(f"{where}: key 'sources' needs entries with a title and an href")
+        else:
+            sources.append(Source(source["title"], source["href"]))
+    series = []
+    for index, item in enumerate(entry.get("series", []), start=1):
+        here = f"{where} series #{index}"
+        if not isinstance(item, dict):
+            problems.append(f"{here} must be a table")
+            continue
+        for key in item:
+            if key not in _SERIES_KEYS:
+                problems.append(f"{here}: unknown key '{key}' (known: {', '.join(_SERIES_KEYS)})")
+        start = item.get("estimated_start")
+        if not isinstance(start, dict) or set(start) != {"month", "day"}:
+            problems.append(f"{here}: key 'estimated_start' must be {{ month = M, day = D }}")
+            start = {"month": 1, "day": 1}
+        if "{n}" not in str(item.get("code", "")):
+            problems.append(f"{here}: key 'code' must be a template with {{n}}, e.g. \"{{n}}MSP\"")
+        if not isinstance(item.get("every_years"), int) or item["every_years"] < 1:
+            problems.append(f"{here}: key 'every_years' must be a whole number of years, at least 1")
+        if not item.get("kind") or not item.get("name"):
+            problems.append(f"{here}: keys 'kind' and 'name' are needed")
+        if len(problems) == before:
+            series.append(MeetingSeries(kind=item["kind"], every_years=item["every_years"], code=item["code"],
+                                        name=item["name"], estimated_month=start["month"], estimated_day=start["day"],
+                                        city=item.get("city", "")))
+    if len(problems) > before:
+        return None
+    return CalendarRule(article=entry["article"], quote=entry["quote"], reading=entry["reading"].strip(),
+                        sources=tuple(sources), horizon_years=horizon, series=tuple(series), file=file)
 
 
 def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str]) -> Rule | None:
