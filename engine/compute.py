@@ -108,7 +108,7 @@ def apply_exception(rule: Rule, base: Fact, decision: Fact) -> Fact:
         rule, base["k"], granted, seq=base["seq"] + 1, period=base.get("period"),
         basis=_merge(base["basis"], [rule.id]), inputs=_merge(base["inputs"], [decision["id"]]),
         steps=base["steps"] + steps, original=date.fromisoformat(base["original"]),
-        extra={"rule": rule.id, "decision": decision["id"]},
+        extra={"rule": rule.id, "decision": decision["id"], "decided": decision["date"]},
     )
 
 
@@ -138,19 +138,33 @@ def _entry_into_force(rule: Rule, binding: dict[str, Fact]):
 
 
 def _request_before_last_meeting(rule: Rule, binding: dict[str, Fact]):
+    """The last meeting that opens before the deadline (and after the decision that set it, if
+    one did: a meeting cannot be asked to extend a deadline it has not yet decided), counted
+    back from its opening as announced. None when no meeting falls between the two."""
     deadline_fact = binding[rule.args["deadline"]]
     deadline = fact_date(deadline_fact)
     kinds = set(rule.args["kinds"])
-    before = [m for m in binding["meetings"]["meetings"] if m["kind"] in kinds and m["start"] < deadline.isoformat()]
+    set_on = deadline_fact.get("decided") or ""
+    before = [m for m in binding["meetings"]["meetings"]
+              if m["kind"] in kinds and set_on < m["start"] < deadline.isoformat()]
     if not before:
+        if set_on:
+            return None, None, {}
         raise EvaluationError(f"rule {rule.id}: no meeting of kind {', '.join(sorted(kinds))} starts before the deadline {dates.fmt(deadline)}")
     meeting = max(before, key=lambda m: m["start"])
-    start = date.fromisoformat(meeting["start"])
-    step = dates.add_months(start, -rule.args["months"], rule.args.get("on_month_end", rule.on_month_end))
-    text = (f"last meeting before the deadline of {dates.fmt(deadline)}: {meeting['name']} ({meeting['code']}), "
-            f"opening {dates.fmt(start)}; {step.text}")
-    return Step(step.value, text), meeting["code"], {"meeting": meeting["code"], "deadline_seq": deadline_fact["seq"],
-                                                     "deadline": deadline.isoformat()}
+    opening = date.fromisoformat(meeting.get("announced_start") or meeting["start"])
+    step = dates.add_months(opening, -rule.args["months"], rule.args.get("on_month_end", rule.on_month_end))
+    projected = meeting.get("status") == "projected"
+    as_announced = "" if opening.isoformat() == meeting["start"] else f" (convened for {dates.fmt(opening)}; opened {dates.fmt(date.fromisoformat(meeting['start']))})"
+    text = (f"last meeting before the deadline of {dates.fmt(deadline)}"
+            + (f" and after the decision of {dates.fmt(date.fromisoformat(set_on))} that set it" if set_on else "")
+            + f": {meeting['name']} ({meeting['code']}), "
+            + (f"projected, opening estimated as {dates.fmt(opening)}" if projected else f"opening {dates.fmt(opening)}{as_announced}")
+            + f"; {step.text}" + (" (estimated: the meeting's dates are not yet set)" if projected else ""))
+    extra = {"meeting": meeting["code"], "deadline_seq": deadline_fact["seq"], "deadline": deadline.isoformat()}
+    if projected:
+        extra["estimated"] = True
+    return Step(step.value, text), meeting["code"], extra
 
 
 def _next_meeting_after(rule: Rule, binding: dict[str, Fact]):
@@ -162,8 +176,11 @@ def _next_meeting_after(rule: Rule, binding: dict[str, Fact]):
         return None, None, {}  # no meeting scheduled yet: nothing is due until one is
     meeting = min(later, key=lambda m: m["start"])
     start = date.fromisoformat(meeting["start"])
-    text = f"next meeting after {dates.fmt(after)}: {meeting['name']} ({meeting['code']}), opening {dates.fmt(start)}"
-    return Step(start, text), meeting["code"], {"meeting": meeting["code"]}
+    projected = meeting.get("status") == "projected"
+    text = (f"next meeting after {dates.fmt(after)}: {meeting['name']} ({meeting['code']}), "
+            + (f"projected, opening estimated as {dates.fmt(start)} (estimated: the meeting's dates are not yet set)"
+               if projected else f"opening {dates.fmt(start)}"))
+    return Step(start, text), meeting["code"], {"meeting": meeting["code"], **({"estimated": True} if projected else {})}
 
 
 _FUNCTIONS: dict[str, Callable[[Rule, dict[str, Fact]], tuple[Step | None, str | None, dict[str, Any]]]] = {

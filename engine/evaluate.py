@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Callable, Iterable
 
 from engine.compute import Fact
 from engine.dates import fmt
-from engine.facts import RecordedEvent, party_facts
-from engine.registry import Participant, Registry
+from engine.facts import RecordedEvent, meetings_fact, party_facts
+from engine.meetings import project
+from engine.registry import Meeting, Participant, Registry
 from engine.rulebook import Rule, Rulebook
 
-STATUSES = ("pending", "overdue", "fulfilled", "fulfilled_late", "lapsed")
+STATUSES = ("pending", "overdue", "unknown", "fulfilled", "fulfilled_late", "received", "awaiting_decision",
+            "not_needed", "missed", "lapsed")
+#: Statuses after which nothing more is owed: a withdrawal does not make them lapse.
+DONE = frozenset({"fulfilled", "fulfilled_late", "received", "not_needed"})
 PARTY_STATUSES = ("state_party", "signatory", "former_state_party", "not_party")
 BACKENDS = ("durable", "reference")
 
 
 @dataclass(frozen=True)
 class Obligation:
-    """One dated obligation of one party: the current due date, the original one, and why."""
+    """One dated obligation of one party: the current due date, the original one, and why.
+
+    ``received`` is the day a receipt was recorded; ``received_by`` the day by which a published
+    observation shows it had been received (its own date unknown). ``estimated`` marks a date
+    that hangs on a projected meeting.
+    """
 
     id: str
     article: str
@@ -33,14 +42,30 @@ class Obligation:
     steps: tuple[str, ...]
     evidence: str | None = None
     meeting: str | None = None
+    received: date | None = None
+    received_by: date | None = None
+    estimated: bool = False
+    evidence_label: str | None = None
+    evidence_sources: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.id, self.period or "")
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "article": self.article, "period": self.period, "due": self.due.isoformat(),
-                "original_due": self.original_due.isoformat(), "status": self.status, "basis": list(self.basis)}
+        """The fixed shape, plus the optional fields that are set (documented in the README)."""
+        out: dict[str, Any] = {"id": self.id, "article": self.article, "period": self.period, "due": self.due.isoformat(),
+                               "original_due": self.original_due.isoformat(), "status": self.status,
+                               "basis": list(self.basis)}
+        if self.estimated:
+            out["estimated"] = True
+        if self.received:
+            out["received"] = self.received.isoformat()
+        if self.received_by:
+            out["received_by"] = self.received_by.isoformat()
+        if self.evidence and self.evidence_label:
+            out["evidence"] = {"fact": self.evidence, "says": self.evidence_label, "sources": list(self.evidence_sources)}
+        return out
 
 
 @dataclass(frozen=True)
@@ -73,28 +98,44 @@ class PartyEvaluation:
 
 
 class Evaluator:
-    """Evaluates parties with one rulebook, registry and backend (``durable`` or ``reference``)."""
+    """Evaluates parties with one rulebook, registry and backend (``durable`` or ``reference``).
 
-    def __init__(self, rulebook: Rulebook, registry: Registry, backend: str = "durable"):
+    ``receipts_complete_from``: the day from which the record of receipts is complete (the ISU
+    imported every receipt since): a report due on or after it with no receipt is ``overdue``;
+    one due before it, that no receipt or observation covers, is ``unknown``.
+    """
+
+    def __init__(self, rulebook: Rulebook, registry: Registry, backend: str = "durable",
+                 receipts_complete_from: date | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         self.rulebook = rulebook
         self.registry = registry
         self.backend = backend
+        self.receipts_complete_from = receipts_complete_from
+        self.meetings: tuple[Meeting, ...] = project(registry.meetings, rulebook.calendar)
+        self._meetings_fact = meetings_fact(self.meetings)
         self._infer = _inference(rulebook, backend)
 
     def facts(self, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> list[Fact]:
-        return party_facts(self.registry, iso3, as_of, recorded)
+        return party_facts(self.registry, iso3, as_of, recorded, self._meetings_fact)
 
     def evaluate(self, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> PartyEvaluation:
         """Evaluate one party as of a date. Raises EvaluationError when a rule cannot be applied."""
         facts = self.facts(iso3, as_of, recorded)
         derived = self._infer(facts)
-        return assemble(self.rulebook, self.registry.participant(iso3), as_of, facts, derived)
+        return assemble(self.rulebook, self.registry.participant(iso3), as_of, facts, derived,
+                        self.receipts_complete_from)
 
     def evaluate_all(self, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> list[PartyEvaluation]:
         events = list(recorded)
         return [self.evaluate(iso3, as_of, [e for e in events if e.party == iso3]) for iso3 in sorted(self.registry.participants)]
+
+    def next_meeting(self, as_of: date, kinds: Iterable[str] = ("MSP", "RC")) -> Meeting | None:
+        """The first meeting of these kinds opening after ``as_of``, projected or not."""
+        wanted = set(kinds)
+        later = [m for m in self.meetings if m.kind in wanted and m.start_date > as_of]
+        return min(later, key=lambda m: m.start_date) if later else None
 
 
 def _inference(rulebook: Rulebook, backend: str) -> Callable[[list[Fact]], list[Fact]]:
@@ -106,26 +147,27 @@ def _inference(rulebook: Rulebook, backend: str) -> Callable[[list[Fact]], list[
 
 
 def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: list[Fact],
-             derived: list[Fact]) -> PartyEvaluation:
+             derived: list[Fact], receipts_complete_from: date | None = None) -> PartyEvaluation:
     """Turn derived facts into obligations with statuses; the same for both backends."""
     by_id = {fact["id"]: fact for fact in facts}
     by_kind: dict[str, list[Fact]] = {}
     for fact in facts:
         by_kind.setdefault(fact["k"], []).append(fact)
     dated: dict[str, Fact] = {}
-    latest: dict[tuple[str, str, int], Fact] = {}
+    latest: dict[tuple[str, str], Fact] = {}
     # A fixed order, not the order of firing: backends fire in different orders, and two
-    # derivations can tie on (due, id, period).
+    # derivations can tie on (due, id, period). One obligation per (id, period): the latest
+    # derivation, and of two deadlines that name the same meeting, the later deadline.
     for fact in sorted(derived, key=lambda f: (f["k"], f.get("period") or "", f.get("deadline_seq", -1), f["seq"])):
         rule = rulebook.rule(fact["k"])
         if rule.produces == "date":
             dated[fact["k"]] = fact
             continue
-        key = (fact["k"], fact.get("period") or "", fact.get("deadline_seq", -1))
-        if key not in latest or fact["seq"] > latest[key]["seq"]:
-            latest[key] = fact
-    drafts = [_obligation(rulebook.rule(fact["k"]), fact, by_kind, as_of) for fact in latest.values()]
-    obligations = _apply_follows(rulebook, drafts)
+        latest[(fact["k"], fact.get("period") or "")] = fact
+    meetings = {m["code"]: m for m in (by_kind.get("meetings") or [{"meetings": []}])[0]["meetings"]}
+    context = _Context(rulebook, as_of, receipts_complete_from, meetings, by_id)
+    obligations = [_obligation(rulebook.rule(fact["k"]), fact, by_kind, context) for fact in latest.values()]
+    obligations = _apply_pending_decisions(rulebook, obligations)
     obligations = _apply_terminations(rulebook, obligations, by_kind)
     obligations.sort(key=lambda o: (o.due, o.id, o.period or ""))
     eif_fact = next((f for f in dated.values() if rulebook.rule(f["k"]).id.endswith("entry_into_force")), None)
@@ -146,70 +188,181 @@ def _party_status(participant: Participant, as_of: date, eif: date | None, withd
     return "not_party"
 
 
-def _obligation(rule: Rule, fact: Fact, by_kind: dict[str, list[Fact]], as_of: date) -> Obligation:
+@dataclass(frozen=True)
+class _Context:
+    rulebook: Rulebook
+    as_of: date
+    receipts_complete_from: date | None
+    meetings: dict[str, dict[str, Any]]
+    facts: dict[str, Fact]
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    status: str
+    reason: str
+    evidence: str | None = None
+    received: date | None = None
+    received_by: date | None = None
+
+
+def _obligation(rule: Rule, fact: Fact, by_kind: dict[str, list[Fact]], context: _Context) -> Obligation:
     due = date.fromisoformat(fact["date"])
-    status, reason, evidence = _STATUS[rule.status](rule, fact, due, by_kind, as_of)
+    verdict = _STATUS[rule.status or ""](rule, fact, due, by_kind, context)
+    evidence = verdict.evidence
     inputs = tuple(fact["inputs"]) + ((evidence,) if evidence and evidence not in fact["inputs"] else ())
+    evidence_fact = context.facts.get(evidence or "")
     return Obligation(id=rule.id, article=rule.article, period=fact.get("period"), due=due,
-                      original_due=date.fromisoformat(fact["original"]), status=status, status_reason=reason,
-                      basis=tuple(fact["basis"]), inputs=inputs, steps=tuple(fact["steps"]),
-                      evidence=evidence, meeting=fact.get("meeting"))
+                      original_due=date.fromisoformat(fact["original"]), status=verdict.status,
+                      status_reason=verdict.reason, basis=tuple(fact["basis"]), inputs=inputs,
+                      steps=tuple(fact["steps"]), evidence=evidence, meeting=fact.get("meeting"),
+                      received=verdict.received, received_by=verdict.received_by,
+                      estimated=bool(fact.get("estimated")),
+                      evidence_label=evidence_fact["label"] if evidence_fact else None,
+                      evidence_sources=tuple(evidence_fact.get("sources", ())) if evidence_fact else ())
 
 
-def _open(due: date, as_of: date, missing: str) -> tuple[str, str, None]:
+def _open(due: date, as_of: date, missing: str) -> _Verdict:
     if as_of > due:
-        return "overdue", f"{missing}; due {fmt(due)}, {(as_of - due).days} days before {fmt(as_of)}", None
-    return "pending", f"{missing}; due {fmt(due)}, {(due - as_of).days} days after {fmt(as_of)}", None
+        return _Verdict("overdue", f"{missing}; due {fmt(due)}, {(as_of - due).days} days before {fmt(as_of)}")
+    return _Verdict("pending", f"{missing}; due {fmt(due)}, {(due - as_of).days} days after {fmt(as_of)}")
 
 
-def _on_time(due: date, done: date, fact: Fact) -> tuple[str, str, str]:
+def _unknown(due: date, context: _Context, missing: str, what: str) -> _Verdict:
+    """Past due with nothing on record: overdue only where the record is complete for that day."""
+    complete_from = context.receipts_complete_from
+    if context.as_of <= due or (complete_from is not None and due >= complete_from):
+        suffix = f" (the record is complete from {fmt(complete_from)})" if complete_from and context.as_of > due else ""
+        return _open(due, context.as_of, missing + suffix)
+    return _Verdict("unknown", f"{missing}, and the record of {what} is not complete for {fmt(due)}: "
+                               f"whether it was received is not known")
+
+
+def _on_time(due: date, done: date, fact: Fact) -> _Verdict:
     if done <= due:
-        return "fulfilled", f"{fact['label']} (on or before {fmt(due)})", fact["id"]
-    return "fulfilled_late", f"{fact['label']}: {(done - due).days} days after {fmt(due)}", fact["id"]
+        return _Verdict("fulfilled", f"{fact['label']} (on or before {fmt(due)})", fact["id"], received=done)
+    return _Verdict("fulfilled_late", f"{fact['label']}: {(done - due).days} days after {fmt(due)}", fact["id"], received=done)
 
 
-def _by_completion(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], as_of: date):
+def _submitted(due: date, fact: Fact) -> _Verdict:
+    """Timeliness of a submission known to a day, a month, a year, or only as "on or before" a day."""
+    latest = date.fromisoformat(fact["date"])
+    precision = fact.get("precision", "day")
+    if precision == "day" or "submitted_on" not in fact:
+        return _on_time(due, date.fromisoformat(fact.get("submitted_on") or fact["date"]), fact)
+    earliest = None if precision == "before" else date.fromisoformat(fact["submitted_on"])
+    if latest <= due:
+        return _Verdict("fulfilled", f"{fact['label']} (on or before {fmt(due)})", fact["id"], received_by=latest)
+    if earliest is not None and earliest > due:
+        return _Verdict("fulfilled_late", f"{fact['label']}: after {fmt(due)}", fact["id"], received_by=latest)
+    return _Verdict("received", f"{fact['label']}; its exact date is not recorded, so whether it was made by "
+                                f"{fmt(due)} is not known", fact["id"], received_by=latest)
+
+
+def _by_completion(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], context: _Context) -> _Verdict:
     done = by_kind.get(rule.fulfilled_by or "", [])
     if done:
         completion = done[0]
         return _on_time(due, date.fromisoformat(completion["completed_on"]), completion)
-    return _open(due, as_of, "no completion recorded")
+    return _open(due, context.as_of, "no completion recorded")
 
 
-def _by_receipt(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], as_of: date):
-    """A report or a response: the first one received for the obligation's period."""
+def _by_receipt(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], context: _Context) -> _Verdict:
+    """A report or a response: the first one received for the obligation's period; for a report
+    with none recorded, what published observations say of it."""
     period = fact.get("period")
     receipts = [f for f in by_kind.get(rule.fulfilled_by or "", []) if period is None or f.get("period") == period]
+    recorded = [f for f in receipts if not f.get("published")]
+    if recorded:   # the ISU's own record wins over what a source says
+        first = min(recorded, key=lambda f: f["date"])
+        return _on_time(due, date.fromisoformat(first["date"]), first)
     if receipts:
-        first = min(receipts, key=lambda f: f["date"])
-        return _on_time(due, date.fromisoformat(first["date"]), first)
-    return _open(due, as_of, f"no {rule.status} recorded" + (" as received" if rule.status == "report" else ""))
+        return _submitted(due, min(receipts, key=lambda f: f["date"]))
+    if rule.status == "response":   # the request is in the record, and so is the answer to it
+        return _open(due, context.as_of, "no response recorded")
+    if context.as_of > due:
+        observed = _observed(rule, fact, due, by_kind)
+        if observed:
+            return observed
+    return _unknown(due, context, "no receipt recorded", "receipts")
 
 
-def _by_extension_request(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], as_of: date):
-    requests = [f for f in by_kind.get(rule.fulfilled_by or "", []) if f.get("period") == fact.get("period")]
-    if requests:
-        first = min(requests, key=lambda f: f["date"])
-        return _on_time(due, date.fromisoformat(first["date"]), first)
+def _observed(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]]) -> _Verdict | None:
+    """What the observations dated after the due date say of one report (None: nothing)."""
+    period = fact.get("period")
+    relevant = sorted((o for o in by_kind.get(f"observation:{rule.fulfilled_by}", [])
+                       if o["date"] > fact["date"] and (o.get("period") in (None, period))),
+                      key=lambda o: (o["date"], o["id"]))
+    received = sorted((o for o in relevant if not o["outstanding"]), key=lambda o: (o.get("until") or o["date"], o["id"]))
+    outstanding = [o for o in relevant if o["outstanding"]]
+    if received:
+        first = received[0]
+        seen = date.fromisoformat(first.get("until") or first["date"])
+        before = [o for o in outstanding if o["date"] < first["date"]]
+        later = [o for o in outstanding if o["date"] > (first.get("until") or first["date"])]
+        note = (f" (a later list, {later[-1]['observer']} as of {fmt(date.fromisoformat(later[-1]['date']))}, "
+                f"still names it: the sources disagree)") if later else ""
+        if before:
+            last = date.fromisoformat(before[-1]["date"])
+            return _Verdict("fulfilled_late", f"received after {fmt(last)}, when {before[-1]['observer']} still listed it "
+                                              f"as outstanding, and on or before {fmt(seen)}, when {first['observer']} did "
+                                              f"not; the date of receipt is not recorded{note}", first["id"], received_by=seen)
+        return _Verdict("received", f"received on or before {fmt(seen)}: not among the outstanding reports listed by "
+                                    f"{first['observer']} as of that day; the date of receipt is not recorded, so whether "
+                                    f"it was on time is not known{note}", first["id"], received_by=seen)
+    if outstanding:
+        last = outstanding[-1]
+        return _Verdict("overdue", f"due {fmt(due)}; still outstanding on {fmt(date.fromisoformat(last['date']))} "
+                                   f"according to {last['observer']}; no receipt recorded since", last["id"])
+    return None
+
+
+def _by_extension_request(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], context: _Context) -> _Verdict:
+    """A request is optional: never overdue. Decided, submitted, awaiting a decision, not needed, pending or missed."""
+    period = fact.get("period")
     article = (rule.fulfilled_by or "").split(":")[-1]
-    for decision in by_kind.get(f"decision:extension:{article}", []):
-        if decision.get("seq") == fact.get("deadline_seq", -1) + 1:
-            return "fulfilled", f"a request was made: {decision['label']}", decision["id"]
-    return _open(due, as_of, "no extension request recorded")
+    requests = sorted((f for f in by_kind.get(rule.fulfilled_by or "", []) if f.get("period") == period),
+                      key=lambda f: f["date"])
+    decision = next((d for d in by_kind.get(f"decision:extension:{article}", [])
+                     if d.get("seq") == fact.get("deadline_seq", -1) + 1), None)
+    if decision is not None:
+        if requests:
+            return _submitted(due, requests[0])
+        return _Verdict("fulfilled", f"a request was made: {decision['label']}", decision["id"])
+    if requests:
+        first = requests[0]
+        meeting = context.meetings.get(period or "")
+        if meeting and meeting["status"] != "projected" and meeting["end"] < context.as_of.isoformat():
+            return _Verdict("awaiting_decision", f"{first['label']}; the {period} met ({fmt(date.fromisoformat(meeting['start']))}"
+                                                 f" to {fmt(date.fromisoformat(meeting['end']))}) and no decision on it is recorded",
+                            first["id"])
+        return _submitted(due, first)
+    deadline = date.fromisoformat(fact.get("deadline") or fact["date"])
+    followed = context.rulebook.rule(rule.follows) if rule.follows else None
+    completions = by_kind.get(followed.fulfilled_by or "", []) if followed else []
+    if completions:
+        completed = date.fromisoformat(completions[0]["completed_on"])
+        if completed <= deadline:
+            return _Verdict("not_needed", f"not needed: {completions[0]['label']}, on or before the deadline of "
+                                          f"{fmt(deadline)}", completions[0]["id"])
+    if context.as_of <= due:
+        return _Verdict("pending", f"no extension request recorded; a request is optional; due {fmt(due)}, "
+                                   f"{(due - context.as_of).days} days after {fmt(context.as_of)}")
+    return _Verdict("missed", f"no extension request recorded by {fmt(due)}, and the deadline of {fmt(deadline)} "
+                              f"was then still open")
 
 
-def _by_declaration(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], as_of: date):
+def _by_declaration(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], context: _Context) -> _Verdict:
     completion = (by_kind.get(rule.fulfilled_by or "") or [None])[0]
     if completion and completion.get("declared_at"):
         declared_at = completion["declared_at"]
         if declared_at == fact.get("period"):
-            return "fulfilled", f"compliance declared at {declared_at}", completion["id"]
-        meetings = {m["code"]: m for m in by_kind["meetings"][0]["meetings"]}
-        start = meetings.get(declared_at, {}).get("start")
+            return _Verdict("fulfilled", f"compliance declared at {declared_at}", completion["id"])
+        start = context.meetings.get(declared_at, {}).get("start")
         if start and date.fromisoformat(start) > due:
-            return "fulfilled_late", f"compliance declared at {declared_at}, after {fact.get('period')}", completion["id"]
-        return "fulfilled", f"compliance declared: {completion['label']}", completion["id"]
-    return _open(due, as_of, "no declaration of compliance recorded")
+            return _Verdict("fulfilled_late", f"compliance declared at {declared_at}, after {fact.get('period')}", completion["id"])
+        return _Verdict("fulfilled", f"compliance declared: {completion['label']}", completion["id"])
+    return _unknown(due, context, "no declaration of compliance recorded", "declarations")
 
 
 _STATUS = {
@@ -221,16 +374,20 @@ _STATUS = {
 }
 
 
-def _apply_follows(rulebook: Rulebook, drafts: list[Obligation]) -> list[Obligation]:
-    """Drop what is no longer owed: a request for more time once the obligation was met in time."""
-    met = {o.id for o in drafts if o.status == "fulfilled"}
-    kept = []
-    for obligation in drafts:
-        rule = rulebook.rule(obligation.id)
-        if rule.follows and rule.follows in met and obligation.status not in ("fulfilled", "fulfilled_late"):
-            continue
-        kept.append(obligation)
-    return kept
+def _apply_pending_decisions(rulebook: Rulebook, obligations: list[Obligation]) -> list[Obligation]:
+    """A deadline past with a request to extend it that awaits a recorded decision is not known to be
+    missed: it reads "decision not recorded" (unknown), not overdue."""
+    awaiting = {rulebook.rule(o.id).follows: o for o in obligations if o.status == "awaiting_decision"}
+    result = []
+    for obligation in obligations:
+        request = awaiting.get(obligation.id)
+        if request is not None and obligation.status == "overdue":
+            obligation = replace(obligation, status="unknown",
+                                 status_reason=f"decision not recorded: {request.status_reason}; due {fmt(obligation.due)} "
+                                               f"unless that meeting extended it",
+                                 inputs=obligation.inputs + tuple(i for i in request.inputs[-1:] if i not in obligation.inputs))
+        result.append(obligation)
+    return result
 
 
 def _apply_terminations(rulebook: Rulebook, obligations: list[Obligation], by_kind: dict[str, list[Fact]]) -> list[Obligation]:
@@ -241,9 +398,9 @@ def _apply_terminations(rulebook: Rulebook, obligations: list[Obligation], by_ki
         event = by_kind[rule.anchor][0]
         effective = date.fromisoformat(event["date"])
         for index, obligation in enumerate(result):
-            if obligation.due > effective and obligation.status not in ("fulfilled", "fulfilled_late"):
-                result[index] = Obligation(
-                    **{**obligation.__dict__, "status": "lapsed",
-                       "status_reason": f"{event['label']}, before it fell due (Art. {rule.article})",
-                       "basis": obligation.basis + (rule.id,), "inputs": obligation.inputs + (event["id"],)})
+            if obligation.due > effective and obligation.status not in DONE:
+                result[index] = replace(
+                    obligation, status="lapsed",
+                    status_reason=f"{event['label']}, before it fell due (Art. {rule.article})",
+                    basis=obligation.basis + (rule.id,), inputs=obligation.inputs + (event["id"],))
     return result

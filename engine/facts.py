@@ -4,7 +4,10 @@ Fact kinds are generic over the registry's columns: ``deposit``, ``threshold_dep
 ``withdrawal``, ``as_of``, ``meetings``, ``declaration:art<N>:<position>``,
 ``retention:art<N>``, ``completion:art<N>``, ``decision:<kind>:art<N>`` (numbered in the
 order decided, ``seq`` 1, 2, ...), and from the record ``report:<kind>``,
-``extension_request:art<N>``, ``clarification_request`` and ``clarification_response``.
+``extension_request:art<N>``, ``clarification_request`` and ``clarification_response``; the
+registry's known extension requests are ``extension_request:art<N>`` facts too, and its
+observations of the record are ``observation:report:<kind>`` facts (one per observation that
+speaks of the party: listed as outstanding, or absent from a complete list).
 
 A fact dated after ``as_of`` is not known yet and is left out: a completion, a decision or
 a receipt counts from the last day it can stand for (a completion known only to a month
@@ -19,7 +22,7 @@ from typing import Any, Iterable
 
 from engine.compute import Fact
 from engine.dates import fmt
-from engine.registry import Registry
+from engine.registry import Meeting, Registry
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,26 @@ def _day(value: date) -> dict[str, Any]:
     return {"date": value.isoformat(), "ord": value.toordinal()}
 
 
-def party_facts(registry: Registry, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> list[Fact]:
-    """Every fact about ``iso3`` known on ``as_of``, each with an ``id``, a ``label`` and ``sources``."""
+def meetings_fact(meetings: Iterable[Meeting]) -> Fact:
+    """The calendar as one fact: every meeting with its opening (as held, and as announced) and status."""
+    listed = [m for m in meetings if m.start_date]
+    projected = sum(1 for m in listed if m.projected)
+    return {"k": "meetings", "id": "meetings",
+            "meetings": [{"code": m.code, "kind": m.kind, "name": m.name, "start": m.start_date.isoformat(),
+                          "announced_start": m.opening_as_announced.isoformat(),
+                          "end": (m.end_date or m.start_date).isoformat(), "status": m.status}
+                         for m in listed],
+            "label": (f"the calendar of {len(listed) - projected} meetings in the registry"
+                      + (f" and {projected} projected by the calendar rule" if projected else "")),
+            "sources": []}
+
+
+def party_facts(registry: Registry, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = (),
+                meetings: Fact | None = None) -> list[Fact]:
+    """Every fact about ``iso3`` known on ``as_of``, each with an ``id``, a ``label`` and ``sources``.
+
+    ``meetings`` is the calendar fact (:func:`meetings_fact`, projected meetings included);
+    without it, the registry's meetings alone."""
     participant = registry.participant(iso3)
     name = participant.name
     hrefs = [s.href for s in participant.sources]
@@ -62,12 +83,7 @@ def party_facts(registry: Registry, iso3: str, as_of: date, recorded: Iterable[R
         effective = participant.withdrawal_effective_date
         facts.append({"k": "withdrawal", "id": "withdrawal", **_day(effective),
                       "label": f"{name}'s withdrawal took effect on {fmt(effective)}", "sources": hrefs})
-    meetings = [m for m in registry.meetings if m.start_date]
-    facts.append({"k": "meetings", "id": "meetings",
-                  "meetings": [{"code": m.code, "kind": m.kind, "name": m.name, "start": m.start_date.isoformat()}
-                               for m in meetings],
-                  "label": f"the calendar of {len(meetings)} meetings in the registry",
-                  "sources": []})
+    facts.append(meetings if meetings is not None else meetings_fact(registry.meetings))
     for declaration in registry.declarations_for(iso3):
         article = f"art{declaration.article}"
         kind = f"declaration:{article}:{declaration.position}"
@@ -129,6 +145,9 @@ def party_facts(registry: Registry, iso3: str, as_of: date, recorded: Iterable[R
     for _known, fact in sorted(decisions, key=lambda pair: (pair[0], pair[1]["granted_deadline"])):
         seq[fact["k"]] = seq.get(fact["k"], 0) + 1
         facts.append({**fact, "id": f"{fact['k']}#{seq[fact['k']]}", "seq": seq[fact["k"]]})
+    facts.extend(_requests(registry, iso3, as_of))
+    facts.extend(_published_receipts(registry, iso3, as_of))
+    facts.extend(_observations(registry, iso3, as_of))
     has_withdrawal = any(f["k"] == "withdrawal" for f in facts)
     for event in sorted(events, key=lambda e: (e.kind, e.on, e.period or "")):
         if event.kind.startswith(("completion:", "decision:")):
@@ -141,6 +160,70 @@ def party_facts(registry: Registry, iso3: str, as_of: date, recorded: Iterable[R
         facts.append({"k": event.kind, "id": fact_id, **_day(event.on), "period": event.period,
                       "label": event.label or f"{event.kind} on {fmt(event.on)}", "sources": list(event.sources),
                       **event.extra})
+    return facts
+
+
+def _requests(registry: Registry, iso3: str, as_of: date) -> list[Fact]:
+    """The registry's known extension requests, in the shape of a recorded one."""
+    facts = []
+    for request in registry.requests_for(iso3):
+        if request.known_by > as_of:
+            continue
+        kind = f"extension_request:art{request.article}"
+        if request.submitted_precision == "before":
+            said = (f"an Article {request.article} extension request was submitted for the {request.meeting} "
+                    f"on or before {fmt(request.submitted_on)} (the day it was first submitted is not published)")
+        else:
+            said = (f"an Article {request.article} extension request for the {request.meeting} was submitted "
+                    f"{_when(request.submitted_on, request.submitted_precision)}")
+        said += (f" ({request.document})" if request.document else "")
+        said += (f", asking for {fmt(request.requested_deadline)}" if request.requested_deadline else "")
+        facts.append({"k": kind, "id": f"{kind}#{request.meeting}", **_day(request.known_by), "period": request.meeting,
+                      "submitted_on": request.submitted_on.isoformat(), "precision": request.submitted_precision,
+                      "label": said,
+                      "sources": [s.href for s in request.sources]})
+    return facts
+
+
+def _published_receipts(registry: Registry, iso3: str, as_of: date) -> list[Fact]:
+    """Dates of receipt that public sources state; ``published`` tells them from the ISU's recorded ones."""
+    facts = []
+    for receipt in registry.receipts_for(iso3):
+        if receipt.known_by > as_of:
+            continue
+        kind = f"report:{receipt.kind}"
+        what = f"{receipt.kind} report" + (f" for {receipt.period}" if receipt.period else "")
+        facts.append({"k": kind, "id": f"published:{kind}#{receipt.period or ''}#{receipt.received_on.isoformat()}",
+                      **_day(receipt.known_by), "period": receipt.period, "published": True,
+                      "submitted_on": receipt.received_on.isoformat(), "precision": receipt.precision,
+                      "label": (f"{what} received {_when(receipt.received_on, receipt.precision)}, according to "
+                                f"{receipt.observer} (\"{receipt.phrase}\")"),
+                      "sources": [s.href for s in receipt.sources]})
+    return facts
+
+
+def _observations(registry: Registry, iso3: str, as_of: date) -> list[Fact]:
+    """Each published observation known on ``as_of`` that says something of this party's reports."""
+    facts = []
+    for observation in registry.observations:
+        if observation.observed_until > as_of:
+            continue
+        listed = iso3 in observation.outstanding
+        if not listed and not observation.complete:
+            continue
+        kind = f"observation:report:{observation.kind}"
+        what = f"{observation.kind} report" + (f" for {observation.period}" if observation.period else "")
+        verdict = ("listed as outstanding" if listed else "not listed (the list is complete)")
+        undated = observation.observed_until != observation.observed_on
+        when = (f"in a copy written between {fmt(observation.observed_on)} and {fmt(observation.observed_until)}"
+                if undated else f"as of {fmt(observation.observed_on)}")
+        facts.append({"k": kind, "id": f"observation:{observation.id}", **_day(observation.observed_on),
+                      "until": observation.observed_until.isoformat(),
+                      "period": observation.period, "outstanding": listed, "observer": observation.observer,
+                      "phrase": observation.phrase,
+                      "label": (f"{observation.observer}, {when}: "
+                                f"\"{observation.phrase}\" — {what}: {verdict}"),
+                      "sources": [s.href for s in observation.sources]})
     return facts
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 
 ENV_CONFIG = "CCM_CONFIG"
@@ -20,6 +21,7 @@ class Settings:
     database_url: str = "sqlite:///var/ccm.sqlite"
     output_folder: Path = Path("var/digests")
     config_path: Path | None = None
+    receipts_complete_from: date | None = None
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -56,4 +58,16 @@ def load_settings(path: Path | None = None) -> Settings:
     folder = Path(os.environ.get("CCM_OUTPUT_FOLDER") or data.get("output", {}).get("folder", "var/digests"))
     if not folder.is_absolute():
         folder = base / folder
-    return Settings(backend=backend, database_url=url, output_folder=folder, config_path=path if path.exists() else None)
+    complete_from = os.environ.get("CCM_RECEIPTS_COMPLETE_FROM") or data.get("record", {}).get("receipts_complete_from", "")
+    if isinstance(complete_from, date):
+        complete_day: date | None = complete_from
+    elif not complete_from:
+        complete_day = None
+    else:
+        try:
+            complete_day = date.fromisoformat(str(complete_from))
+        except ValueError:
+            raise SettingsError(f"{path}: [record] receipts_complete_from is {complete_from!r}; "
+                                f"give a date as YYYY-MM-DD, or leave it empty") from None
+    return Settings(backend=backend, database_url=url, output_folder=folder, config_path=path if path.exists() else None,
+                    receipts_complete_from=complete_day)
