@@ -123,7 +123,8 @@ class Service:
                     from engine.registry import load_registry
                     from engine.rulebook import load_rulebook
 
-                    self._evaluator = Evaluator(load_rulebook(), load_registry(), self.settings.backend)
+                    self._evaluator = Evaluator(load_rulebook(), load_registry(), self.settings.backend,
+                                                receipts_complete_from=self.settings.receipts_complete_from)
         return self._evaluator
 
     # -- the record
@@ -827,7 +828,8 @@ def dashboard_context(service: Service, state: State, day: date) -> dict[str, An
     def compute():
         evaluations, errors = service.evaluate_all(day, state)
         keep = ("party", "obligation_id", "period", "article", "due", "status", "status_reason", "meeting")
-        obligations = [{k: v for k, v in obligation_values(e.participant.iso3, o, e.rulebook_hash).items() if k in keep}
+        obligations = [{**{k: v for k, v in obligation_values(e.participant.iso3, o, e.rulebook_hash).items() if k in keep},
+                        "estimated": o.estimated}
                        for e in evaluations for o in e.obligations]
         names = {iso3: p.name for iso3, p in service.evaluator.registry.participants.items()}
         result = CheckResult(run_id=state.check_id or 0, as_of=day, rulebook_hash=service.evaluator.rulebook.hash,

@@ -34,6 +34,7 @@ WINDOW_DAYS = 90
 MEETING_KINDS = ("MSP", "RC")
 PAUSE_ENV = "CCM_TEST_PAUSE_IN_CHECK"   # test hook: seconds to sleep half-way through the writes
 TRACKED = ("due", "original_due", "status")
+RECEIVED = ("fulfilled", "fulfilled_late", "received")
 
 
 @dataclass
@@ -77,6 +78,10 @@ class CheckResult:
         rows = [o for o in self.obligations if o["status"] == "pending" and self.as_of <= o["due"] <= end]
         return sorted(rows, key=lambda o: (o["due"], o["party"]))
 
+    def with_status(self, status: str, ids: set[str] | None = None) -> list[dict[str, Any]]:
+        rows = [o for o in self.obligations if o["status"] == status and (ids is None or o["obligation_id"] in ids)]
+        return sorted(rows, key=lambda o: (o["due"], o["party"], o["obligation_id"], o["period"]))
+
     def extension_requests(self, request_ids: set[str]) -> list[dict[str, Any]]:
         """Pending extension requests due for the next meeting (or before it opens)."""
         rows = [o for o in self.obligations if o["status"] == "pending" and o["obligation_id"] in request_ids]
@@ -93,7 +98,7 @@ def obligation_values(party: str, o: Obligation, rulebook_hash: str) -> dict[str
             "original_due": o.original_due, "status": o.status, "status_reason": o.status_reason,
             "meeting": o.meeting, "rulebook_hash": rulebook_hash,
             "provenance": {"basis": list(o.basis), "inputs": list(o.inputs), "steps": list(o.steps),
-                           "evidence": o.evidence}}
+                           "evidence": o.evidence, **({"estimated": True} if o.estimated else {})}}
 
 
 _SLIM = ("party", "obligation_id", "period", "article", "due", "status", "status_reason", "meeting")
@@ -115,15 +120,28 @@ def _why(field_name: str, old: dict[str, Any] | None, new: dict[str, Any]) -> st
     return new["status_reason"]
 
 
+def _estimated(row: dict[str, Any]) -> bool:
+    provenance = row["provenance"]
+    if isinstance(provenance, str):
+        provenance = json.loads(provenance)
+    return bool(provenance.get("estimated"))
+
+
 def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Change]:
     key = (new["party"], new["obligation_id"], new["period"])
     if old is None:
-        return [Change(*key, "new", None, f"{new['status']}, due {new['due'].isoformat()}", new["status_reason"])]
+        estimate = " (estimated)" if _estimated(new) else ""
+        return [Change(*key, "new", None, f"{new['status']}, due {new['due'].isoformat()}{estimate}", new["status_reason"])]
     changes = []
     for name in TRACKED:
         if old[name] != new[name]:
             render = (lambda v: v.isoformat() if isinstance(v, date) else v)
             changes.append(Change(*key, name, render(old[name]), render(new[name]), _why(name, old, new)))
+    was, now = _estimated(old), _estimated(new)
+    if was != now:
+        changes.append(Change(*key, "estimated", "yes" if was else "no", "yes" if now else "no",
+                              "the meeting it hangs on is now in the registry" if was else
+                              "it now hangs on a projected meeting"))
     return changes
 
 
@@ -142,11 +160,11 @@ def evaluate_parties(evaluator: Evaluator, as_of: date, events: Iterable[Recorde
 
 
 def next_meeting(evaluator: Evaluator, as_of: date) -> dict[str, Any] | None:
-    later = [m for m in evaluator.registry.meetings if m.kind in MEETING_KINDS and m.start_date > as_of]
-    if not later:
+    """The next meeting, from the registry or, past its last one, as the calendar rule projects it."""
+    m = evaluator.next_meeting(as_of, MEETING_KINDS)
+    if m is None:
         return None
-    m = min(later, key=lambda m: m.start_date)
-    return {"code": m.code, "name": m.name, "start": m.start_date, "city": m.city}
+    return {"code": m.code, "name": m.name, "start": m.start_date, "city": m.city, "projected": m.projected}
 
 
 def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None = None) -> CheckResult:
@@ -210,7 +228,8 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                     evaluation = evaluator.evaluate(iso3, as_of, by_party.get(iso3, []))
                 except EvaluationError as error:
                     errors.append((iso3, str(error)))
-                    kept.extend({k: row[k] for k in _SLIM} for key, row in stored.items() if key[0] == iso3)
+                    kept.extend({**{k: row[k] for k in _SLIM}, "estimated": _estimated(row)}
+                                for key, row in stored.items() if key[0] == iso3)
                     for key in [key for key in stored if key[0] == iso3]:
                         del stored[key]
                     continue
@@ -220,7 +239,7 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                 parties += 1
                 for o in evaluation.obligations:
                     new = obligation_values(iso3, o, evaluation.rulebook_hash)
-                    current.append({k: new[k] for k in _SLIM})   # what the digest needs, without provenance
+                    current.append({**{k: new[k] for k in _SLIM}, "estimated": o.estimated})   # what the digest needs
                     old = stored.pop((iso3, new["obligation_id"], new["period"]), None)
                     if old is None:
                         changes.extend(diff(None, new))
@@ -369,9 +388,28 @@ class _Writes:
 
 
 def needs_attention(result: CheckResult, evaluator: Evaluator) -> bool:
+    """Something the ISU must act on: an obligation overdue, a deadline near, a request to submit,
+    a decision to record, a missed request putting an open deadline at risk, a party not evaluated.
+    Reports with no record of receipt are counted apart and are not, by themselves, attention."""
     ids = rule_groups(evaluator)
-    return bool(result.overdue_reports(ids["report"]) or result.overdue_other(ids["report"]) or result.upcoming()
-                or result.extension_requests(ids["extension_request"]) or result.errors)
+    return bool(result.overdue_reports(ids.get("report", set())) or result.overdue_other(ids.get("report", set()))
+                or result.upcoming() or result.extension_requests(ids.get("extension_request", set()))
+                or result.with_status("awaiting_decision") or _missed_at_risk(result, evaluator) or result.errors)
+
+
+OPEN_DEADLINE = ("pending", "overdue", "unknown")
+
+
+def _missed_at_risk(result: CheckResult, evaluator: Evaluator) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(missed request, the deadline it would have extended) where that deadline is still open."""
+    follows = {r.id: r.follows for r in evaluator.rulebook.rules if r.follows}
+    by_key = {(o["party"], o["obligation_id"]): o for o in result.obligations if o["period"] == ""}
+    pairs = []
+    for request in result.with_status("missed"):
+        deadline = by_key.get((request["party"], follows.get(request["obligation_id"], "")))
+        if deadline is not None and deadline["status"] in OPEN_DEADLINE:
+            pairs.append((request, deadline))
+    return pairs
 
 
 def rule_groups(evaluator: Evaluator) -> dict[str, set[str]]:
@@ -394,6 +432,8 @@ def digest_context(result: CheckResult, evaluator: Evaluator, contacts: dict[str
         late = (result.as_of - o["due"]).days
         return {"party": o["party"], "name": names.get(o["party"], o["party"]), "obligation": o["obligation_id"],
                 "article": o["article"], "period": o["period"], "due": o["due"].isoformat(), "due_text": fmt(o["due"]),
+                "estimated": bool(o.get("estimated")), "status": o["status"],
+                "due_label": o["due"].isoformat() + (" (estimated)" if o.get("estimated") else ""),
                 "days_late": late, "days_left": -late, "meeting": o.get("meeting") or "", "reason": o["status_reason"]}
 
     return {
@@ -404,6 +444,12 @@ def digest_context(result: CheckResult, evaluator: Evaluator, contacts: dict[str
         "overdue_other": [row(o) for o in result.overdue_other(ids.get("report", set()))],
         "upcoming": [row(o) for o in result.upcoming()],
         "extension_requests": [row(o) for o in result.extension_requests(ids.get("extension_request", set()))],
+        "unknown_reports": _unknown_counts(result, ids.get("report", set())),
+        "unknown_other": [row(o) for o in result.with_status("unknown") if o["obligation_id"] not in ids.get("report", set())],
+        "decisions_to_record": [row(o) for o in result.with_status("awaiting_decision")],
+        "missed": [{**row(request), "deadline": row(deadline)} for request, deadline in _missed_at_risk(result, evaluator)],
+        "receipts_complete_from": (evaluator.receipts_complete_from.isoformat()
+                                   if evaluator.receipts_complete_from else None),
         "next_meeting": ({**result.next_meeting, "start": result.next_meeting["start"].isoformat(),
                           "start_text": fmt(result.next_meeting["start"])} if result.next_meeting else None),
         "changes": [] if result.first_check else [
@@ -412,6 +458,13 @@ def digest_context(result: CheckResult, evaluator: Evaluator, contacts: dict[str
         "errors": [{"party": p, "name": names.get(p, p), "message": m} for p, m in result.errors],
         "no_contact": _without_contact(result, ids, contacts),
     }
+
+
+def _unknown_counts(result: CheckResult, report_ids: set[str]) -> dict[str, Any]:
+    """How many reports past due have no record of receipt, by obligation: counted, never listed as overdue."""
+    by_id = Counter(o["obligation_id"] for o in result.obligations if o["status"] == "unknown" and o["obligation_id"] in report_ids)
+    return {"total": sum(by_id.values()), "by_obligation": dict(sorted(by_id.items())),
+            "parties": len({o["party"] for o in result.obligations if o["status"] == "unknown" and o["obligation_id"] in report_ids})}
 
 
 def _without_contact(result: CheckResult, ids: dict[str, set[str]], contacts: dict[str, Any] | None) -> list[dict[str, Any]] | None:
@@ -476,14 +529,18 @@ def stats(evaluator: Evaluator, as_of: date, events: Iterable[RecordedEvent]) ->
         for o in e.obligations:
             if o.id == "ccm.art7.initial_report":
                 initial_counts["all"] += 1
-                if o.due <= as_of or o.status in ("fulfilled", "fulfilled_late"):
+                if o.due <= as_of or o.status in RECEIVED:
                     initial_counts["due"] += 1
-                    initial_counts["received"] += o.status in ("fulfilled", "fulfilled_late")
+                    initial_counts["received"] += o.status in RECEIVED
                     initial_counts["received_late"] += o.status == "fulfilled_late"
+                    initial_counts["received_date_unknown"] += o.status == "received"
                     initial_counts["outstanding"] += o.status == "overdue"
+                    initial_counts["unknown"] += o.status == "unknown"
             elif o.id == "ccm.art7.annual_report":
                 annual["due"] += o.due <= as_of
+                annual["received"] += o.status in RECEIVED
                 annual["outstanding"] += o.status == "overdue"
+                annual["unknown"] += o.status == "unknown"
         for name, (ids, request_id) in articles.items():
             counts = per_article[name]
             found = [o for o in e.obligations if o.id in ids]
@@ -492,10 +549,12 @@ def stats(evaluator: Evaluator, as_of: date, events: Iterable[RecordedEvent]) ->
                 counts["completed"] += all(o.status in ("fulfilled", "fulfilled_late") for o in found)
                 counts["extended"] += any(o.due != o.original_due for o in found)
                 counts["deadline_passed_outstanding"] += any(o.status == "overdue" for o in found)
-            counts["extension_requests_overdue"] += sum(1 for o in e.obligations
-                                                        if o.id == request_id and o.status == "overdue")
+                counts["deadline_passed_decision_not_recorded"] += any(o.status == "unknown" for o in found)
+            for o in e.obligations:
+                if o.id == request_id and o.status in ("awaiting_decision", "missed"):
+                    counts[f"extension_requests_{o.status}"] += 1
     fields = ("states_with_obligation", "completed", "extended", "deadline_passed_outstanding",
-              "extension_requests_overdue")
+              "deadline_passed_decision_not_recorded", "extension_requests_awaiting_decision", "extension_requests_missed")
     return {
         "as_of": as_of.isoformat(),
         "states_parties": statuses["state_party"],
@@ -505,10 +564,13 @@ def stats(evaluator: Evaluator, as_of: date, events: Iterable[RecordedEvent]) ->
             "due": initial_counts["due"],
             "received": initial_counts["received"],
             "received_late": initial_counts["received_late"],
+            "received_date_unknown": initial_counts["received_date_unknown"],
             "outstanding": initial_counts["outstanding"],
+            "unknown": initial_counts["unknown"],
             "not_yet_due": initial_counts["all"] - initial_counts["due"],
         },
-        "annual_reports": {"due": annual["due"], "outstanding": annual["outstanding"]},
+        "annual_reports": {"due": annual["due"], "received": annual["received"], "outstanding": annual["outstanding"],
+                           "unknown": annual["unknown"]},
         "article_3": {f: per_article["article_3"][f] for f in fields},
         "article_4": {f: per_article["article_4"][f] for f in fields},
         "extension_requests_decided": {"art3": decided.get("art3", 0), "art4": decided.get("art4", 0),

@@ -23,7 +23,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 console = Console()
 AS_OF_HELP = "Evaluate as of this date (YYYY-MM-DD); default today (UTC)."
 STATUS_STYLE = {"overdue": "bold red", "pending": "yellow", "fulfilled": "green", "fulfilled_late": "dark_orange",
-                "lapsed": "dim"}
+                "lapsed": "dim", "unknown": "magenta", "received": "green", "awaiting_decision": "cyan",
+                "not_needed": "dim", "missed": "red"}
 
 
 class UserError(Exception):
@@ -46,12 +47,21 @@ def parse_date(text: Optional[str], what: str = "--as-of") -> date:
         raise  # unreachable
 
 
-@lru_cache(maxsize=4)
 def evaluator(backend: str | None = None) -> Evaluator:
+    """The process's evaluator for the settings in force (one per backend and record setting)."""
     try:
         settings = load_settings()
-        return Evaluator(load_rulebook(), load_registry(), backend or settings.backend)
-    except (RulebookError, RegistryError, SettingsError) as error:
+    except SettingsError as error:
+        fail(str(error))
+        raise
+    return _evaluator(backend or settings.backend, settings.receipts_complete_from)
+
+
+@lru_cache(maxsize=4)
+def _evaluator(backend: str, receipts_complete_from: date | None) -> Evaluator:
+    try:
+        return Evaluator(load_rulebook(), load_registry(), backend, receipts_complete_from=receipts_complete_from)
+    except (RulebookError, RegistryError) as error:
         fail(str(error))
         raise
 
@@ -112,10 +122,12 @@ def deadlines(party: str = typer.Argument(..., help="ISO3 code or name, case-ins
     for column in ("Art.", "Period", "Due", "Original", "Status"):
         table.add_column(column, no_wrap=True)
     for o in evaluation.obligations:
-        table.add_row(o.id, o.article, o.period or "", o.due.isoformat(),
+        table.add_row(o.id, o.article, o.period or "", o.due.isoformat() + (" (est.)" if o.estimated else ""),
                       "" if o.original_due == o.due else o.original_due.isoformat(),
                       f"[{STATUS_STYLE[o.status]}]{o.status}[/]")
     console.print(table)
+    if any(o.estimated for o in evaluation.obligations):
+        console.print("(est.) estimated: the meeting's dates are not yet set; the date counts from the projected opening.")
     if not evaluation.obligations:
         console.print("No obligations: the Convention does not bind this participant on that date.")
     console.print(f"Explain one: ccm explain {participant.iso3} OBLIGATION_ID [--period P] --as-of {day.isoformat()}")

@@ -103,7 +103,9 @@ def init(registry_dir: Optional[Path] = typer.Option(
     console.print(f"Loaded {'the embedded registry' if registry_dir is None else f'the registry at {registry_dir}'}: "
                   f"{len(registry.participants)} participants, {len(registry.meetings)} meetings, "
                   f"{len(registry.declarations)} declarations, {len(registry.completions)} completions, "
-                  f"{len(registry.decisions)} decisions (registry {registry.hash}).", highlight=False, soft_wrap=True)
+                  f"{len(registry.decisions)} decisions, {len(registry.requests)} extension requests, "
+                  f"{len(registry.observations)} observations, {len(registry.receipts)} published receipts "
+                  f"(registry {registry.hash}).", highlight=False, soft_wrap=True)
     if not loaded:
         console.print(f"The database's copy of the registry (registry_* tables) is already loaded with registry "
                       f"{registry.hash}; nothing written.", highlight=False, soft_wrap=True)
@@ -423,14 +425,26 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
             console.print(f"[red]not evaluated:[/] {e['name']} ({e['party']}): {e['message']}", highlight=False)
         _show("Reports overdue", context["overdue_reports"],
               [("Party", "party"), ("Report", "obligation"), ("Period", "period"), ("Due", "due"), ("Days late", "days_late")], limit)
+        unknown = context["unknown_reports"]
+        if unknown["total"]:
+            console.print(f"[bold]Reports with no record of receipt ({unknown['total']})[/]: of {unknown['parties']} parties; "
+                          "status unknown, not overdue. Import the ISU's receipts (ccm import) and set "
+                          "receipts_complete_from.", highlight=False)
         _show("Other obligations overdue", context["overdue_other"],
               [("Party", "party"), ("Obligation", "obligation"), ("Period", "period"), ("Due", "due"), ("Days late", "days_late")], limit)
+        _show("Decisions to record (a request was considered, no decision is recorded)", context["decisions_to_record"],
+              [("Party", "party"), ("Request", "obligation"), ("Meeting", "meeting"), ("Was due", "due")], limit)
+        _show("Extension requests missed, the deadline still open",
+              [{**r, "deadline_due": r["deadline"]["due"], "deadline_status": r["deadline"]["status"]} for r in context["missed"]],
+              [("Party", "party"), ("Request", "obligation"), ("For", "meeting"), ("Was due", "due"),
+               ("Deadline", "deadline_due"), ("Its status", "deadline_status")], limit)
         _show(f"Deadlines in the next {context['window']} days", context["upcoming"],
-              [("Party", "party"), ("Obligation", "obligation"), ("Period", "period"), ("Due", "due"), ("Days left", "days_left")], limit)
+              [("Party", "party"), ("Obligation", "obligation"), ("Period", "period"), ("Due", "due_label"), ("Days left", "days_left")], limit)
         meeting = context["next_meeting"]
         _show("Extension requests before the next meeting"
-              + (f" ({meeting['code']}, {meeting['start']})" if meeting else " (none scheduled)"),
-              context["extension_requests"], [("Party", "party"), ("Request", "obligation"), ("For", "meeting"), ("Due", "due")], limit)
+              + (f" ({meeting['code']}, {meeting['start']}{', projected: dates not yet set' if meeting['projected'] else ''})"
+                 if meeting else " (none scheduled)"),
+              context["extension_requests"], [("Party", "party"), ("Request", "obligation"), ("For", "meeting"), ("Due", "due_label")], limit)
         if context["no_contact"]:
             _show("Needing attention, with no contact for letters (ccm contacts set)", context["no_contact"],
                   [("Party", "party"), ("Name", "name"), ("Items", "items")], limit)
@@ -476,13 +490,19 @@ def stats(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     ir, a3, a4, ext = counts["initial_reports"], counts["article_3"], counts["article_4"], counts["extension_requests_decided"]
     rows = [("States Parties", counts["states_parties"]), ("Signatories (not yet bound)", counts["signatories"]),
             ("Former States Parties", counts["former_states_parties"]),
-            ("Initial reports due", ir["due"]), ("  received", ir["received"]), ("  received late", ir["received_late"]),
-            ("  outstanding", ir["outstanding"]), ("Initial reports not yet due", ir["not_yet_due"]),
-            ("Annual reports due", counts["annual_reports"]["due"]), ("  outstanding", counts["annual_reports"]["outstanding"])]
+            ("Initial reports due", ir["due"]), ("  received", ir["received"]), ("    of which late", ir["received_late"]),
+            ("    of which on a date not recorded", ir["received_date_unknown"]),
+            ("  outstanding (recorded or observed)", ir["outstanding"]), ("  no record of receipt (unknown)", ir["unknown"]),
+            ("Initial reports not yet due", ir["not_yet_due"]),
+            ("Annual reports due", counts["annual_reports"]["due"]), ("  received", counts["annual_reports"]["received"]),
+            ("  outstanding (recorded or observed)", counts["annual_reports"]["outstanding"]),
+            ("  no record of receipt (unknown)", counts["annual_reports"]["unknown"])]
     for label, a in (("Art. 3 stockpile destruction", a3), ("Art. 4 clearance", a4)):
         rows += [(f"{label}: States with the obligation", a["states_with_obligation"]), ("  completed", a["completed"]),
                  ("  extended", a["extended"]), ("  deadline passed, outstanding", a["deadline_passed_outstanding"]),
-                 ("  extension request overdue", a["extension_requests_overdue"])]
+                 ("  deadline passed, decision not recorded", a["deadline_passed_decision_not_recorded"]),
+                 ("  extension request awaiting a recorded decision", a["extension_requests_awaiting_decision"]),
+                 ("  extension request missed", a["extension_requests_missed"])]
     rows += [("Extension requests decided (Art. 3)", ext["art3"]), ("Extension requests decided (Art. 4)", ext["art4"])]
     for label, value in rows:
         table.add_row(label, str(value))

@@ -57,7 +57,7 @@ def daily_job(as_of: str | None = None) -> DailyResult:
     url = settings.database_url
     if store.current_revision(url) != store.head_revision():
         store.upgrade(url)
-    evaluator = _evaluator(settings.backend)
+    evaluator = _evaluator(settings.backend, settings.receipts_complete_from)
     check = run_check(url, evaluator, day)
     result = delivery.send(url, evaluator, config, day)
     return DailyResult(as_of=day, check_run_id=check.run_id, planned=len(result.plan.letters), queued=result.queued,
@@ -79,14 +79,15 @@ def retry_job() -> int:
 _EVALUATORS: dict = {}
 
 
-def _evaluator(backend: str):
-    if backend not in _EVALUATORS:
+def _evaluator(backend: str, receipts_complete_from=None):
+    key = (backend, receipts_complete_from)
+    if key not in _EVALUATORS:
         from engine.evaluate import Evaluator
         from engine.registry import load_registry
         from engine.rulebook import load_rulebook
 
-        _EVALUATORS[backend] = Evaluator(load_rulebook(), load_registry(), backend)
-    return _EVALUATORS[backend]
+        _EVALUATORS[key] = Evaluator(load_rulebook(), load_registry(), backend, receipts_complete_from=receipts_complete_from)
+    return _EVALUATORS[key]
 
 
 def _holder() -> str:
