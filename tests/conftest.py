@@ -21,13 +21,22 @@ def record_postgres_url() -> str:
     return _record_os.environ.get("CCM_TEST_POSTGRES_URL", RECORD_PG_DEFAULT)
 
 
+#: The record tests play an ISU that imported its whole record of receipts: from this day on, no
+#: receipt means overdue (``receipts_complete_from``). The embedded default (no such day) is
+#: tested apart, in tests/test_truthful.py.
+COMPLETE_RECORD_FROM = "2010-08-01"
+
+
 @_record_pytest.fixture(scope="session")
 def record_evaluator():
+    from datetime import date
+
     from engine.evaluate import Evaluator
     from engine.registry import load_registry
     from engine.rulebook import load_rulebook
 
-    return Evaluator(load_rulebook(), load_registry(), "durable")
+    return Evaluator(load_rulebook(), load_registry(), "durable",
+                     receipts_complete_from=date.fromisoformat(COMPLETE_RECORD_FROM))
 
 
 def _record_pg_schema_url(base: str):
@@ -58,6 +67,7 @@ def db_url(request, tmp_path, monkeypatch):
     monkeypatch.setenv("CCM_DATABASE_URL", url)
     monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "digests"))
     monkeypatch.setenv("CCM_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("CCM_RECEIPTS_COMPLETE_FROM", COMPLETE_RECORD_FROM)
     record_source._url.cache_clear()
     yield url
     record_source._url.cache_clear()

@@ -79,8 +79,9 @@ def test_the_digest_lists_extension_requests_due_before_the_next_meeting(db_url,
     context = digest_context(run_check(db_url, record_evaluator, date(2019, 11, 1)), record_evaluator)
     assert context["next_meeting"]["code"] == "2RC-1"
     listed = {(r["party"], r["obligation"], r["due"]) for r in context["extension_requests"]}
-    assert ("LBN", "ccm.art4.extension_request", "2020-02-25") in listed
-    assert ("PER", "ccm.art3.extension_request", "2020-02-25") in listed
+    # nine months before the opening as convened (23 Nov 2020), not as held (25 Nov 2020, virtually)
+    assert ("LBN", "ccm.art4.extension_request", "2020-02-23") in listed
+    assert ("PER", "ccm.art3.extension_request", "2020-02-23") in listed
     assert all(r["meeting"] == "2RC-1" for r in context["extension_requests"])
 
 
@@ -109,17 +110,23 @@ def test_stats_on_the_beirut_progress_report_cut_off_date(tmp_path, monkeypatch,
     counts = json.loads(out)
     assert code == 0
     assert counts["states_parties"] == 52
-    assert counts["initial_reports"] == {"due": 39, "received": 0, "received_late": 0, "outstanding": 39, "not_yet_due": 13}
+    # On the embedded data alone: two receipts published with their dates (Sierra Leone, Malawi),
+    # two reports a source lists as still outstanding, and 35 with no record either way
+    # (docs/published-aggregates.md sets these beside the Beirut Progress Report's 32 of 47).
+    assert counts["initial_reports"] == {"due": 39, "received": 2, "received_late": 0, "received_date_unknown": 0,
+                                         "outstanding": 2, "unknown": 35, "not_yet_due": 13}
     assert counts["article_3"]["states_with_obligation"] == 15 and counts["article_3"]["completed"] == 3
     assert counts["article_4"]["states_with_obligation"] == 9
     assert counts["extension_requests_decided"]["total"] == 0
 
 
 def test_stats_count_recorded_receipts_and_late_ones(db_url, ccm):
+    before = json.loads(ccm("stats", "--as-of", "2012-01-01", "--json")[1])["initial_reports"]
     ccm("record", "report", "LBN", "--kind", "initial", "--received", "2011-12-01")
     ccm("record", "report", "NOR", "--kind", "initial", "--received", "2011-01-20")
-    counts = json.loads(ccm("stats", "--as-of", "2012-01-01", "--json")[1])
-    assert counts["initial_reports"]["received"] == 2 and counts["initial_reports"]["received_late"] == 1
+    after = json.loads(ccm("stats", "--as-of", "2012-01-01", "--json")[1])["initial_reports"]
+    assert after["received"] - before["received"] == 2 and after["received_late"] - before["received_late"] == 1
+    assert before["outstanding"] - after["outstanding"] == 2   # the record is complete (db_url): no receipt was overdue
 
 
 # ----------------------------------------------------------------------------- the check streams party by party
@@ -226,7 +233,8 @@ def test_the_rows_of_a_party_no_longer_in_the_registry_are_removed_and_logged(db
     registry = replace(record_evaluator.registry,
                        participants={k: v for k, v in record_evaluator.registry.participants.items() if k not in gone})
     stored = {k for k in _stored(db_url) if k[0] in gone}
-    result = run_check(db_url, Evaluator(record_evaluator.rulebook, registry, "durable"), date(2025, 6, 1))
+    result = run_check(db_url, Evaluator(record_evaluator.rulebook, registry, "durable",
+                                         receipts_complete_from=record_evaluator.receipts_complete_from), date(2025, 6, 1))
     assert stored and not {k for k in _stored(db_url) if k[0] in gone}
     assert {(c.party, c.obligation_id, c.period) for c in result.changes if c.field == "removed"} == stored
     assert result.counts["removed"] == len(stored) and result.counts["changes"] == len(stored)
@@ -245,5 +253,7 @@ def test_the_digest_names_the_parties_needing_attention_that_have_no_contact_for
     assert code == 1
     digest = (tmp_path / "digests" / "digest-2025-06-01.md").read_text(encoding="utf-8")
     section = digest.split("## Needing attention, with no contact for letters")[1].split("\n## ")[0]
-    assert "| Chad (TCD) |" in section and "(LAO)" not in section
+    # Sierra Leone's annual reports are listed as outstanding by the Monitor (an observation in the
+    # registry); Lao PDR's request awaits a recorded decision, and Lao PDR has a contact.
+    assert "| Sierra Leone (SLE) |" in section and "(LAO)" not in section
     assert "Needing attention, with no contact for letters" in out

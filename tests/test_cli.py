@@ -78,8 +78,13 @@ def test_the_deadlines_json_has_the_stable_shape_other_tools_parse(ccm, what, is
     assert payload["party"]["status"] in PARTY_STATUSES
     assert len(payload["rulebook"]) == 16
     for obligation in payload["obligations"]:
-        assert set(obligation) == {"id", "article", "period", "due", "original_due", "status", "basis"}
+        fixed = {"id", "article", "period", "due", "original_due", "status", "basis"}
+        assert fixed <= set(obligation) <= fixed | OPTIONAL_FIELDS
         assert obligation["status"] in STATUSES
+        if "evidence" in obligation:   # what the status rests on, with its sources
+            assert set(obligation["evidence"]) == {"fact", "says", "sources"}
+        if "estimated" in obligation:
+            assert obligation["estimated"] is True
         assert obligation["id"] in obligation["basis"]
         assert obligation["period"] is None or isinstance(obligation["period"], str)
     if iso3 == "LTU":
@@ -88,8 +93,12 @@ def test_the_deadlines_json_has_the_stable_shape_other_tools_parse(ccm, what, is
         assert payload["obligations"] == []
 
 
-def test_the_five_statuses_are_the_ones_the_json_may_carry():
-    assert set(STATUSES) == {"pending", "overdue", "fulfilled", "fulfilled_late", "lapsed"}
+OPTIONAL_FIELDS = {"received", "received_by", "evidence", "estimated"}
+
+
+def test_the_statuses_the_json_may_carry():
+    assert set(STATUSES) == {"pending", "overdue", "unknown", "fulfilled", "fulfilled_late", "received",
+                             "awaiting_decision", "not_needed", "missed", "lapsed"}
 
 
 # --------------------------------------------------------------------------- errors a user can meet

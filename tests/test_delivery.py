@@ -77,6 +77,7 @@ def letters_db(tmp_path, monkeypatch, record_evaluator):
     config_file.write_text('[smtp]\nsecurity = "none"\ntimeout_seconds = 1\n[letters]\nretry_first_seconds = 60\n'
                            'retry_max_seconds = 3600\n')
     monkeypatch.setenv("CCM_CONFIG", str(config_file))
+    monkeypatch.setenv("CCM_RECEIPTS_COMPLETE_FROM", "2010-08-01")   # an ISU with its whole record of receipts
     store.upgrade(url)
     set_contacts(url, [validate("SSD", "mission@ssd.example", "en"),
                        validate("LBN", "lb@lebanon.example", "zh", "黎巴嫩常驻联合国日内瓦办事处代表团")])

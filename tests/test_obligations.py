@@ -50,8 +50,10 @@ def test_lao_pdr_in_january_2020_owes_clearance_by_the_9msp_date_of_1_august_202
     assert (clearance.due, clearance.original_due) == (date(2025, 8, 1), date(2020, 8, 1))
     assert "ccm.art4.extension" in clearance.basis
     request = only(lao, "ccm.art4.extension_request", "9MSP")
-    assert request.status == "fulfilled"
-    assert "9MSP" in request.status_reason
+    # Submitted and decided; the day it was first submitted is not published (the documents on the
+    # ISU's page may be revisions), so whether it met the nine-month date is not claimed either way.
+    assert request.status == "received"
+    assert "9MSP" in request.status_reason and "not published" in request.status_reason
 
 
 # --------------------------------------------------------------------------- extensions decided by meetings
@@ -81,8 +83,11 @@ def test_bulgarias_three_extensions_chain_to_31_december_2023_each_requested(eva
     assert (destruction.due, destruction.original_due) == (date(2023, 12, 31), date(2019, 10, 1))
     assert destruction.status == "fulfilled"
     requests = bulgaria.find("ccm.art3.extension_request")
+    # Each request is known (listed for its meeting) and was decided, its submission day unpublished;
+    # after the 10MSP's decision the next meeting (11MSP) had no request to consider: Bulgaria
+    # completed in June 2023, before its last deadline.
     assert [(o.period, o.status) for o in requests] == \
-        [("9MSP", "fulfilled"), ("2RC-1", "fulfilled"), ("10MSP", "fulfilled")]
+        [("9MSP", "received"), ("2RC-1", "received"), ("10MSP", "received"), ("11MSP", "not_needed")]
 
 
 def test_chads_clearance_deadline_is_1_october_2026_after_two_extensions(evaluator):
@@ -107,9 +112,10 @@ def test_lithuanias_reports_falling_due_after_its_withdrawal_lapse_and_earlier_o
         assert obligation.status == "lapsed"
         assert "ccm.art20.withdrawal" in obligation.basis
     assert before
+    the_day_before = {o.key: o.status for o in evaluator.evaluate("LTU", date(2025, 3, 5)).obligations}
     for obligation in before:
-        assert obligation.status == "overdue"  # nothing recorded as received: history stays
-        assert "ccm.art20.withdrawal" not in obligation.basis
+        assert obligation.status == the_day_before[obligation.key]  # history stays as it was
+        assert obligation.status != "lapsed" and "ccm.art20.withdrawal" not in obligation.basis
 
 
 def test_lithuania_before_its_withdrawal_took_effect_was_a_state_party_owing_its_reports(evaluator):
@@ -139,7 +145,11 @@ def test_vanuatu_in_november_2026_is_a_state_party_whose_initial_report_was_due_
     assert vanuatu.status == "state_party"
     initial = only(vanuatu, "ccm.art7.initial_report")
     assert initial.due == date(2026, 8, 28)
-    assert initial.status == "overdue"
+    # No receipt and no observation: not known to be late on the embedded data ...
+    assert initial.status == "unknown"
+    # ... and overdue for an ISU whose record of receipts is complete from before it fell due.
+    complete = Evaluator(evaluator.rulebook, evaluator.registry, "reference", receipts_complete_from=date(2026, 1, 1))
+    assert only(complete.evaluate("VUT", LAST_3MSP_DAY), "ccm.art7.initial_report").status == "overdue"
 
 
 def test_croatia_destroyed_its_stockpile_and_cleared_its_land_in_time(evaluator):

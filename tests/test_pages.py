@@ -108,14 +108,21 @@ def test_dashboard(server, browser):
     browser.get(server + "/?as_of=2024-10-01")
     assert "1 October 2024" in browser.title
     for section, heading in (("overdue-reports", "Reports overdue"), ("overdue-other", "Other obligations overdue"),
+                             ("unknown-reports", "Reports with no record of receipt"),
+                             ("decisions-to-record", "Decisions to record"),
                              ("upcoming", "Deadlines in the next 90 days"),
                              ("extension-requests", "Extension requests due before the next meeting"),
                              ("changes", "Changes since the last check"),
                              ("timeline", "Article 3 and 4 deadlines and extensions")):
         element = browser.find_element(By.ID, section)
         assert heading in element.find_element(By.TAG_NAME, "h2").text
-    for section in ("overdue-reports", "overdue-other", "upcoming", "extension-requests"):
+    # On the embedded data as of 1 Oct 2024: reports a published list names as outstanding, and the
+    # requests of Germany and Lao PDR that the 12MSP (10-13 Sep 2024) considered with no decision recorded.
+    for section in ("overdue-reports", "decisions-to-record", "extension-requests"):
         assert len(browser.find_elements(By.CSS_SELECTOR, f"#{section} table tr")) > 1, section
+    assert "unknown, not overdue" in browser.find_element(By.ID, "unknown-reports").text
+    decisions = browser.find_element(By.ID, "decisions-to-record").text
+    assert "(DEU)" in decisions and "(LAO)" in decisions
     assert "13MSP" in browser.find_element(By.ID, "extension-requests").text
     changes = browser.find_elements(By.CSS_SELECTOR, "#changes table tr")
     assert len(changes) > 1, "the second check found changes since the first"

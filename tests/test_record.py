@@ -56,7 +56,10 @@ def test_recording_a_decision_moves_the_deadline_and_the_change_log_names_the_ru
     assert ccm("init")[0] == 0
     run_check(db_url, record_evaluator, date(2025, 10, 1))
     before = _obligation(db_url, "DEU", "ccm.art4.clearance")
-    assert (before.due, before.status) == (date(2025, 8, 1), "overdue")
+    # Germany's request to the 12MSP is known and no decision on it is recorded: the passed
+    # deadline reads "decision not recorded" (unknown), not overdue.
+    assert (before.due, before.status) == (date(2025, 8, 1), "unknown")
+    assert before.status_reason.startswith("decision not recorded")
     code, out = ccm("record", "decision", "DEU", "--article", "4", "--meeting", "13MSP", "--decided", "2025-09-18",
                     "--granted", "2026-12-31", "--document", "CCM/MSP/2025/X")
     assert code == 0, out
@@ -67,7 +70,7 @@ def test_recording_a_decision_moves_the_deadline_and_the_change_log_names_the_ru
     moved = {c.field: c for c in _changes(db_url, "DEU", "ccm.art4.clearance")[-2:]}
     assert (moved["due"].old, moved["due"].new) == ("2025-08-01", "2026-12-31")
     assert "rule ccm.art4.extension applied" in moved["due"].reason
-    assert (moved["status"].old, moved["status"].new) == ("overdue", "pending")
+    assert (moved["status"].old, moved["status"].new) == ("unknown", "pending")
 
 
 # --------------------------------------------------------------------------- refusals

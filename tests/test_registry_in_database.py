@@ -35,7 +35,9 @@ def _tables(url: str) -> set[str]:
 def _loaded_line(registry: Registry, where: str = "the embedded registry") -> str:
     return (f"Loaded {where}: {len(registry.participants)} participants, {len(registry.meetings)} meetings, "
             f"{len(registry.declarations)} declarations, {len(registry.completions)} completions, "
-            f"{len(registry.decisions)} decisions (registry {registry.hash}).")
+            f"{len(registry.decisions)} decisions, {len(registry.requests)} extension requests, "
+            f"{len(registry.observations)} observations, {len(registry.receipts)} published receipts "
+            f"(registry {registry.hash}).")
 
 
 # ----------------------------------------------------------------------------- ccm init
@@ -46,7 +48,7 @@ def test_init_loads_the_embedded_registry_and_prints_its_counts_and_hash(db_url,
     assert code == 0, out
     assert "Initialised the database" in out
     assert _loaded_line(registry) in out
-    assert "Loaded the embedded registry: 125 participants, 24 meetings," in out
+    assert "Loaded the embedded registry: 125 participants, 28 meetings," in out
     assert registry.hash == registry_hash() and len(registry.hash) == 16
     assert store.current_revision(db_url) == store.head_revision()
     code, out = ccm("init")     # again: nothing to create, the registry is loaded and checked again
@@ -133,7 +135,7 @@ def _as_stored(registry: Registry) -> dict[str, set[tuple]]:
                                    p.provisional_application_date, p.withdrawal_effective_date, p.evidence, p.notes,
                                    p.sources) for p in registry.participants.values()},
         "registry_meetings": {(m.code, m.kind, m.name, m.city, m.start_date, m.end_date, m.date_precision, m.notes,
-                               m.sources) for m in registry.meetings},
+                               m.announced_start_date, m.status, m.sources) for m in registry.meetings},
         "registry_declarations": {(d.iso3, d.article, d.position, d.end_of_hostilities, d.quantity, d.retains,
                                    d.retention_ended, d.notes, d.sources) for d in registry.declarations},
         "registry_completions": {(c.iso3, c.article, c.completed_on, c.precision, c.declared_at, c.declared_text,
@@ -141,6 +143,13 @@ def _as_stored(registry: Registry) -> dict[str, set[tuple]]:
         "registry_decisions": {(d.iso3, d.article, d.kind, d.meeting, d.decided_on, d.decided_precision,
                                 d.granted_deadline, d.document, d.inferred, d.notes, d.sources)
                                for d in registry.decisions},
+        "registry_requests": {(r.iso3, r.article, r.meeting, r.submitted_on, r.submitted_precision,
+                               r.requested_deadline, r.document, r.notes, r.sources) for r in registry.requests},
+        "registry_observations": {(o.id, o.observed_on, o.observed_until, o.kind, o.period, o.complete,
+                                   " ".join(sorted(o.outstanding)), o.observer, o.phrase, o.notes, o.sources)
+                                  for o in registry.observations},
+        "registry_receipts": {(r.iso3, r.kind, r.period, r.received_on, r.precision, r.observer, r.phrase, r.notes,
+                               r.sources) for r in registry.receipts},
     }
 
 
@@ -148,13 +157,19 @@ def _stored(tables) -> dict[str, set[tuple]]:
     fields = {
         "registry_participants": ("iso3", "name", "signature_date", "instrument", "deposit_date",
                                   "provisional_application_date", "withdrawal_effective_date", "evidence", "notes"),
-        "registry_meetings": ("code", "kind", "name", "city", "start_date", "end_date", "date_precision", "notes"),
+        "registry_meetings": ("code", "kind", "name", "city", "start_date", "end_date", "date_precision", "notes",
+                              "announced_start_date", "status"),
         "registry_declarations": ("iso3", "article", "position", "end_of_hostilities", "quantity", "retains",
                                   "retention_ended", "notes"),
         "registry_completions": ("iso3", "article", "completed_on", "precision", "declared_at", "declared_text",
                                  "notes"),
         "registry_decisions": ("iso3", "article", "kind", "meeting", "decided_on", "decided_precision",
                                "granted_deadline", "document", "inferred", "notes"),
+        "registry_requests": ("iso3", "article", "meeting", "submitted_on", "submitted_precision", "requested_deadline",
+                              "document", "notes"),
+        "registry_observations": ("id", "observed_on", "observed_until", "kind", "period", "complete", "outstanding",
+                                  "observer", "phrase", "notes"),
+        "registry_receipts": ("iso3", "kind", "period", "received_on", "precision", "observer", "phrase", "notes"),
     }
     return {name: {(*(getattr(row, f) for f in fields[name]), parse_sources(row.sources)) for row in rows}
             for name, rows in tables.items()}
@@ -163,7 +178,8 @@ def _stored(tables) -> dict[str, set[tuple]]:
 def _counts(registry: Registry) -> dict[str, int]:
     return {"participants": len(registry.participants), "meetings": len(registry.meetings),
             "declarations": len(registry.declarations), "completions": len(registry.completions),
-            "decisions": len(registry.decisions)}
+            "decisions": len(registry.decisions), "requests": len(registry.requests),
+            "observations": len(registry.observations), "receipts": len(registry.receipts)}
 
 
 def test_init_stores_a_snapshot_of_the_registry_with_its_sources(db_url, ccm):
@@ -270,7 +286,7 @@ def test_downgrading_0003_drops_the_snapshot_tables_and_upgrading_again_restores
     from alembic import command
 
     snapshot_tables = {model.__tablename__ for model in registry_store.TABLES}
-    assert len(snapshot_tables) == 6
+    assert len(snapshot_tables) == 9
     store.upgrade(db_url)
     with store.writer_session(db_url) as session, session.begin():
         registry_store.load_snapshot(session, ccm_registry)

@@ -55,6 +55,7 @@ def configure(tmp_path, monkeypatch, url: str, smtp_port: int | None = None) -> 
         monkeypatch.setenv("CCM_NOTIFIER", "smtp")
         monkeypatch.setenv("CCM_SMTP_HOST", "127.0.0.1")
         monkeypatch.setenv("CCM_SMTP_PORT", str(smtp_port))
+    monkeypatch.setenv("CCM_RECEIPTS_COMPLETE_FROM", "2010-08-01")   # an ISU with its whole record of receipts
     store.upgrade(url)
     # South Sudan only: its initial report fell due on 30 July 2024.
     set_contacts(url, [validate("SSD", "mission@ssd.example", "en")])
