@@ -41,9 +41,17 @@ def raw_host(ruleset: str, rules: dict) -> QuietHost:
     return host
 
 
+# The C engine frees pointers it never initialised when a session is deleted too early. Whether
+# that crashes depends on what the heap held before: it does on Python 3.11, by luck not on 3.12
+# or 3.13. glibc's MALLOC_PERTURB_ fills every fresh allocation with one non-zero byte, so the
+# stray pointer is garbage, and the crash certain, on every Python version.
+PERTURBED_HEAP = {**os.environ, "MALLOC_PERTURB_": "165"}
+
+
 def run_child(code: str) -> subprocess.CompletedProcess:
-    """Run code in a fresh interpreter (same venv, same working directory): it may segfault."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    """Run code in a fresh interpreter (same venv, same working directory, perturbed heap): it may segfault."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
+                          env=PERTURBED_HEAP)
 
 
 LEAP_RULE = '''
