@@ -50,8 +50,8 @@ PERTURBED_HEAP = {**os.environ, "MALLOC_PERTURB_": "165"}
 
 def run_child(code: str) -> subprocess.CompletedProcess:
     """Run code in a fresh interpreter (same venv, same working directory, perturbed heap): it may segfault."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
-                          env=PERTURBED_HEAP)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=False, capture_output=True, text=True,
+                          timeout=120, env=PERTURBED_HEAP)
 
 
 LEAP_RULE = '''
