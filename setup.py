@@ -31,5 +31,6 @@ setup(
         "fastapi>=0.110",
         "uvicorn>=0.29",
         "icalendar>=6",
+        "weasyprint>=60",      # the letters' PDF for letterhead (ccm letters preview --pdf)
     ],
 )

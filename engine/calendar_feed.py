@@ -101,8 +101,11 @@ def build(evaluations: Iterable[PartyEvaluation], rulebook: Rulebook, *, name: s
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", "PUBLISH")
     calendar.add("x-wr-calname", name)
+    from engine.names import display_name
+
     for evaluation in evaluations:
         party = evaluation.participant
+        party_name = display_name(party.iso3, "en", party.name)     # the UN short name
         for obligation in evaluation.obligations:
             event = Event()
             event.add("uid", uid(party.iso3, obligation, domain))
@@ -111,7 +114,7 @@ def build(evaluations: Iterable[PartyEvaluation], rulebook: Rulebook, *, name: s
             event.add("dtend", obligation.due + timedelta(days=1))
             event.add("sequence", times_moved(evaluation, obligation))
             period = f" ({obligation.period})" if obligation.period else ""
-            event.add("summary", f"{party.name}: {title(obligation.id)}{period} due, CCM Art. {obligation.article}")
+            event.add("summary", f"{party_name}: {title(obligation.id)}{period} due, CCM Art. {obligation.article}")
             event.add("description", description(evaluation, rulebook, obligation))
             event.add("categories", [f"CCM Art. {obligation.article}", obligation.status])
             event.add("transp", "TRANSPARENT")
@@ -122,7 +125,7 @@ def build(evaluations: Iterable[PartyEvaluation], rulebook: Rulebook, *, name: s
                 for days in alarm_days:
                     alarm = Alarm()
                     alarm.add("action", "DISPLAY")
-                    alarm.add("description", f"{party.name}: {title(obligation.id)}{period} due in {days} days "
+                    alarm.add("description", f"{party_name}: {title(obligation.id)}{period} due in {days} days "
                                              f"({fmt(obligation.due)})")
                     alarm.add("trigger", timedelta(days=-int(days)))
                     event.add_component(alarm)

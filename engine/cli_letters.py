@@ -1,4 +1,4 @@
-"""The letters' commands on the ``ccm`` app: contacts, letters plan|preview|send|log|snapshots, schedule run.
+"""The letters' commands on the ``ccm`` app: contacts, letters plan|batches|preview|approve|deliver|send|log|snapshots, schedule run.
 
 Registered by the last line of engine/cli.py. Exit statuses: 0 success; 1 ``letters send`` left a
 letter failed (it will be retried); 2 an error the user can fix (the message says why).
@@ -18,7 +18,7 @@ from engine.cli import app, evaluator, fail, find_party, parse_date
 
 console = Console()
 contacts_app = typer.Typer(no_args_is_help=True, help="Where each State's letters go (mission, e-mail, language).")
-letters_app = typer.Typer(no_args_is_help=True, help="Reminder letters: plan, preview, send, and the delivery log.")
+letters_app = typer.Typer(no_args_is_help=True, help="Reminder notes: plan a batch, preview, approve, send, and the delivery log.")
 schedule_app = typer.Typer(no_args_is_help=True, help="The scheduler process: the daily check, then the letters.")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(letters_app, name="letters")
@@ -118,105 +118,272 @@ def _plan(as_of: Optional[str]):
     return settings, config, day, delivery.make_plan(settings.database_url, evaluator(), config, day)
 
 
-def _print_no_contact(the_plan) -> None:
-    missing = the_plan.no_contact
-    if missing:
-        console.print(f"[bold red]No contact[/] for {len(missing)} part{'y' if len(missing) == 1 else 'ies'} "
-                      f"({sum(len(v) for v in missing.values())} letter(s) not sent; set one with "
+def _print_no_contact(no_contact) -> None:
+    if no_contact:
+        console.print(f"[bold red]No contact[/] for {len(no_contact)} part{'y' if len(no_contact) == 1 else 'ies'} "
+                      f"({sum(len(v) for v in no_contact.values())} item(s) not planned; set one with "
                       "`ccm contacts set PARTY --email ... --language ...`):", highlight=False)
-        for party, letters in sorted(missing.items()):
+        for party, letters in sorted(no_contact.items()):
             kinds: dict[str, int] = {}
             for p in letters:
                 kinds[p.kind] = kinds.get(p.kind, 0) + 1
-            console.print(f"  {party}: no contact — {len(letters)} letter(s): "
+            console.print(f"  {party}: no contact — {len(letters)} item(s): "
                           + ", ".join(f"{k} x{n}" if n > 1 else k for k, n in kinds.items()), highlight=False)
+
+
+def _today():
+    return datetime.now(timezone.utc).date()
 
 
 @letters_app.command("plan")
 def letters_plan(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
                  limit: int = typer.Option(40, "--limit", help="Rows printed (--json prints all)."),
                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """The letters due as of the date and not yet planned; parties without a contact are listed."""
-    _, _, day, the_plan = _plan(as_of)
+    """Plan a mailing: record a batch of the items due and not yet planned (one note per State), to preview and approve.
+
+    A date after today only shows what would be planned (nothing is recorded).
+    """
+    from notifiers import batches
+
+    settings, config, day, the_plan = _plan(as_of)
+    now = datetime.now(timezone.utc)
+    future = day > now.date()
+    if not future and the_plan.items:
+        the_plan = batches.plan_batch(settings.database_url, config, day, _dues(settings, day), now)
     if json_output:
-        print(json.dumps({"as_of": day.isoformat(), "letters": [
+        print(json.dumps({"as_of": day.isoformat(), "batch": the_plan.batch_id, "recorded": the_plan.batch_id is not None,
+                          "items": [
             {"key": p.key, "party": p.party, "obligation": p.obligation_id, "period": p.period, "stage": p.stage,
-             "kind": p.kind, "tone": p.tone, "due": p.due.isoformat(), "stage_date": p.stage_date.isoformat(),
-             "contact": p.party in the_plan.contacts, "skipped_stages": list(p.skipped)} for p in the_plan.letters]},
+             "kind": p.kind, "due": p.due.isoformat(), "stage_date": p.stage_date.isoformat(),
+             "skipped_stages": list(p.skipped)} for p in the_plan.items],
+            "no_contact": {party: [p.key for p in ps] for party, ps in the_plan.no_contact.items()}},
             ensure_ascii=False, indent=1))
         return
-    table = Table(title=f"Letters due as of {day.isoformat()} ({len(the_plan.letters)})")
-    for column in ("Party", "Obligation", "Period", "Stage", "Due", "Contact"):
+    title = (f"Batch {the_plan.batch_id}: " if the_plan.batch_id else "") + \
+        f"items due as of {day.isoformat()} ({len(the_plan.items)} in {len(the_plan.parties)} note(s))"
+    table = Table(title=title)
+    for column in ("Party", "Obligation", "Period", "Stage", "Due"):
         table.add_column(column)
-    for p in the_plan.letters[:limit]:
-        contact = the_plan.contacts.get(p.party)
-        table.add_row(p.party, p.obligation_id, p.period, p.stage, p.due.isoformat(),
-                      f"{contact.language}: {', '.join(contact.email)}" if contact else "[red]no contact[/]")
+    for p in the_plan.items[:limit]:
+        table.add_row(p.party, p.obligation_id, p.period, p.stage, p.due.isoformat())
     console.print(table)
-    if len(the_plan.letters) > limit:
-        console.print(f"  ... and {len(the_plan.letters) - limit} more (--limit N, or --json)", highlight=False)
-    _print_no_contact(the_plan)
+    if len(the_plan.items) > limit:
+        console.print(f"  ... and {len(the_plan.items) - limit} more (--limit N, or --json)", highlight=False)
+    if the_plan.batch_id:
+        console.print(f"Recorded as batch {the_plan.batch_id}, awaiting review: `ccm letters preview {the_plan.batch_id}` "
+                      f"then `ccm letters approve {the_plan.batch_id} --by NAME`.", highlight=False)
+    elif future:
+        console.print(f"{day.isoformat()} is after today: shown only, no batch recorded.", highlight=False)
+    else:
+        console.print("Nothing new to plan.", highlight=False)
+    _print_no_contact(the_plan.no_contact)
+
+
+def _dues(settings, day):
+    from notifiers import delivery
+
+    return delivery.obligations_as_of(settings.database_url, evaluator(), day)
+
+
+@letters_app.command("batches")
+def letters_batches(limit: int = typer.Option(20, "--limit")) -> None:
+    """The mailings planned, newest first: items, States, and who approved them."""
+    from notifiers import batches
+
+    settings, _ = _settings()
+    _ready(settings.database_url)
+    table = Table(title="Batches")
+    for column in ("Batch", "As of", "Planned", "Items", "States", "Status", "Approved by", "Approved at"):
+        table.add_column(column)
+    for batch, items, states in batches.list_batches(settings.database_url, limit):
+        table.add_row(str(batch.id), batch.as_of.isoformat(), f"{batch.created_at:%Y-%m-%d %H:%M}", str(items),
+                      str(states), batch.status, batch.approved_by or "",
+                      f"{batch.approved_at:%Y-%m-%d %H:%M}" if batch.approved_at else "")
+    console.print(table)
 
 
 @letters_app.command("preview")
-def letters_preview(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+def letters_preview(batch: Optional[int] = typer.Argument(None, help="The batch (from `ccm letters plan`); "
+                                                          "without it, the notes a batch planned as of --as-of would hold."),
+                    as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " Without BATCH only."),
                     party: Optional[str] = typer.Option(None, "--party", help="Only this party."),
                     language: Optional[str] = typer.Option(None, "--language", help="Render in this language instead."),
                     html: bool = typer.Option(False, "--html", help="Print the HTML instead of the text."),
-                    limit: int = typer.Option(3, "--limit", help="At most this many letters.")) -> None:
-    """Print the letters as they would be sent (nothing is written)."""
-    from engine.contacts import Contact
+                    pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the notes to this PDF file, one per page, "
+                                                       "with room for the letterhead."),
+                    limit: int = typer.Option(0, "--limit", help="At most this many notes (0: all).")) -> None:
+    """Show the notes as they would be sent today: dated today, one per State, in each contact's language."""
+    from engine.contacts import Contact, load_contacts
+    from engine.notes import consolidate
+    from notifiers import batches
+
+    if language and language not in ("en", "fr", "es", "zh"):
+        fail(f"--language {language}: use en, fr, es or zh")
+    settings, config = _settings()
+    _ready(settings.database_url)
+    url = settings.database_url
+    now = datetime.now(timezone.utc)
+    iso3 = find_party(evaluator(), party).iso3 if party else None
+    if batch is not None:
+        if as_of:
+            fail("--as-of applies without BATCH only: a batch's notes are dated the day they are approved")
+        try:
+            row, items = batches.get_batch(url, batch)
+        except batches.BatchError as error:
+            fail(str(error))
+            return
+        if row.status == "approved":
+            _preview_sent(url, batch, iso3, html, pdf, limit)
+            return
+        notes = batches.notes_of(url, items, max(now.date(), row.as_of))
+        batch_id = batch
+    else:
+        _, _, day, the_plan = _plan(as_of)
+        notes = consolidate(the_plan.items + [p for ps in the_plan.no_contact.values() for p in ps],
+                            batches.sent_items(url), max(day, now.date()))
+        batch_id = 0
+    contacts = load_contacts(url)
+    notes = [n for n in notes if iso3 is None or n.party == iso3]
+    if limit:
+        notes = notes[:limit]
+    rendered = []
+    for note in notes:
+        contact = contacts.get(note.party) or Contact(note.party, ("no-contact@invalid.example",), language or "en")
+        out = batches.render_note(note, contact, evaluator(), config, batch_id, now, language)
+        rendered.append(out.rendered)
+        if pdf is None:
+            print(f"# {note.party}: {len(note.items)} item(s)" + ("" if note.party in contacts else "  (no contact)")
+                  + (f", batch {batch}" if batch is not None else " (not recorded)"))
+            print(f"To: {out.message['To']}\nSubject: {out.rendered.subject}\n")
+            print(out.rendered.html if html else out.rendered.text)
+    if pdf is not None:
+        _write_pdf(pdf, rendered)
+    if not notes:
+        console.print("No notes.", highlight=False)
+
+
+def _preview_sent(url, batch_id, iso3, html, pdf, limit) -> None:
+    """An approved batch: its notes as queued (and sent), from the log."""
+    import email
+    import email.policy
+
+    from notifiers import batches
+
+    rows = [r for r in batches.batch_letters(url, batch_id) if iso3 is None or r.party == iso3]
+    if limit:
+        rows = rows[:limit]
+    pages = []
+    for row in rows:
+        message = email.message_from_string(row.message, policy=email.policy.default)
+        part = message.get_body(("html",) if (html or pdf) else ("plain",))
+        pages.append(part.get_content())
+        if pdf is None:
+            print(f"# {row.party}: {row.status}, approved by {row.approved_by}\nTo: {row.recipients}\nSubject: {row.subject}\n")
+            print(pages[-1])
+    if pdf is not None:
+        from notifiers import pdf as pdf_notes
+
+        pdf_notes.write_html_pages(pdf, pages)
+        console.print(f"Wrote {len(pages)} note(s) to {pdf}.", highlight=False)
+
+
+def _write_pdf(path: Path, rendered) -> None:
+    from notifiers import pdf as pdf_notes
+
+    try:
+        pdf_notes.write_notes(path, rendered)
+    except pdf_notes.PdfUnavailable as error:
+        fail(str(error))
+    console.print(f"Wrote {len(rendered)} note(s) to {path}.", highlight=False)
+
+
+@letters_app.command("approve")
+def letters_approve(batch: int = typer.Argument(..., help="The batch to approve."),
+                    by: str = typer.Option(..., "--by", help="Who approves (recorded in the delivery log).")) -> None:
+    """Approve a batch: render its notes dated today and queue them; the scheduler (or `ccm letters deliver`) sends them."""
+    from notifiers import batches
+
+    settings, config = _settings()
+    _ready(settings.database_url)
+    try:
+        approval = batches.approve(settings.database_url, batch, by, evaluator(), config, datetime.now(timezone.utc))
+    except batches.BatchError as error:
+        fail(str(error))
+        return
+    console.print(f"Batch {batch} approved by {approval.approved_by}: {approval.notes} note(s) ({approval.items} item(s)) "
+                  "queued; `ccm letters deliver` sends them now, the scheduler within "
+                  f"{config.scheduler.retry_every_minutes} min.", highlight=False)
+    if approval.no_contact:
+        console.print(f"[red]No contact any more[/] for {', '.join(approval.no_contact)}: their items were returned "
+                      "to planning.", highlight=False)
+
+
+@letters_app.command("deliver")
+def letters_deliver() -> None:
+    """Deliver the approved notes that are queued or due for a retry (plans nothing)."""
     from notifiers import delivery
 
-    settings, config, day, the_plan = _plan(as_of)
-    iso3 = find_party(evaluator(), party).iso3 if party else None
-    chosen = [p for p in the_plan.letters if iso3 is None or p.party == iso3][:limit]
-    now = datetime.now(timezone.utc)
-    for p in chosen:
-        contact = the_plan.contacts.get(p.party) or Contact(p.party, ("no-contact@invalid.example",), language or "en")
-        if language:
-            contact = Contact(contact.party, contact.email, language, None, contact.cc)
-        out = delivery.render_letter(p, contact, evaluator(), config, day, now)
-        print(f"# {p.key}" + ("" if p.party in the_plan.contacts else "  (no contact)"))
-        print(f"Subject: {out.rendered.subject}\nMessage-ID: {out.message['Message-ID']}\n")
-        print(out.rendered.html if html else out.rendered.text)
-    if not chosen:
-        console.print("No letters due.", highlight=False)
+    settings, config = _settings()
+    _ready(settings.database_url)
+    report = delivery.deliver(settings.database_url, delivery.make_notifier(config), config)
+    console.print(f"{len(report.sent)} sent, {len(report.failed)} failed (retried later).", highlight=False)
+    for key, error in report.failed:
+        console.print(f"[red]failed:[/] {key}: {error}", highlight=False)
+    raise typer.Exit(1 if report.failed else 0)
 
 
 @letters_app.command("send")
-def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " Not after today."),
                  dry_run: bool = typer.Option(False, "--dry-run", help="Plan and render, write and send nothing.")) -> None:
-    """Plan, render, record and deliver the letters due (outbox files by default, or SMTP)."""
-    from notifiers import delivery
+    """Plan a batch and, unless it needs review (SMTP without auto_send), queue and deliver its notes."""
+    from notifiers import batches, delivery
 
-    settings, config, day, the_plan = _plan(as_of)
-    url = settings.database_url
+    settings, config = _settings()
+    day = parse_date(as_of)
     now = datetime.now(timezone.utc)
+    try:
+        batches.refuse_future(day, now.date())
+    except batches.FutureDateRefused as error:
+        fail(str(error))
+        return
+    _ready(settings.database_url)
+    url = settings.database_url
     if dry_run:
-        for p in the_plan.with_contact:
-            out = delivery.render_letter(p, the_plan.contacts[p.party], evaluator(), config, day, now)
-            console.print(f"would send {p.key} to {out.message['To']}: {out.rendered.subject}", highlight=False)
+        from engine.contacts import load_contacts
+        from engine.notes import consolidate
+
+        the_plan = delivery.make_plan(url, evaluator(), config, day)
+        contacts = load_contacts(url)
+        notes = consolidate(the_plan.items, batches.sent_items(url), now.date())
+        for note in notes:
+            out = batches.render_note(note, contacts[note.party], evaluator(), config, 0, now)
+            console.print(f"would {'await approval for' if config.needs_approval else 'send'} a note to {note.party} "
+                          f"({len(note.items)} item(s)) to {out.message['To']}: {out.rendered.subject}", highlight=False)
         waiting = delivery.due_for_delivery(url, now)
-        console.print(f"Dry run: {len(the_plan.with_contact)} new letter(s), {len(waiting)} queued or failed letter(s) "
+        console.print(f"Dry run: {len(notes)} new note(s), {len(waiting)} queued or failed note(s) "
                       "would be delivered; nothing was written.", highlight=False)
-        _print_no_contact(the_plan)
+        _print_no_contact(the_plan.no_contact)
         return
     try:
         result = delivery.send(url, evaluator(), config, day, now=now, dues=None)
-    except delivery.FirstRunRefused as error:
+    except (delivery.FirstRunRefused, batches.FutureDateRefused, batches.BatchError) as error:
         fail(str(error))
         return
     except _operational_error() as error:
         fail(f"the letters could not be recorded: {str(error.orig).strip().splitlines()[0]}")
         return
     where = config.outbox if config.notifier == "outbox" else f"{config.smtp.host}:{config.smtp.port}"
-    console.print(f"Letters as of {day.isoformat()}: {len(result.plan.letters)} due, {result.queued} queued, "
-                  f"{len(result.delivery.sent)} sent ({config.notifier}: {where}), {len(result.delivery.failed)} failed "
-                  "(retried later).", highlight=False)
+    console.print(f"Letters as of {day.isoformat()}: {len(result.plan.items)} item(s) planned"
+                  + (f" in batch {result.plan.batch_id}" if result.plan.batch_id else "")
+                  + f", {result.queued} note(s) queued, {len(result.delivery.sent)} sent ({config.notifier}: {where}), "
+                  f"{len(result.delivery.failed)} failed (retried later).", highlight=False)
+    if result.awaiting_approval:
+        console.print(f"Batch {result.plan.batch_id} awaits review: `ccm letters preview {result.plan.batch_id}`, then "
+                      f"`ccm letters approve {result.plan.batch_id} --by NAME` ([letters] auto_send is false).",
+                      highlight=False)
     for key, error in result.delivery.failed:
         console.print(f"[red]failed:[/] {key}: {error}", highlight=False)
-    _print_no_contact(result.plan)
+    _print_no_contact(result.plan.no_contact)
     raise typer.Exit(1 if result.delivery.failed else 0)
 
 
@@ -237,15 +404,18 @@ def letters_log(party: Optional[str] = typer.Option(None, "--party"),
                            "language": r.language, "subject": r.subject, "status": r.status, "attempts": r.attempts,
                            "created_at": str(r.created_at), "sent_at": str(r.sent_at) if r.sent_at else None,
                            "next_attempt_at": str(r.next_attempt_at) if r.next_attempt_at else None,
-                           "error": r.last_error} for r in rows], ensure_ascii=False, indent=1))
+                           "error": r.last_error, "batch": r.batch_id, "approved_by": r.approved_by,
+                           "approved_at": str(r.approved_at) if r.approved_at else None} for r in rows],
+                         ensure_ascii=False, indent=1))
         return
     table = Table(title=f"Delivery log ({len(rows)})")
-    for column in ("Reference", "Key", "To", "Status", "Attempts", "Sent / next attempt", "Error"):
+    for column in ("Reference", "Key", "To", "Status", "Attempts", "Sent / next attempt", "Approved", "Error"):
         table.add_column(column)
     for r in rows:
         when = r.sent_at if r.status == "sent" else r.next_attempt_at
+        approved = f"{r.approved_by}, {r.approved_at:%Y-%m-%d %H:%M}" if r.approved_at else ""
         table.add_row(r.reference, r.key, r.recipients, r.status, str(r.attempts),
-                      f"{when:%Y-%m-%d %H:%M}" if when else "", r.last_error or "")
+                      f"{when:%Y-%m-%d %H:%M}" if when else "", approved, r.last_error or "")
     console.print(table)
 
 

@@ -1,10 +1,12 @@
-"""Letters rendered from Jinja2 templates (notifiers/templates) with Babel: subject, plain text and HTML, in en, fr, es or zh.
+"""Notes verbales rendered from Jinja2 templates (notifiers/templates) with Babel: subject, plain text and HTML, in en, fr, es or zh.
 
-Each letter is a note verbale: the sender (config) presents its compliments to the State's
-permanent mission (contacts), the paragraphs of the obligation kind and tone follow, with the
-legal basis (article and short quotation) taken from the rule that computed the date, and the
-closing formula. Dates are Babel's long format (``en_GB``: "30 April 2025"); country names are
-CLDR's. Templates use StrictUndefined: a missing value is an error, never a blank.
+One note per State per mailing (engine.notes): the sender (config) presents its compliments to
+the State's permanent mission, then the items grouped by article, each with its legal basis
+(article and quotation, in the letter's language where the rule file holds the authentic text)
+taken from the rule that computed the date, its due date, and its wording on the note's date;
+then the closing formula. Dates are Babel's long format (``en_GB``: "30 April 2025"); States are
+named by their United Nations names (engine.names). Templates use StrictUndefined: a missing
+value is an error, never a blank.
 """
 
 from __future__ import annotations
@@ -35,21 +37,6 @@ class RenderedLetter:
     html: str
     language: str
     reference: str
-
-
-@dataclass(frozen=True)
-class LetterFacts:
-    """Everything a template needs that is not in the planned letter itself."""
-
-    iso3: str
-    country: str                 # the CLDR name in the letter's language
-    mission: str                 # the addressee, without a leading article
-    rule_article: str
-    rule_quote: str
-    base_article: str | None     # the extended base rule's article, when an exception computed the date
-    base_quote: str | None = None
-    meeting_code: str | None = None
-    meeting_start: date | None = None
 
 
 # ----------------------------------------------------------------------------- language helpers
@@ -120,74 +107,6 @@ def under_article(article: str, language: str) -> str:
     return text + (f"({sub})项" if sub else "")
 
 
-def french_of(country: str) -> str:
-    """French "de" with the country's article, by the usual rules (fallback when a contact has no mission name).
-
-    >>> french_of("Liban"), french_of("Albanie"), french_of("France"), french_of("Pays-Bas"), french_of("Mexique")
-    ('du Liban', "de l'Albanie", 'de la France', 'des Pays-Bas', 'du Mexique')
-    """
-    plural = ("Pays-Bas", "Philippines", "Comores", "Maldives", "Seychelles", "Bahamas", "Fidji", "Palaos")
-    bare = ("Cuba", "Malte", "Chypre", "Madagascar", "Maurice", "Monaco", "Nauru", "Niue", "Sainte-Lucie",
-            "Saint-Marin", "Samoa", "Tonga", "Singapour", "Bahreïn", "Israël", "Haïti", "Oman", "Andorre",
-            "Sao Tomé-et-Principe", "Trinité-et-Tobago", "Antigua-et-Barbuda", "Saint-Vincent-et-les-Grenadines",
-            "Saint-Christophe-et-Niévès", "Djibouti", "Kiribati", "Tuvalu", "Vanuatu", "Brunéi Darussalam")
-    masculine_e = ("Mexique", "Mozambique", "Cambodge", "Zimbabwe", "Belize", "Suriname", "Saint-Siège")
-    if country.startswith(("Îles", "États-", "Émirats")) or country in plural:
-        return f"des {country}"
-    vowel = country[:1] in "AEIOUYÉÈÊÎÔÂ"
-    if country in bare:
-        return f"d'{country}" if vowel else f"de {country}"
-    if vowel:
-        return f"de l'{country}"
-    if country.endswith("e") and country not in masculine_e:
-        return f"de la {country}"
-    return f"du {country}"
-
-
-def spanish_of(country: str) -> str:
-    """Spanish "de" with the article United Nations usage gives some names (fallback only).
-
-    >>> spanish_of("Líbano"), spanish_of("Países Bajos"), spanish_of("Chile")
-    ('del Líbano', 'de los Países Bajos', 'de Chile')
-    """
-    masculine = ("Líbano", "Chad", "Perú", "Ecuador", "Paraguay", "Uruguay", "Japón", "Canadá", "Reino Unido",
-                 "Iraq", "Irak", "Afganistán", "Camerún", "Senegal", "Níger", "Togo", "Sudán del Sur", "Congo",
-                 "Yemen", "Pakistán", "Salvador")
-    feminine = ("Argentina", "India", "República Centroafricana", "República Dominicana", "Santa Sede")
-    plural_m = ("Países Bajos", "Estados Unidos", "Emiratos Árabes Unidos")
-    plural_f = ("Bahamas", "Comoras", "Maldivas", "Filipinas", "Islas Cook", "Seychelles", "Islas Marshall")
-    if country in masculine:
-        return f"del {country}"
-    if country in feminine:
-        return f"de la {country}"
-    if country in plural_m:
-        return f"de los {country}"
-    if country in plural_f:
-        return f"de las {country}"
-    return f"de {country}"
-
-
-def english_country(country: str) -> str:
-    """English country names that take "the".
-
-    >>> english_country("United Kingdom"), english_country("Lebanon")
-    ('the United Kingdom', 'Lebanon')
-    """
-    the = ("United ", "Central African", "Dominican", "Holy See", "Netherlands", "Philippines", "Comoros",
-           "Bahamas", "Maldives", "Gambia", "Marshall", "Solomon", "Cook Islands", "Democratic", "Republic")
-    return f"the {country}" if country.startswith(the) or "Republic" in country or "Kingdom" in country else country
-
-
-def default_mission(country: str, language: str) -> str:
-    """The addressee when the contact gives none: "Permanent Mission of ... to the United Nations Office at Geneva"."""
-    return {
-        "en": f"Permanent Mission of {english_country(country)} to the United Nations Office at Geneva",
-        "fr": f"Mission permanente {french_of(country)} auprès de l'Office des Nations Unies à Genève",
-        "es": f"Misión Permanente {spanish_of(country)} ante la Oficina de las Naciones Unidas en Ginebra",
-        "zh": f"{country}常驻联合国日内瓦办事处代表团",
-    }[language]
-
-
 _ORDINALS = {
     "en": ["", "First", "Second", "Third", "Fourth", "Fifth", "Sixth", "Seventh", "Eighth", "Ninth", "Tenth",
            "Eleventh", "Twelfth", "Thirteenth", "Fourteenth", "Fifteenth", "Sixteenth", "Seventeenth", "Eighteenth",
@@ -236,7 +155,10 @@ def environments():
     loader = PackageLoader("notifiers", "templates")
     common = dict(loader=loader, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                   keep_trailing_newline=False, auto_reload=False)
-    return Environment(autoescape=False, **common), Environment(autoescape=True, **common)
+    environments = Environment(autoescape=False, **common), Environment(autoescape=True, **common)
+    for environment in environments:
+        environment.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
+    return environments
 
 
 def template_names(kinds: tuple[str, ...] = ()) -> list[str]:
@@ -246,30 +168,86 @@ def template_names(kinds: tuple[str, ...] = ()) -> list[str]:
     return sorted(f"{lang}/{p.name}" for lang in LOCALES for p in (root / lang).iterdir() if p.name.endswith(".j2"))
 
 
-def context(letter, facts: LetterFacts, language: str, signer, ref: str, as_of: date) -> dict[str, Any]:
-    """The template variables of one letter."""
+def state_names(iso3: str, registry, language: str) -> tuple[str, str, str]:
+    """(the State's name in running text, the same after "of"/"de", its mission): the UN names (engine.names);
+    for a party the UN list lacks, CLDR's name without article (a fallback, never for a real State Party)."""
+    from engine import names
+
+    if names.has_official_name(iso3):
+        official = names.official_name(iso3, language)
+        return official.running, official.of, names.permanent_mission(iso3, language)
+    country = registry.participant(iso3).localized_name(LOCALES[language])
+    of = {"en": f"of {country}", "fr": f"de {country}", "es": f"de {country}", "zh": country}[language]
+    mission = {"en": f"Permanent Mission {of} to the United Nations Office at Geneva",
+               "fr": f"Mission permanente {of} auprès de l'Office des Nations Unies à Genève",
+               "es": f"Misión Permanente {of} ante la Oficina de las Naciones Unidas en Ginebra",
+               "zh": f"{country}常驻联合国日内瓦办事处代表团"}[language]
+    return country, of, mission
+
+
+def _item_context(item, dated: date, registry, rulebook, language: str) -> dict[str, Any]:
     days = lambda d: format_day(d, language)  # noqa: E731
-    late = (as_of - letter.due).days
+    planned = item.planned
+    rule, base = computing_rules(rulebook, planned.obligation)
+    quote, quote_english = rule.quote_in(language)
+    base_quote, base_english = base.quote_in(language) if base else ("", False)
+    meeting_code = planned.obligation.meeting or (planned.period if planned.kind == "extension_request" else None)
+    meeting_start = None
+    if meeting_code:
+        try:
+            meeting_start = registry.meeting(meeting_code).start_date
+        except (KeyError, LookupError):
+            meeting_start = None
+    provision = under_article(rule.article, language)
+    base_provision = under_article(base.article, language) if base else ""
     return {
-        "lang": language, "iso3": facts.iso3, "country": facts.country,
-        "country_of": (french_of(facts.country) if language == "fr" else spanish_of(facts.country) if language == "es"
-                       else facts.country),
-        "country_en": english_country(facts.country) if language == "en" else facts.country,
-        "mission": facts.mission, "sender": signer.sender[language], "sender_short": signer.short[language],
-        "kind": letter.kind, "tone": letter.tone, "stage": letter.stage_name, "period": letter.period,
-        "obligation_id": letter.obligation_id,
-        "due": days(letter.due), "date": days(as_of), "days_late": late, "days_left": -late,
-        "extended": facts.base_article is not None,
-        "provision": _provision(under_article(facts.rule_article, language), language),
-        "base_provision": _provision(under_article(facts.base_article, language), language) if facts.base_article else "",
-        "sender_mid": _mid(signer.short[language], language),
-        "quote": facts.rule_quote, "base_quote": facts.base_quote or "",
-        "meeting": meeting_name(facts.meeting_code, language) if facts.meeting_code else "",
-        "meeting_code": facts.meeting_code or "",
-        "meeting_start": days(facts.meeting_start) if facts.meeting_start else "",
-        "reference": ref,
+        "kind": planned.kind, "wording": item.wording, "period": planned.period,
+        "obligation_id": planned.obligation_id, "rule_id": rule.id, "base_id": base.id if base else "",
+        "art3": planned.obligation_id.startswith("ccm.art3."),
+        "due": days(planned.due), "estimated": item.estimated,
+        "provision": provision, "of_provision": _provision(provision, language),
+        "extended": base is not None, "base_provision": base_provision,
+        # the provision that sets the obligation (a deadline's base rule, not the extension that moved it)
+        "subject_provision": base_provision if base and planned.kind == "deadline" else provision,
+        "of_base_provision": _provision(base_provision, language) if base else "",
+        "quote": quote, "quote_english": quote_english, "base_quote": base_quote, "base_english": base_english,
+        "meeting": meeting_name(meeting_code, language) if meeting_code else "",
+        "meeting_start": days(meeting_start) if meeting_start else "",
+        "meeting_past": bool(meeting_start and meeting_start <= dated),
+        "earlier": ({"reference": item.earlier.reference, "date": days(item.earlier.sent_on)}
+                    if item.earlier else None),
     }
 
+
+def note_context(note, registry, rulebook, language: str, signer, ref: str, mission: str | None = None) -> dict[str, Any]:
+    """The template variables of one consolidated note (engine.notes.Note)."""
+    country, country_of, default_mission = state_names(note.party, registry, language)
+    groups = []
+    for article, items in note.groups():
+        contexts = [_item_context(item, note.dated, registry, rulebook, language) for item in items]
+        bases, seen = [], set()
+        for c in contexts:
+            if (c["kind"], c["rule_id"], c["base_id"]) not in seen:
+                seen.add((c["kind"], c["rule_id"], c["base_id"]))
+                bases.append(c)
+        groups.append({"article": article, "article_zh": f"第{zh_number(article)}条", "entries": contexts, "bases": bases})
+    every = [c for g in groups for c in g["entries"]]
+    wordings = {c["wording"] for c in every}
+    reports = [c for c in every if c["kind"] in ("initial_report", "annual_report", "retention_report")]
+    return {
+        "lang": language, "iso3": note.party, "country": country, "country_of": country_of,
+        "plural": country.startswith(("les ", "los ", "las ")),
+        "mission": mission or default_mission,
+        "sender": signer.sender[language], "sender_short": signer.short[language],
+        "sender_mid": _mid(signer.short[language], language),
+        "date": format_day(note.dated, language), "reference": ref,
+        "groups": groups, "items": every, "single": len(every) == 1,
+        "tone": "further" if "further" in wordings else "reminder" if "reminder" in wordings else "forthcoming",
+        "kinds": sorted({c["kind"] for c in every}),
+        "reports": reports, "reports_late": [c for c in reports if c["wording"] != "forthcoming"],
+        "follows": ({"reference": note.follows.reference, "date": format_day(note.follows.sent_on, language)}
+                    if note.follows else None),
+    }
 
 def _provision(text: str, language: str) -> str:
     """The provision as the templates use it: English sets a paragraph off with commas ("Article 7,
@@ -301,26 +279,29 @@ def _cjk(text: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
-def render(letter, facts: LetterFacts, language: str, signer, prefix: str, as_of: date) -> RenderedLetter:
-    """Subject, plain text and HTML of a planned letter (engine.planner.PlannedLetter).
+def render_note(note, registry, rulebook, language: str, signer, prefix: str, key: str,
+                mission: str | None = None) -> RenderedLetter:
+    """Subject, plain text and HTML of a consolidated note (engine.notes.Note), dated ``note.dated``.
 
-    Raises jinja2.UndefinedError for a template that uses a value the context lacks.
+    ``key`` identifies the note (its reference derives from it). Raises jinja2.UndefinedError for a
+    template that uses a value the context lacks.
     """
     text_env, html_env = environments()
-    ref = reference(prefix, letter.key, letter.party, as_of)
-    ctx = context(letter, facts, language, signer, ref, as_of)
-    body = text_env.get_template(f"{language}/{letter.kind}.j2").render(ctx)
-    subject_part, _, note = body.partition("\n===\n")
+    ref = reference(prefix, key, note.party, note.dated)
+    ctx = note_context(note, registry, rulebook, language, signer, ref, mission)
+    body = text_env.get_template(f"{language}/note.j2").render(ctx)
+    subject_part, _, text = body.partition("\n===\n")
     subject = _typography(" ".join(subject_part.split()), language)
-    paragraphs = [_typography(p, language) for p in _paragraphs(note)]
+    blocks = []
+    for paragraph in _paragraphs(text):
+        heading = paragraph.startswith("# ")
+        blocks.append({"heading": heading, "text": _typography(paragraph[2:] if heading else paragraph, language)})
     page = {"lang": language, "reference": ref, "reference_label": LABELS[language]["reference"],
-            "subject_label": LABELS[language]["subject"], "place_date": _place_date(language, as_of),
-            "subject": subject, "paragraphs": paragraphs,
-            "signature": signer.signature[language].splitlines()}
-    text = text_env.get_template("letter.txt.j2").render(page, wrap=_wrap)
+            "subject_label": LABELS[language]["subject"], "place_date": _place_date(language, note.dated),
+            "subject": subject, "blocks": blocks, "signature": signer.signature[language].splitlines()}
+    plain = text_env.get_template("letter.txt.j2").render(page, wrap=_wrap)
     html = html_env.get_template("letter.html.j2").render(page)
-    return RenderedLetter(subject=subject, text=text + "\n", html=html + "\n", language=language, reference=ref)
-
+    return RenderedLetter(subject=subject, text=plain + "\n", html=html + "\n", language=language, reference=ref)
 
 def _typography(text: str, language: str) -> str:
     """French spacing: a no-break space inside guillemets and before a colon or semicolon."""
@@ -352,19 +333,3 @@ def computing_rules(rulebook, obligation) -> tuple[Any, Any | None]:
     return rule, None
 
 
-def letter_facts(letter, registry, rulebook, language: str, mission: str | None = None) -> LetterFacts:
-    """The facts a template needs: country name (CLDR), addressee, legal basis, meeting."""
-    participant = registry.participant(letter.party)
-    country = participant.localized_name(LOCALES[language])
-    rule, base = computing_rules(rulebook, letter.obligation)
-    meeting_code = letter.obligation.meeting or (letter.period if letter.kind == "extension_request" else None)
-    meeting_start = None
-    if meeting_code:
-        try:
-            meeting_start = registry.meeting(meeting_code).start_date
-        except (KeyError, LookupError):
-            meeting_start = None
-    return LetterFacts(iso3=letter.party, country=country, mission=mission or default_mission(country, language),
-                       rule_article=rule.article, rule_quote=rule.quote,
-                       base_article=base.article if base else None, base_quote=base.quote if base else None,
-                       meeting_code=meeting_code, meeting_start=meeting_start)

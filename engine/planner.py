@@ -140,6 +140,7 @@ class Due:
     article: str = ""
     basis: tuple[str, ...] = ()
     meeting: str | None = None
+    estimated: bool = False          # the date hangs on a projected meeting whose dates are not yet set
 
 
 @dataclass(frozen=True)
@@ -209,5 +210,7 @@ def dues_from_evaluation(evaluation) -> list[Due]:
     """The planner's view of an engine.evaluate.PartyEvaluation."""
     iso3 = evaluation.participant.iso3
     return [Due(party=iso3, obligation_id=o.id, period=o.period or "", due=o.due, original_due=o.original_due,
-                status=o.status, article=o.article, basis=tuple(o.basis), meeting=o.meeting)
+                status=o.status, article=o.article, basis=tuple(o.basis), meeting=o.meeting,
+                # read softly: obligations gain ``estimated`` with projected meetings
+                estimated=bool(getattr(o, "estimated", False)))
             for o in evaluation.obligations]

@@ -28,6 +28,12 @@ _KEYS: dict[str, str] = {
     "id": "dotted identifier, e.g. ccm.art7.initial_report",
     "article": "article and paragraph, e.g. 7(1)",
     "quote": "a short quotation of the operative phrase",
+    "quote_fr": "the same phrase in the authentic French text",
+    "quote_es": "the same phrase in the authentic Spanish text",
+    "quote_zh": "the same phrase in the authentic Chinese text",
+    "source_fr": "where the French text was taken from (URL)",
+    "source_es": "where the Spanish text was taken from (URL)",
+    "source_zh": "where the Chinese text was taken from (URL)",
     "sources": "list of { title, href }",
     "produces": "date | obligation | exception | termination",
     "when": "facts that must all be present",
@@ -104,6 +110,14 @@ class Rule:
     effect: str | None = None
     reading: str = ""
     not_modelled: tuple[str, ...] = ()
+    #: {language: (quotation in that authentic text, its source)} for fr, es, zh where found.
+    quotes: dict[str, tuple[str, str]] = field(default_factory=dict, hash=False, compare=False)
+
+    def quote_in(self, language: str) -> tuple[str, bool]:
+        """(the quotation in the language's authentic text, or the English one, True when it is the English one)."""
+        if language in self.quotes:
+            return self.quotes[language][0], False
+        return self.quote, language != "en"
 
     @property
     def is_obligation(self) -> bool:
@@ -281,6 +295,17 @@ def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str
     when, sources = need("when"), need("sources")
     if quote and len(quote) > MAX_QUOTE_CHARS:
         problems.append(f"{where}: key 'quote' is {len(quote)} characters; quote the operative phrase only (at most {MAX_QUOTE_CHARS})")
+    quotes: dict[str, tuple[str, str]] = {}
+    for language in ("fr", "es", "zh"):
+        text, source = entry.get(f"quote_{language}"), entry.get(f"source_{language}")
+        if text and not source:
+            problems.append(f"{where}: key 'quote_{language}' needs 'source_{language}' (where the authentic text was taken from)")
+        elif source and not text:
+            problems.append(f"{where}: key 'source_{language}' without 'quote_{language}'")
+        elif text:
+            if len(text) > MAX_QUOTE_CHARS:
+                problems.append(f"{where}: key 'quote_{language}' is {len(text)} characters (at most {MAX_QUOTE_CHARS})")
+            quotes[language] = (str(text), str(source))
     if produces and produces not in PRODUCES:
         problems.append(f"{where}: key 'produces' is {produces!r}; use one of {', '.join(PRODUCES)}")
     parsed_sources: list[Source] = []
@@ -342,6 +367,7 @@ def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str
         last_period=tuple(entry.get("last_period", ())), period_from=entry.get("period_from"),
         status=entry.get("status"), fulfilled_by=entry.get("fulfilled_by"), effect=entry.get("effect"),
         reading=entry.get("reading", "").strip(), not_modelled=tuple(entry.get("not_modelled", ())),
+        quotes=quotes,
     )
 
 

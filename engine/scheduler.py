@@ -41,10 +41,13 @@ class DailyResult:
     sent: int
     failed: int
     no_contact: dict[str, int]
+    batch_id: int | None = None          # the mailing planned today
+    awaiting_approval: bool = False      # over SMTP without auto_send: `ccm letters approve BATCH` sends it
 
 
 def daily_job(as_of: str | None = None) -> DailyResult:
-    """The daily check, then the letters, as of ``as_of`` (YYYY-MM-DD; default today, UTC)."""
+    """The daily check, then the letters, as of ``as_of`` (YYYY-MM-DD; default today, UTC): plans a batch and,
+    unless it awaits the coordinator's approval, queues its notes; delivers every approved note due."""
     from engine import store
     from engine.check import run_check
     from engine.settings import load_settings
@@ -60,13 +63,15 @@ def daily_job(as_of: str | None = None) -> DailyResult:
     evaluator = _evaluator(settings.backend, settings.receipts_complete_from)
     check = run_check(url, evaluator, day)
     result = delivery.send(url, evaluator, config, day)
-    return DailyResult(as_of=day, check_run_id=check.run_id, planned=len(result.plan.letters), queued=result.queued,
+    return DailyResult(as_of=day, check_run_id=check.run_id, planned=len(result.plan.items), queued=result.queued,
                        sent=len(result.delivery.sent), failed=len(result.delivery.failed),
-                       no_contact={p: len(ls) for p, ls in result.plan.no_contact.items()})
+                       no_contact={p: len(ls) for p, ls in result.plan.no_contact.items()},
+                       batch_id=result.plan.batch_id, awaiting_approval=result.awaiting_approval)
 
 
 def retry_job() -> int:
-    """Deliver the letters whose next attempt is due (between daily runs). Returns how many were sent."""
+    """Deliver the approved notes whose next attempt is due (between daily runs, and soon after an approval).
+    Returns how many were sent."""
     from engine.settings import load_settings
     from notifiers import delivery
     from notifiers.config import load_letters_config

@@ -64,6 +64,12 @@ class LettersConfig:
     scheduler: SchedulerConfig
     database_url: str
     output_folder: Path
+    auto_send: bool = False          # over SMTP: approve each mailing without review
+
+    @property
+    def needs_approval(self) -> bool:
+        """Over SMTP a mailing waits for `ccm letters approve` unless auto_send; the outbox (files) never waits."""
+        return self.notifier == "smtp" and not self.auto_send
 
 
 def defaults() -> dict[str, Any]:
@@ -135,4 +141,11 @@ def load_letters_config(settings: Settings | None = None, overrides: dict[str, A
                         timeout_seconds=float(smtp.get("timeout_seconds", 30))),
         scheduler=SchedulerConfig(hour=hour_n, minute=minute_n, retry_every_minutes=int(scheduler["retry_every_minutes"]),
                                   misfire_grace_seconds=int(float(scheduler["misfire_grace_days"]) * 86400)),
-        database_url=settings.database_url, output_folder=settings.output_folder)
+        database_url=settings.database_url, output_folder=settings.output_folder,
+        auto_send=_boolean(letters.get("auto_send", False), f"{where}: [letters] auto_send"))
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(f"{where} is {value!r}; write true or false")
+    return value

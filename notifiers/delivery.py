@@ -1,10 +1,12 @@
 """Plan, queue and deliver letters against the database: the delivery log and its guarantees.
 
-Guarantees (see docs/letters.md):
+Guarantees (see also notifiers/batches.py):
 
-* A letter is planned once: its idempotency key (party, obligation, period, stage) is UNIQUE in
-  ``letters``; two runs racing insert it once (the loser's insert does nothing).
-* A letter is rendered once, when queued; retries send the stored message, with the same
+* An item is planned once: its idempotency key (party, obligation, period, stage) is UNIQUE in
+  ``letter_items``; two runs racing insert it once (the loser's insert does nothing). A
+  mailing is a batch: one consolidated note per State, queued in ``letters`` when the batch
+  is approved (over SMTP by the coordinator, unless ``[letters] auto_send``).
+* A note is rendered once, when queued; retries send the stored message, with the same
   Message-ID.
 * A letter marked ``sent`` is never sent again. Delivery is at-least-once: a process killed
   after the notifier accepted a message and before the database recorded it sends it again on
@@ -24,48 +26,21 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from engine import letters as letter_text
-from engine.contacts import Contact, load_contacts
-from engine.planner import Due, PlannedLetter, dues_from_evaluation, plan
+from engine.contacts import load_contacts
+from engine.planner import Due, dues_from_evaluation, plan
 from engine.store import is_sqlite, reader_session, writer_session
-from notifiers.base import DeliveryError, Notifier, build_message, message_id
+from notifiers.base import DeliveryError, Notifier
 from notifiers.config import LettersConfig
 from notifiers.log import AttemptRow, LetterRow
 
+if TYPE_CHECKING:
+    from notifiers.batches import Approval, BatchPlan
+
 PAUSE_AFTER_SEND_ENV = "CCM_TEST_PAUSE_AFTER_SEND"   # test hook: seconds to sleep after a send, before recording it
-
-
-@dataclass
-class Plan:
-    as_of: date
-    letters: list[PlannedLetter]
-    contacts: dict[str, Contact]
-
-    @property
-    def with_contact(self) -> list[PlannedLetter]:
-        return [p for p in self.letters if p.party in self.contacts]
-
-    @property
-    def no_contact(self) -> dict[str, list[PlannedLetter]]:
-        missing: dict[str, list[PlannedLetter]] = {}
-        for p in self.letters:
-            if p.party not in self.contacts:
-                missing.setdefault(p.party, []).append(p)
-        return missing
-
-
-@dataclass
-class Outgoing:
-    """A rendered letter ready for the log."""
-
-    planned: PlannedLetter
-    contact: Contact
-    rendered: letter_text.RenderedLetter
-    message: EmailMessage
 
 
 @dataclass
@@ -92,50 +67,18 @@ def obligations_as_of(url: str | None, evaluator, as_of: date) -> list[Due]:
     return dues
 
 
-def planned_keys(url: str) -> set[str]:
-    with reader_session(url) as session:
-        return set(session.scalars(sa.select(LetterRow.key)))
+def make_plan(url: str, evaluator, config: LettersConfig, as_of: date, dues: list[Due] | None = None):
+    """What a batch planned as of the date would hold (nothing is written): a notifiers.batches.BatchPlan."""
+    from notifiers.batches import BatchPlan, planned_keys
 
-
-def make_plan(url: str, evaluator, config: LettersConfig, as_of: date, dues: list[Due] | None = None) -> Plan:
     dues = obligations_as_of(url, evaluator, as_of) if dues is None else dues
-    return Plan(as_of=as_of, letters=plan(dues, planned_keys(url), config.policy, as_of), contacts=load_contacts(url))
-
-
-def render_letter(planned: PlannedLetter, contact: Contact, evaluator, config: LettersConfig, as_of: date,
-                  now: datetime) -> Outgoing:
-    kind = config.policy.kind_of(planned.obligation_id)
-    signer = config.signers[kind.signer if kind else "isu"]
-    facts = letter_text.letter_facts(planned, evaluator.registry, evaluator.rulebook, contact.language, contact.mission)
-    rendered = letter_text.render(planned, facts, contact.language, signer, config.reference_prefix, as_of)
-    cc = list(dict.fromkeys([*contact.cc, *config.cc, *(kind.cc if kind else ())]))
-    message = build_message(sender=config.sender_address, to=list(contact.email), cc=cc, subject=rendered.subject,
-                            text=rendered.text, html=rendered.html, msg_id=message_id(planned.key, config.message_id_domain),
-                            key=planned.key, reference=rendered.reference, language=contact.language, date=now,
-                            reply_to=config.reply_to)
-    return Outgoing(planned=planned, contact=contact, rendered=rendered, message=message)
-
-
-def queue(url: str, outgoing: list[Outgoing], as_of: date, now: datetime) -> int:
-    """Insert the letters into the log; a key already there is left alone. Returns how many were new."""
-    if not outgoing:
-        return 0
-    rows = [{"key": o.planned.key, "party": o.planned.party, "obligation_id": o.planned.obligation_id,
-             "period": o.planned.period, "stage": o.planned.stage, "kind": o.planned.kind, "due": o.planned.due,
-             "as_of": as_of, "language": o.contact.language,
-             "recipients": ", ".join([*o.message.get_all("To", []), *o.message.get_all("Cc", [])]),
-             "subject": o.rendered.subject, "reference": o.rendered.reference, "message_id": o.message["Message-ID"],
-             "message": o.message.as_string(), "status": "queued", "attempts": 0, "next_attempt_at": None,
-             "created_at": now} for o in outgoing]
-    with writer_session(url) as session, session.begin():
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        result = session.execute(insert(LetterRow).on_conflict_do_nothing(index_elements=["key"]).returning(LetterRow.id),
-                                 rows)
-        return len(result.fetchall())
+    contacts = load_contacts(url)
+    found = plan(dues, planned_keys(url), config.policy, as_of)
+    result = BatchPlan(as_of=as_of, batch_id=None, items=[p for p in found if p.party in contacts])
+    for p in found:
+        if p.party not in contacts:
+            result.no_contact.setdefault(p.party, []).append(p)
+    return result
 
 
 def backoff(attempts: int, config: LettersConfig) -> timedelta:
@@ -207,9 +150,17 @@ def make_notifier(config: LettersConfig) -> Notifier:
 
 @dataclass
 class SendResult:
-    plan: Plan
-    queued: int
+    plan: "BatchPlan"
+    approval: "Approval | None"
     delivery: DeliveryReport
+
+    @property
+    def queued(self) -> int:
+        return self.approval.notes if self.approval else 0
+
+    @property
+    def awaiting_approval(self) -> bool:
+        return self.plan.batch_id is not None and self.approval is None
 
 
 class FirstRunRefused(RuntimeError):
@@ -240,17 +191,25 @@ def guard_first_run(url: str, config: LettersConfig, letters_to_send: int) -> No
 
 def send(url: str, evaluator, config: LettersConfig, as_of: date, notifier: Notifier | None = None,
          now: datetime | None = None, dues: list[Due] | None = None) -> SendResult:
-    """Plan as of the date, render and queue what has a contact, then deliver everything due.
+    """Plan a batch as of the date, approve it unless it needs review (SMTP without auto_send), then deliver
+    every approved note due.
 
-    Raises :class:`FirstRunRefused` (see :func:`guard_first_run`) before anything is written.
+    Raises notifiers.batches.FutureDateRefused for a date after today and :class:`FirstRunRefused`
+    (see :func:`guard_first_run`), both before anything is written.
     """
+    from notifiers.batches import approve, plan_batch, refuse_future
+
     now = now or datetime.now(timezone.utc)
-    the_plan = make_plan(url, evaluator, config, as_of, dues)
-    guard_first_run(url, config, len(the_plan.with_contact))
-    outgoing = [render_letter(p, the_plan.contacts[p.party], evaluator, config, as_of, now) for p in the_plan.with_contact]
-    queued = queue(url, outgoing, as_of, now)
+    refuse_future(as_of, now.astimezone(timezone.utc).date())
+    dues = obligations_as_of(url, evaluator, as_of) if dues is None else dues
+    guard_first_run(url, config, len(make_plan(url, evaluator, config, as_of, dues).items))
+    batch = plan_batch(url, config, as_of, dues, now)
+    approval = None
+    if batch.batch_id is not None and not config.needs_approval:
+        approval = approve(url, batch.batch_id, "auto_send" if config.notifier == "smtp" else "outbox (no review)",
+                           evaluator, config, now)
     report = deliver(url, notifier or make_notifier(config), config, now)
-    return SendResult(plan=the_plan, queued=queued, delivery=report)
+    return SendResult(plan=batch, approval=approval, delivery=report)
 
 
 def log_rows(url: str, party: str | None = None, status: str | None = None, limit: int = 50) -> list[LetterRow]:

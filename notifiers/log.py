@@ -1,6 +1,7 @@
 """The letters' tables on engine.store.Base: contacts, the delivery log (one row per idempotency key), attempts, the scheduler lock.
 
-The schema is created by the migration engine/migrations/versions/0002_letters.py; these models
+The schema is created by the migrations engine/migrations/versions/0002_letters.py and
+0004_letter_batches.py (batches, their items, and each note's batch and approver); these models
 must stay equal to it (tests/test_store.py compares them once this module is imported).
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store import Base
@@ -58,6 +59,52 @@ class LetterRow(Base):
     last_error: Mapped[Optional[str]] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    batch_id: Mapped[Optional[int]] = mapped_column(Integer, index=True)      # the approved batch (none: before 0004)
+    approved_by: Mapped[Optional[str]] = mapped_column(Text)
+    approved_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+#: Batch statuses. ``planned``: awaiting review, nothing queued; ``approved``: its notes were rendered and queued.
+BATCH_STATUSES = ("planned", "approved")
+
+
+class BatchRow(Base):
+    """A mailing: the items planned on one day, reviewed as a whole and approved before any note is queued."""
+
+    __tablename__ = "letter_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    as_of: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    approved_by: Mapped[Optional[str]] = mapped_column(Text)
+    approved_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+class ItemRow(Base):
+    """One planned item (party, obligation, period, stage): unique, so an item is never planned twice; the note
+    that carried it once its batch was approved."""
+
+    __tablename__ = "letter_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(240), unique=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("letter_batches.id"), index=True)
+    letter_id: Mapped[Optional[int]] = mapped_column(ForeignKey("letters.id"), index=True)
+    party: Mapped[str] = mapped_column(String(3), index=True)
+    obligation_id: Mapped[str] = mapped_column(String(80))
+    period: Mapped[str] = mapped_column(String(80))
+    stage: Mapped[str] = mapped_column(String(80))
+    stage_name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(40))
+    due: Mapped[date] = mapped_column(Date)
+    original_due: Mapped[date] = mapped_column(Date)
+    stage_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20))          # the obligation's status when planned
+    article: Mapped[str] = mapped_column(String(40))
+    basis: Mapped[str] = mapped_column(Text)                 # the obligation's basis (rule ids), space-separated
+    meeting: Mapped[Optional[str]] = mapped_column(String(40))
+    estimated: Mapped[bool] = mapped_column(Boolean)
 
 
 class AttemptRow(Base):
