@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from engine import store
 from engine.contacts import set_contacts, validate
 from notifiers import delivery
+from notifiers import batches
+from notifiers.base import message_id
 from notifiers.config import load_letters_config
-from notifiers.log import AttemptRow, LetterRow
+from notifiers.log import AttemptRow, ItemRow, LetterRow
 from notifiers.outbox import OutboxNotifier
 from notifiers.smtp import SmtpNotifier
 
@@ -74,8 +76,9 @@ def letters_db(tmp_path, monkeypatch, record_evaluator):
     monkeypatch.setenv("CCM_DATABASE_URL", url)
     monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "out"))
     config_file = tmp_path / "config.toml"
+    # auto_send: these tests are about delivery; tests/test_batches.py reviews mailings before they go.
     config_file.write_text('[smtp]\nsecurity = "none"\ntimeout_seconds = 1\n[letters]\nretry_first_seconds = 60\n'
-                           'retry_max_seconds = 3600\n')
+                           'retry_max_seconds = 3600\nauto_send = true\n')
     monkeypatch.setenv("CCM_CONFIG", str(config_file))
     monkeypatch.setenv("CCM_RECEIPTS_COMPLETE_FROM", "2010-08-01")   # an ISU with its whole record of receipts
     store.upgrade(url)
@@ -86,7 +89,7 @@ def letters_db(tmp_path, monkeypatch, record_evaluator):
 
 
 def smtp_config(port: int):
-    return load_letters_config(overrides={"smtp": {"host": "127.0.0.1", "port": port}, "letters": {"notifier": "smtp"}})
+    return load_letters_config(overrides={"smtp": {"host": "127.0.0.1", "port": port}, "letters": {"notifier": "smtp", "auto_send": True}})
 
 
 def rows(url):
@@ -120,9 +123,9 @@ def test_smtp_delivers_with_the_headers_and_a_utf8_subject(letters_db, record_ev
     ssd = by_to["mission@ssd.example"]
     assert ssd["Subject"].startswith("Reminder: initial transparency report")
     assert ssd["From"] and ssd["Date"] and ssd["Content-Language"] == "en"
-    assert ssd["Message-ID"] == delivery.message_id(ssd["X-CCM-Key"], "clusterconvention.org")
+    assert ssd["Message-ID"] == message_id(ssd["X-CCM-Key"], "clusterconvention.org")
     chinese = [m for m in smtp_server.messages if m["To"] == "lb@lebanon.example"]
-    assert chinese and any("报告" in m["Subject"] for m in chinese)
+    assert chinese and any("集束弹药公约" in m["Subject"] for m in chinese)
     assert "=?utf-8?" in chinese[0].as_string().lower()      # encoded on the wire, decoded here
     assert "黎巴嫩常驻联合国日内瓦办事处代表团" in chinese[0].get_body(("plain",)).get_content()
     assert all(r.status == "sent" and r.attempts == 1 for r in rows(letters_db).values())
@@ -197,22 +200,22 @@ def test_a_process_killed_between_sending_and_recording_sends_the_same_message_i
     assert len(smtp_server.messages) == count                                  # sent is never sent again
 
 
-def test_the_unique_key_refuses_a_second_row_for_the_same_letter(letters_db, record_evaluator, dues):
+def test_an_item_is_planned_once_and_the_unique_key_refuses_a_second_row(letters_db, record_evaluator, dues):
     config = load_letters_config()
-    the_plan = delivery.make_plan(letters_db, record_evaluator, config, AS_OF, dues)
-    outgoing = [delivery.render_letter(p, the_plan.contacts[p.party], record_evaluator, config, AS_OF, NOW)
-                for p in the_plan.with_contact]
-    assert delivery.queue(letters_db, outgoing, AS_OF, NOW) == len(outgoing) > 0
-    assert delivery.queue(letters_db, outgoing, AS_OF, NOW) == 0
+    first = batches.plan_batch(letters_db, config, AS_OF, dues, NOW)
+    assert first.batch_id is not None and first.items
+    again = batches.plan_batch(letters_db, config, AS_OF, dues, NOW)
+    assert again.batch_id is None and again.items == []
     with pytest.raises(sa.exc.IntegrityError):
         with store.writer_session(letters_db) as session, session.begin():
-            row = rows(letters_db)[outgoing[0].planned.key]
-            session.add(LetterRow(**{c.name: getattr(row, c.name) for c in LetterRow.__table__.columns if c.name != "id"}))
+            with store.reader_session(letters_db) as reader:
+                row = reader.scalars(sa.select(ItemRow)).first()
+            session.add(ItemRow(**{c.name: getattr(row, c.name) for c in ItemRow.__table__.columns if c.name != "id"}))
 
 
 def test_send_dry_run_writes_nothing_and_log_lists_what_was_sent(letters_db, ccm, tmp_path):
     code, out = ccm("letters", "send", "--as-of", AS_OF.isoformat(), "--dry-run")
-    assert code == 0 and "would send SSD|ccm.art7.initial_report||reminder1" in out and "nothing was written" in out
+    assert code == 0 and "would send a note to SSD (1 item(s))" in out and "nothing was written" in out
     assert rows(letters_db) == {}
     code, out = ccm("letters", "send", "--as-of", AS_OF.isoformat())
     assert code == 0 and "sent (outbox" in out and "no contact" in out.lower()
@@ -231,7 +234,8 @@ def test_a_first_mass_mailing_over_smtp_with_no_receipt_recorded_is_refused_and_
     assert rows(letters_db) == {} and smtp_server.messages == []
     # `since` lifts the guard: only obligations due from that date are chased.
     since = load_letters_config(overrides={"smtp": {"host": "127.0.0.1", "port": smtp_server.port},
-                                           "letters": {"notifier": "smtp", "since": AS_OF.isoformat()}})
+                                           "letters": {"notifier": "smtp", "since": AS_OF.isoformat(),
+                                                       "auto_send": True}})
     result = delivery.send(letters_db, record_evaluator, since, AS_OF, now=NOW)
     assert result.delivery.failed == [] and len(smtp_server.messages) == len(result.delivery.sent)
     assert all(r.status == "sent" for r in rows(letters_db).values())

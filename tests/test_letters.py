@@ -8,6 +8,7 @@ import jinja2
 import pytest
 
 from engine import letters
+from engine.notes import consolidate
 from engine.planner import Due, Policy, plan
 from notifiers import snapshots
 from notifiers.config import Signer, defaults
@@ -28,7 +29,7 @@ def test_every_template_in_every_language_matches_its_golden_snapshot(tmp_path):
 
 def test_the_snapshots_cover_every_kind_of_the_policy_in_every_language():
     names = {n.rsplit(".", 2)[0] for n in snapshots.render_all()}
-    kinds = {c[2] for c in snapshots.CASES}
+    kinds = {o for c in snapshots.CASES for o, _, _ in c.items}
     assert {o for k in POLICY.kinds for o in k.obligations} - kinds <= {"ccm.art4.clearance_after_eif",
                                                                           "ccm.art3.extension_request"}
     assert len(names) == len(snapshots.CASES)
@@ -36,6 +37,15 @@ def test_the_snapshots_cover_every_kind_of_the_policy_in_every_language():
 
 def _letter(party="SSD", obligation="ccm.art7.initial_report", on=date(2024, 7, 30), as_of=date(2024, 7, 31), period=""):
     return plan([Due(party, obligation, period, on, on, "overdue")], [], POLICY, as_of)[0]
+
+
+def _note(letter=None, dated=date(2024, 7, 31), sent=()):
+    return consolidate([letter or _letter()], list(sent), dated)[0]
+
+
+def _render(evaluator, note, language="en", mission=None):
+    return letters.render_note(note, evaluator.registry, evaluator.rulebook, language, SIGNER, "CCM/ISU", "k",
+                               mission=mission)
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +58,7 @@ def evaluator():
 
 
 def test_english_dates_are_british_and_the_legal_basis_quotes_the_rule_that_computed_the_date(evaluator):
-    letter = _letter()
-    facts = letters.letter_facts(letter, evaluator.registry, evaluator.rulebook, "en")
-    out = letters.render(letter, facts, "en", SIGNER, "CCM/ISU", date(2024, 7, 31))
+    out = _render(evaluator, _note())
     assert "Geneva, 31 July 2024" in out.text and "was due on 30 July 2024" in out.text
     quote = evaluator.rulebook.rule("ccm.art7.initial_report").quote
     assert f'"{quote}"' in " ".join(out.text.split())
@@ -58,36 +66,30 @@ def test_english_dates_are_british_and_the_legal_basis_quotes_the_rule_that_comp
 
 
 @pytest.mark.parametrize("language, words", [
-    ("fr", ("Soudan du Sud", "30 juillet 2024", "a l'honneur", "très haute considération")),
-    ("es", ("Sudán del Sur", "30 de julio de 2024", "tiene el honor", "más alta y distinguida consideración")),
-    ("zh", ("南苏丹", "2024年7月30日", "致意", "最崇高的敬意")),
+    ("fr", ("Mission permanente du Soudan du Sud", "30 juillet 2024", "a l'honneur", "très haute considération")),
+    ("es", ("Misión Permanente de Sudán del Sur", "30 de julio de 2024", "tiene el honor",
+            "más alta y distinguida consideración")),
+    ("zh", ("南苏丹", "2024年7月30日", "致意", "最崇高的敬意", "如贵国已提交该报告，请惠赐副本一份，并请忽略本照会。")),
 ])
 def test_each_language_has_its_country_name_date_and_diplomatic_formulae(evaluator, language, words):
-    letter = _letter()
-    facts = letters.letter_facts(letter, evaluator.registry, evaluator.rulebook, language)
-    out = letters.render(letter, facts, language, SIGNER, "CCM/ISU", date(2024, 7, 31))
+    out = _render(evaluator, _note(), language)
     text = "".join(out.text.split()) if language == "zh" else " ".join(out.text.split())
     for word in words:
         assert (word.replace(" ", "") if language == "zh" else word) in text
 
 
 def test_the_html_letter_escapes_a_mission_name_with_markup(evaluator):
-    letter = _letter()
-    facts = letters.letter_facts(letter, evaluator.registry, evaluator.rulebook, "en",
-                                 mission='Mission <b>"A & B"</b>')
-    out = letters.render(letter, facts, "en", SIGNER, "CCM/ISU", date(2024, 7, 31))
+    out = _render(evaluator, _note(), mission='Mission <b>"A & B"</b>')
     assert "<b>" not in out.html and "&lt;b&gt;" in out.html and "&amp;" in out.html
     assert 'Mission <b>"A & B"</b>' in " ".join(out.text.split())
 
 
 def test_a_template_that_uses_a_missing_value_fails_instead_of_leaving_a_blank(evaluator):
     text_env, _ = letters.environments()
-    letter = _letter()
-    facts = letters.letter_facts(letter, evaluator.registry, evaluator.rulebook, "en")
-    context = letters.context(letter, facts, "en", SIGNER, "REF", date(2024, 7, 31))
-    del context["due"]
+    context = letters.note_context(_note(), evaluator.registry, evaluator.rulebook, "en", SIGNER, "REF")
+    del context["groups"][0]["entries"][0]["due"]
     with pytest.raises(jinja2.UndefinedError):
-        text_env.get_template("en/initial_report.j2").render(context)
+        text_env.get_template("en/note.j2").render(context)
 
 
 def test_the_reference_number_is_stable_for_the_same_letter():

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from engine import scheduler, store
 from engine.contacts import set_contacts, validate
-from notifiers.log import LetterRow
+from notifiers.log import ItemRow, LetterRow
 
 
 def free_port() -> int:
@@ -45,9 +45,10 @@ def smtp_server():
     controller.stop()
 
 
-def configure(tmp_path, monkeypatch, url: str, smtp_port: int | None = None) -> None:
+def configure(tmp_path, monkeypatch, url: str, smtp_port: int | None = None, auto_send: bool = False) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('[smtp]\nsecurity = "none"\ntimeout_seconds = 5\n')
+    config.write_text('[smtp]\nsecurity = "none"\ntimeout_seconds = 5\n'
+                      + ('[letters]\nauto_send = true\n' if auto_send else ''))
     monkeypatch.setenv("CCM_CONFIG", str(config))
     monkeypatch.setenv("CCM_DATABASE_URL", url)
     monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "out"))
@@ -61,15 +62,17 @@ def configure(tmp_path, monkeypatch, url: str, smtp_port: int | None = None) -> 
     set_contacts(url, [validate("SSD", "mission@ssd.example", "en")])
 
 
-def letters(url) -> list[LetterRow]:
+def letters(url) -> list[ItemRow]:
+    """South Sudan's items that went out in a note, in order."""
     with store.reader_session(url) as session:
-        return list(session.scalars(sa.select(LetterRow).where(LetterRow.party == "SSD").order_by(LetterRow.id)))
+        return list(session.scalars(sa.select(ItemRow).join(LetterRow, LetterRow.id == ItemRow.letter_id)
+                                    .where(ItemRow.party == "SSD").order_by(ItemRow.id)))
 
 
 def test_down_for_ten_days_the_scheduler_catches_up_with_one_check_and_each_due_letter_once(tmp_path, monkeypatch,
                                                                                             smtp_server):
     url = f"sqlite:///{tmp_path / 'ccm.sqlite'}"
-    configure(tmp_path, monkeypatch, url, smtp_server.port)
+    configure(tmp_path, monkeypatch, url, smtp_server.port, auto_send=True)
     first = scheduler.daily_job("2024-07-25")            # the courtesy notice (due 30 June) goes out
     assert [l.stage for l in letters(url)] == ["courtesy"] and first.no_contact
     # Down from 26 July to 4 August: the first reminder (31 July) is due; sent once, on return.
@@ -146,7 +149,7 @@ def test_a_second_scheduler_on_the_same_database_refuses_to_start(tmp_path, monk
 
 @pytest.mark.postgres
 def test_two_checks_racing_on_postgresql_send_each_letter_once(tmp_path, monkeypatch, postgres_url, smtp_server):
-    configure(tmp_path, monkeypatch, postgres_url, smtp_server.port)
+    configure(tmp_path, monkeypatch, postgres_url, smtp_server.port, auto_send=True)
     set_contacts(postgres_url, [validate("SSD", "mission@ssd.example", "en"), validate("LBN", "lb@lebanon.example", "fr"),
                                 validate("TCD", "td@chad.example", "fr")])
     code = "from engine.scheduler import daily_job; print(daily_job('2025-08-16'))"
