@@ -92,7 +92,7 @@ def wording(planned: PlannedLetter, dated: date, sent: Iterable[SentItem]) -> tu
     if planned.due >= dated:
         return "forthcoming", None
     reminders = [s for s in sent if s.party == planned.party and s.obligation_id == planned.obligation_id
-                 and s.period == planned.period and s.due == planned.due and s.due < s.sent_on < dated]
+                 and s.period == planned.period and s.due == planned.due and s.due < s.sent_on <= dated]
     if reminders:
         return "further", max(reminders, key=lambda s: (s.sent_on, s.reference))
     return "reminder", None
@@ -113,7 +113,7 @@ def consolidate(planned: Iterable[PlannedLetter], sent: Iterable[SentItem], date
         items.sort(key=lambda i: (i.article_number, i.planned.due, i.planned.obligation_id, i.planned.period))
         obligations = {(i.planned.obligation_id, i.planned.period) for i in items}
         related = [s for s in sent if s.party == party and (s.obligation_id, s.period) in obligations
-                   and s.sent_on < dated]
+                   and s.sent_on <= dated]
         follows = max(related, key=lambda s: (s.sent_on, s.reference)) if related else None
         notes.append(Note(party=party, dated=dated, items=tuple(items), follows=follows))
     return notes
