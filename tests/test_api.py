@@ -112,7 +112,7 @@ def test_party_list_party_and_names(client, db):
     assert lao == {"iso3": "LAO", "name": "Lao People's Democratic Republic", "status": "state_party",
                    "entry_into_force": "2010-08-01", "withdrawal_effective": None}
     one = client.get("/api/parties/Laos?as_of=2019-06-01").json()      # a CLDR name works too
-    assert one["party"] == lao and one["names"]["fr"] == "Laos"
+    assert one["party"] == lao and one["names"]["fr"] == "République démocratique populaire lao"   # the UN name
     assert one["links"]["obligations"] == "/api/parties/LAO/obligations"
 
 

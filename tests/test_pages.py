@@ -143,7 +143,7 @@ def test_party_page_in_french_then_spanish(server, browser):
 
     browser.get(server + "/parties/LAO?lang=fr&as_of=2019-06-01")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "fr"
-    assert browser.find_element(By.ID, "party-name").text == "Laos (LAO)"
+    assert browser.find_element(By.ID, "party-name").text == "République démocratique populaire lao (LAO)"  # UN name
     assert browser.find_element(By.ID, "party-status").text == "État partie"
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "Échéances" in body and "Historique" in body and "1 août 2020" in body
