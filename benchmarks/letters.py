@@ -1,9 +1,9 @@
-"""Benchmark of the letters: planning and rendering for the embedded registry and for synthetic parties,
-and delivery to a local SMTP server (aiosmtpd), printing letters per second.
+"""Benchmark of the letters: planning, consolidating (one note per State) and rendering for the embedded registry and
+for synthetic parties, and delivery to a local SMTP server (aiosmtpd), printing items per second.
 
     python benchmarks/letters.py [--parties 10000] [--deliver 1000] [--as-of 2025-06-01]
 
-Target: all the letters of a day for the embedded registry planned and rendered in under 1 s.
+Target: all the notes of a day for the embedded registry planned and rendered in under 1 s.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import letters as letter_text  # noqa: E402
 from engine.evaluate import Evaluator  # noqa: E402
-from engine.planner import Due, Policy, plan  # noqa: E402
+from engine.notes import consolidate  # noqa: E402
+from engine.planner import Due, Policy, dues_from_evaluation, plan  # noqa: E402
 from engine.registry import load_registry  # noqa: E402
 from engine.rulebook import load_rulebook  # noqa: E402
 from notifiers.config import Signer, defaults  # noqa: E402
@@ -33,17 +34,11 @@ def _signer(table) -> Signer:
     return Signer(**{part: dict(table["signers"]["isu"][part]) for part in ("sender", "short", "signature")})
 
 
-def render_planned(planned, evaluator, signer, prefix, as_of, synthetic=False) -> int:
-    for index, p in enumerate(planned):
-        language = LANGUAGES[index % 4]
-        if synthetic:
-            rule = evaluator.rulebook.rule(p.obligation_id)
-            facts = letter_text.LetterFacts(iso3=p.party, country=f"State {p.party}",
-                                            mission=letter_text.default_mission(f"State {p.party}", language),
-                                            rule_article=rule.article, rule_quote=rule.quote, base_article=None)
-        else:
-            facts = letter_text.letter_facts(p, evaluator.registry, evaluator.rulebook, language)
-        letter_text.render(p, facts, language, signer, prefix, as_of)
+def render_planned(planned, evaluator, signer, prefix, as_of) -> int:
+    """Consolidate the planned items into one note per party and render each (languages in turn); returns the items."""
+    for index, note in enumerate(consolidate(planned, [], as_of)):
+        letter_text.render_note(note, evaluator.registry, evaluator.rulebook, LANGUAGES[index % 4], signer, prefix,
+                                key=f"{note.party}|note|bench")
     return len(planned)
 
 
@@ -75,7 +70,7 @@ def deliver(count: int, evaluator, as_of: date) -> tuple[int, float]:
 
     from engine import store
     from engine.contacts import set_contacts, validate
-    from notifiers import delivery
+    from notifiers import batches, delivery
     from notifiers.config import load_letters_config
     from notifiers.smtp import SmtpNotifier
 
@@ -94,19 +89,17 @@ def deliver(count: int, evaluator, as_of: date) -> tuple[int, float]:
             store.upgrade(url)
             config = load_letters_config(overrides={"smtp": {"host": "127.0.0.1", "port": controller.port,
                                                              "security": "none"}})
-            parties = sorted(evaluator.registry.participants)
+            parties = sorted(evaluator.registry.participants)[:count]      # one note per party
             set_contacts(url, [validate(p, f"{p.lower()}@example.org", LANGUAGES[i % 4]) for i, p in enumerate(parties)])
             dues = delivery.obligations_as_of(None, evaluator, as_of)
-            the_plan = delivery.make_plan(url, evaluator, config, as_of, dues)
             now = datetime.now(timezone.utc)
-            outgoing = [delivery.render_letter(p, the_plan.contacts[p.party], evaluator, config, as_of, now)
-                        for p in the_plan.with_contact[:count]]
-            delivery.queue(url, outgoing, as_of, now)
+            batch = batches.plan_batch(url, config, as_of, dues, now)
+            approval = batches.approve(url, batch.batch_id, "benchmark", evaluator, config, now)
             t = time.perf_counter()
             report = delivery.deliver(url, SmtpNotifier(config.smtp), config, now)
             elapsed = time.perf_counter() - t
             store.dispose_engines()
-            assert Sink.received == len(report.sent) == len(outgoing), (Sink.received, len(report.sent))
+            assert Sink.received == len(report.sent) == approval.notes, (Sink.received, len(report.sent))
             return len(report.sent), elapsed
     finally:
         controller.stop()
@@ -128,9 +121,9 @@ def main() -> None:
     load_time = time.perf_counter() - t
     t = time.perf_counter()
     dues = [d for iso3 in sorted(evaluator.registry.participants)
-            for d in __import__("engine.planner", fromlist=["x"]).dues_from_evaluation(evaluator.evaluate(iso3, as_of))]
+            for d in dues_from_evaluation(evaluator.evaluate(iso3, as_of))]
     engine_time = time.perf_counter() - t
-    letter_text.render(*_warm(evaluator, policy, signer, prefix, as_of))
+    _warm(evaluator, policy, signer, prefix)
 
     for label, day, already in (("embedded registry, first day (every open obligation)", as_of, []),):
         t = time.perf_counter()
@@ -143,7 +136,7 @@ def main() -> None:
         first_keys = [p.key for p in planned]
     next_day = as_of + timedelta(days=1)
     next_dues = [d for iso3 in sorted(evaluator.registry.participants)
-                 for d in __import__("engine.planner", fromlist=["x"]).dues_from_evaluation(evaluator.evaluate(iso3, next_day))]
+                 for d in dues_from_evaluation(evaluator.evaluate(iso3, next_day))]
     t = time.perf_counter()
     planned = plan(next_dues, first_keys, policy, next_day)
     plan_time = time.perf_counter() - t
@@ -156,7 +149,7 @@ def main() -> None:
     planned = plan(synthetic, [], policy, as_of)
     plan_time = time.perf_counter() - t
     t = time.perf_counter()
-    render_planned(planned, evaluator, signer, prefix, as_of, synthetic=True)
+    render_planned(planned, evaluator, signer, prefix, as_of)
     rows.append((f"{args.parties:,} synthetic parties ({len(synthetic):,} obligations)", len(planned), plan_time,
                  time.perf_counter() - t))
 
@@ -164,10 +157,10 @@ def main() -> None:
 
     print(f"Letters benchmark as of {as_of.isoformat()} (registry loaded in {load_time:.2f} s; engine evaluated "
           f"{len(evaluator.registry.participants)} parties in {engine_time:.2f} s, not counted below)\n")
-    print(f"{'case':58} {'letters':>8} {'plan s':>8} {'render s':>9} {'total s':>8} {'letters/s':>10}")
+    print(f"{'case':58} {'items':>8} {'plan s':>8} {'render s':>9} {'total s':>8} {'items/s':>10}")
     for label, n, p, r in rows:
         print(f"{label:58} {n:>8,} {p:>8.3f} {r:>9.3f} {p + r:>8.3f} {n / max(p + r, 1e-9):>10,.0f}")
-    print(f"{'delivery to a local aiosmtpd (SQLite log, one row per txn)':58} {sent:>8,} {'':>8} {'':>9} "
+    print(f"{'delivery to a local aiosmtpd (notes; SQLite log, one per txn)':58} {sent:>8,} {'':>8} {'':>9} "
           f"{deliver_time:>8.3f} {sent / max(deliver_time, 1e-9):>10,.0f}")
     first = rows[0]
     verdict = "met" if first[2] + first[3] < 1 else "NOT met"
@@ -175,11 +168,10 @@ def main() -> None:
           f"({first[2] + first[3]:.3f} s for the worst day, {rows[1][2] + rows[1][3]:.3f} s for an ordinary one).")
 
 
-def _warm(evaluator, policy, signer, prefix, as_of):
-    """One letter rendered before timing (template compilation is a one-off per process)."""
+def _warm(evaluator, policy, signer, prefix) -> None:
+    """One note rendered before timing (template compilation is a one-off per process)."""
     d = Due("SSD", "ccm.art7.initial_report", "", date(2024, 7, 30), date(2024, 7, 30), "overdue")
-    p = plan([d], [], policy, date(2024, 7, 31))[0]
-    return p, letter_text.letter_facts(p, evaluator.registry, evaluator.rulebook, "en"), "en", signer, prefix, as_of
+    render_planned(plan([d], [], policy, date(2024, 7, 31)), evaluator, signer, prefix, date(2024, 7, 31))
 
 
 if __name__ == "__main__":

@@ -176,7 +176,8 @@ def state_names(iso3: str, registry, language: str) -> tuple[str, str, str]:
     if names.has_official_name(iso3):
         official = names.official_name(iso3, language)
         return official.running, official.of, names.permanent_mission(iso3, language)
-    country = registry.participant(iso3).localized_name(LOCALES[language])
+    participant = registry.participants.get(iso3)
+    country = participant.localized_name(LOCALES[language]) if participant else iso3
     of = {"en": f"of {country}", "fr": f"de {country}", "es": f"de {country}", "zh": country}[language]
     mission = {"en": f"Permanent Mission {of} to the United Nations Office at Geneva",
                "fr": f"Mission permanente {of} auprès de l'Office des Nations Unies à Genève",
