@@ -120,3 +120,22 @@ def test_contacts_set_and_import_and_a_party_without_a_contact_is_reported(tmp_p
         assert "SSD: no contact" not in out
     finally:
         store.dispose_engines()
+
+
+def test_a_french_note_quotes_the_authentic_french_text_and_others_mark_the_english(evaluator):
+    rule = evaluator.rulebook.rule("ccm.art7.initial_report")
+    french, source = rule.quotes["fr"]
+    assert source.startswith("https://")
+    fr = " ".join(_render(evaluator, _note(), "fr").text.split())
+    assert f"« {french} »" in fr and "texte anglais" not in fr
+    es = " ".join(_render(evaluator, _note(), "es").text.split())
+    assert "(texto en inglés): «as soon as practicable" in es
+
+
+def test_one_french_citation_style_within_a_note(evaluator):
+    """Every provision reads "paragraphe N de l'article M", never "article M, paragraphe N"."""
+    import re
+
+    for name, text in snapshots.render_all().items():
+        if name.endswith(".fr.txt"):
+            assert not re.search(r"article \d+, paragraphe", " ".join(text.split())), name

@@ -183,3 +183,15 @@ def test_a_malformed_rule_is_reported_once_and_not_as_missing_from_the_rules_tha
 def test_an_empty_folder_is_refused_with_a_sentence(tmp_path):
     with pytest.raises(RulebookError, match=r"no rule files \(\*\.toml\) found"):
         load_rulebook(tmp_path)
+
+
+def test_a_quotation_in_another_language_needs_its_source(rulebook, tmp_path):
+    from engine.rulebook import RulebookError
+
+    for path in default_directory().glob("*.toml"):
+        shutil.copy(path, tmp_path / path.name)
+    transparency = tmp_path / "art07_transparency.toml"
+    text = transparency.read_text(encoding="utf-8")
+    transparency.write_text(text.replace('source_fr = "', 'unused_source = "', 1), encoding="utf-8")
+    with pytest.raises(RulebookError, match="key 'quote_fr' needs 'source_fr'"):
+        load_rulebook(tmp_path)
