@@ -1,4 +1,5 @@
-"""The letters' commands on the ``ccm`` app: contacts, letters plan|batches|preview|approve|deliver|send|log|snapshots, schedule run.
+"""The letters' commands on the ``ccm`` app: contacts, letters plan|batches|preview|approve|discard|deliver|send|log|snapshots,
+schedule run.
 
 Registered by the last line of engine/cli.py. Exit statuses: 0 success; 1 ``letters send`` left a
 letter failed (it will be retried); 2 an error the user can fix (the message says why).
@@ -316,6 +317,21 @@ def letters_approve(batch: int = typer.Argument(..., help="The batch to approve.
     if approval.no_contact:
         console.print(f"[red]No contact any more[/] for {', '.join(approval.no_contact)}: their items were returned "
                       "to planning.", highlight=False)
+
+
+@letters_app.command("discard")
+def letters_discard(batch: int = typer.Argument(..., help="The planned batch to discard.")) -> None:
+    """Discard a batch not yet approved: nothing of it is sent, and its items are planned again next time."""
+    from notifiers import batches
+
+    settings, _ = _settings()
+    _ready(settings.database_url)
+    try:
+        items = batches.discard(settings.database_url, batch)
+    except batches.BatchError as error:
+        fail(str(error))
+        return
+    console.print(f"Batch {batch} discarded: {items} item(s) return to planning.", highlight=False)
 
 
 @letters_app.command("deliver")

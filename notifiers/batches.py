@@ -267,6 +267,25 @@ def approve(url: str, batch_id: int, by: str, evaluator, config: LettersConfig, 
                     items=sum(len(n.items) for n, _ in rows), no_contact=missing)
 
 
+def discard(url: str, batch_id: int) -> int:
+    """Discard a planned batch: its items are deleted, so the next plan considers them again. Returns how many.
+
+    Raises BatchError for an unknown batch or one already approved (its notes are queued or sent).
+    """
+    with writer_session(url) as session, session.begin():
+        query = sa.select(BatchRow).where(BatchRow.id == batch_id)
+        if not is_sqlite(url):
+            query = query.with_for_update()
+        batch = session.scalar(query)
+        if batch is None:
+            raise BatchError(f"there is no batch {batch_id}; `ccm letters batches` lists them")
+        if batch.status != "planned":
+            raise BatchError(f"batch {batch_id} was approved by {batch.approved_by}; its notes cannot be recalled")
+        items = session.execute(sa.delete(ItemRow).where(ItemRow.batch_id == batch_id)).rowcount
+        session.delete(batch)
+    return items
+
+
 def batch_letters(url: str, batch_id: int) -> list[LetterRow]:
     """The notes an approved batch queued."""
     with reader_session(url) as session:

@@ -213,3 +213,17 @@ def test_the_isu_approves_a_batch_over_the_api_and_the_dashboard_offers_it(maili
         listed = client.get("/api/letters/batches", headers={"Authorization": "Bearer isu-secret-token"}).json()
         assert listed[0]["approved_by"] == "Coordinator A" and f'data-batch="{result.batch_id}"' not in client.get("/").text
     assert scheduler.retry_job() == 2 and len(smtp_server.messages) == 2
+
+
+def test_a_discarded_batch_sends_nothing_and_its_items_are_planned_again(mailing_db, smtp_server, ccm):
+    assert ccm("letters", "plan", "--as-of", "2025-05-01")[0] == 0
+    planned = table_counts(mailing_db)["letter_items"]
+    code, out = ccm("letters", "discard", "1")
+    assert code == 0 and f"{planned} item(s) return to planning" in out
+    assert table_counts(mailing_db) == {"letter_batches": 0, "letter_items": 0, "letters": 0}
+    code, out = ccm("letters", "plan", "--as-of", "2025-05-01")
+    assert code == 0 and "Recorded as batch" in out and table_counts(mailing_db)["letter_items"] == planned
+    batch_id = batches.list_batches(mailing_db)[0][0].id
+    assert ccm("letters", "approve", str(batch_id), "--by", "A")[0] == 0
+    code, out = ccm("letters", "discard", str(batch_id))
+    assert code == 2 and "cannot be recalled" in out
