@@ -1,7 +1,7 @@
 """The letters' tables on engine.store.Base: contacts, the delivery log (one row per idempotency key), attempts, the scheduler lock.
 
 The schema is created by the migrations engine/migrations/versions/0002_letters.py and
-0004_letter_batches.py (batches, their items, and each note's batch and approver); these models
+0005_letter_batches.py (batches, their items, and each note's batch and approver); these models
 must stay equal to it (tests/test_store.py compares them once this module is imported).
 """
 

@@ -53,7 +53,9 @@ def smtp_server():
 def mailing_db(db_url, tmp_path, monkeypatch, smtp_server):
     """SQLite or PostgreSQL, SMTP to the loopback server, no auto_send; contacts for Lebanon (fr) and South Sudan (en)."""
     config = tmp_path / "config.toml"
-    config.write_text('[smtp]\nsecurity = "none"\ntimeout_seconds = 5\n[letters]\nsince = "2024-01-01"\n')
+    # The ISU's record of receipts is complete: a report due with none recorded is overdue (not unknown).
+    config.write_text('[smtp]\nsecurity = "none"\ntimeout_seconds = 5\n[letters]\nsince = "2024-01-01"\n'
+                      '[record]\nreceipts_complete_from = "2011-01-01"\n')
     monkeypatch.setenv("CCM_CONFIG", str(config))
     monkeypatch.setenv("CCM_NOTIFIER", "smtp")
     monkeypatch.setenv("CCM_SMTP_HOST", "127.0.0.1")
@@ -61,6 +63,13 @@ def mailing_db(db_url, tmp_path, monkeypatch, smtp_server):
     store.upgrade(db_url)
     set_contacts(db_url, [validate("LBN", "lb@lebanon.example", "fr"), validate("SSD", "mission@ssd.example", "en")])
     return db_url
+
+
+def engine_evaluator():
+    """The evaluator the scheduler uses with the test's settings."""
+    from engine.settings import load_settings
+
+    return scheduler._evaluator("reference", load_settings().receipts_complete_from)
 
 
 def table_counts(url) -> dict[str, int]:
@@ -80,7 +89,7 @@ def test_an_unapproved_batch_is_never_delivered_and_approving_it_delivers_each_n
         parties = sorted(set(session.scalars(sa.select(ItemRow.party).where(ItemRow.batch_id == result.batch_id))))
     assert parties == ["LBN", "SSD"]
 
-    approval = batches.approve(url, result.batch_id, "Coordinator A", scheduler._evaluator("reference"),
+    approval = batches.approve(url, result.batch_id, "Coordinator A", engine_evaluator(),
                                load_letters_config(), datetime.now(timezone.utc))
     assert approval.notes == 2 and approval.approved_by == "Coordinator A"
     assert scheduler.retry_job() == 2 and scheduler.retry_job() == 0
@@ -90,7 +99,7 @@ def test_an_unapproved_batch_is_never_delivered_and_approving_it_delivers_each_n
     assert all(n.status == "sent" and n.approved_by == "Coordinator A" and n.approved_at is not None for n in notes)
     assert {m["Message-ID"] for m in smtp_server.messages} == {n.message_id for n in notes}
     with pytest.raises(batches.BatchError, match="already approved by Coordinator A"):
-        batches.approve(url, result.batch_id, "B", scheduler._evaluator("reference"), load_letters_config(),
+        batches.approve(url, result.batch_id, "B", engine_evaluator(), load_letters_config(),
                         datetime.now(timezone.utc))
 
 
@@ -114,7 +123,7 @@ def test_a_state_gets_one_note_listing_every_outstanding_item(mailing_db, smtp_s
 
 def test_a_first_letter_is_never_a_further_reminder_and_a_later_one_cites_the_note_sent(mailing_db, smtp_server):
     url = mailing_db
-    evaluator, config = scheduler._evaluator("reference"), load_letters_config()
+    evaluator, config = engine_evaluator(), load_letters_config()
     ssd = [d for d in delivery.obligations_as_of(url, evaluator, date(2024, 8, 30)) if d.party == "SSD"]
     # 30 days after South Sudan's initial report fell due: the policy's second reminder stage.
     first = batches.plan_batch(url, config, date(2024, 8, 30), ssd, datetime.now(timezone.utc))
@@ -141,7 +150,7 @@ def test_sending_as_of_a_future_date_is_refused_and_writes_nothing(mailing_db, c
     assert table_counts(mailing_db) == {"letter_batches": 0, "letter_items": 0, "letters": 0}
     assert not (tmp_path / "digests" / "outbox").exists()
     with pytest.raises(batches.FutureDateRefused):
-        delivery.send(mailing_db, scheduler._evaluator("reference"), load_letters_config(), TODAY + timedelta(days=1))
+        delivery.send(mailing_db, engine_evaluator(), load_letters_config(), TODAY + timedelta(days=1))
     assert table_counts(mailing_db) == {"letter_batches": 0, "letter_items": 0, "letters": 0}
     # Planning and previewing may look ahead; they record nothing.
     code, out = ccm("letters", "plan", "--as-of", "2099-05-01")

@@ -3,16 +3,16 @@
 A batch holds the items (one per idempotency key) planned on one day; approving it renders one
 consolidated note per State into ``letters`` (queued), recording who approved it and when.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 from alembic import op
 import sqlalchemy as sa
 
 import notifiers.log  # noqa: F401  (registers the letters' models on engine.store.Base for metadata comparisons)
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
