@@ -556,7 +556,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         approval = await run_in_threadpool(_approve, service, batch_id, body.by)
         return JSONResponse({"batch": approval.batch_id, "approved_by": approval.approved_by,
                              "approved_at": approval.approved_at.isoformat(), "notes": approval.notes,
-                             "items": approval.items, "no_contact": approval.no_contact},
+                             "items": approval.items, "no_contact": approval.no_contact,
+                             "settled": approval.settled},
                             headers={"Cache-Control": "no-store"})
 
     # -- calendars

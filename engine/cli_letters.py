@@ -314,6 +314,9 @@ def letters_approve(batch: int = typer.Argument(..., help="The batch to approve.
     console.print(f"Batch {batch} approved by {approval.approved_by}: {approval.notes} note(s) ({approval.items} item(s)) "
                   "queued; `ccm letters deliver` sends them now, the scheduler within "
                   f"{config.scheduler.retry_every_minutes} min.", highlight=False)
+    if approval.settled:
+        console.print(f"{len(approval.settled)} item(s) settled since planning (a report recorded, a deadline moved) "
+                      "were left out.", highlight=False)
     if approval.no_contact:
         console.print(f"[red]No contact any more[/] for {', '.join(approval.no_contact)}: their items were returned "
                       "to planning.", highlight=False)

@@ -7,6 +7,8 @@ Guarantees:
 * Nothing of a batch is queued before it is approved: its notes are rendered at approval,
   dated that day (a note bears the day it is sent), into ``letters`` with who approved it and
   when; the delivery (notifiers.delivery.deliver) only ever sends ``letters`` rows.
+* An item settled between planning and approval (a report recorded, a deadline moved) is left
+  out of the note: approval evaluates the batch's parties again as of that day.
 * A batch is approved once; approving it again is refused with a sentence saying by whom and when.
 * Wording follows the log: an item is a "further" reminder only if a note that was *sent*
   already reminded the State of it (engine.notes).
@@ -61,6 +63,23 @@ class Approval:
     notes: int
     items: int
     no_contact: list[str]
+    settled: list[str] = field(default_factory=list)    # item keys no longer open on the day of approval
+
+
+def still_open(url: str, evaluator, items: list[ItemRow], today: date) -> set[str]:
+    """The keys of the items whose obligation is still open on ``today`` with the same due date: a report
+    recorded, or a deadline moved, between planning and approval leaves the note."""
+    from engine.planner import OPEN_STATUSES
+    from notifiers.delivery import obligations_as_of
+
+    parties = {row.party for row in items}
+    current = {(d.party, d.obligation_id, d.period): d for d in obligations_as_of(url, evaluator, today, parties)}
+    keep = set()
+    for row in items:
+        due = current.get((row.party, row.obligation_id, row.period))
+        if due is not None and due.status in OPEN_STATUSES and due.due == row.due:
+            keep.add(row.key)
+    return keep
 
 
 def refuse_future(as_of: date, today: date) -> None:
@@ -237,6 +256,11 @@ def approve(url: str, batch_id: int, by: str, evaluator, config: LettersConfig, 
             raise BatchError(f"batch {batch_id} was planned as of {batch.as_of.isoformat()}, after today "
                              f"({today.isoformat()}); approve it on or after that date")
         items = list(session.scalars(sa.select(ItemRow).where(ItemRow.batch_id == batch_id).order_by(ItemRow.id)))
+        keep = still_open(url, evaluator, items, today)
+        settled = [row.key for row in items if row.key not in keep]
+        if settled:                   # settled since planning: not sent, and planned again should they reopen
+            session.execute(sa.delete(ItemRow).where(ItemRow.key.in_(settled)))
+            items = [row for row in items if row.key in keep]
         contacts = load_contacts(url)
         notes = notes_of(url, items, today)
         rows, missing = [], []
@@ -264,7 +288,7 @@ def approve(url: str, batch_id: int, by: str, evaluator, config: LettersConfig, 
             session.execute(sa.update(ItemRow).where(ItemRow.key.in_(keys)).values(letter_id=letter.id))
         batch.status, batch.approved_by, batch.approved_at = "approved", by, now
     return Approval(batch_id=batch_id, approved_by=by, approved_at=now, notes=len(rows),
-                    items=sum(len(n.items) for n, _ in rows), no_contact=missing)
+                    items=sum(len(n.items) for n, _ in rows), no_contact=missing, settled=settled)
 
 
 def discard(url: str, batch_id: int) -> int:

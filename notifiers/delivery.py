@@ -49,8 +49,9 @@ class DeliveryReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def obligations_as_of(url: str | None, evaluator, as_of: date) -> list[Due]:
-    """Every participant's obligations as of the date, with the recorded events of the database (if any)."""
+def obligations_as_of(url: str | None, evaluator, as_of: date, parties: set[str] | None = None) -> list[Due]:
+    """Every participant's (or only ``parties``') obligations as of the date, with the recorded events of the
+    database (if any)."""
     events = []
     if url:
         from engine import store
@@ -63,6 +64,8 @@ def obligations_as_of(url: str | None, evaluator, as_of: date) -> list[Due]:
         by_party.setdefault(event.party, []).append(event)
     dues: list[Due] = []
     for iso3 in sorted(evaluator.registry.participants):
+        if parties is not None and iso3 not in parties:
+            continue
         dues.extend(dues_from_evaluation(evaluator.evaluate(iso3, as_of, by_party.get(iso3, []))))
     return dues
 
