@@ -32,5 +32,6 @@ setup(
         "uvicorn>=0.29",
         "icalendar>=6",
         "weasyprint>=60",      # the letters' PDF for letterhead (ccm letters preview --pdf)
+        "email-validator>=2.1",
     ],
 )

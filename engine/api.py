@@ -67,6 +67,7 @@ class ApiConfig:
     alarm_days: tuple[int, ...] = (30, 7)
     state_ttl_seconds: float = 1.0
     cache_size: int = 4096
+    base_url: str = ""        # the public address (https://deadlines.example.org): calendar links use it, never Host
 
 
 def load_api_config(settings: Settings) -> ApiConfig:
@@ -245,9 +246,11 @@ class Service:
     def as_of(self, text: str | None, name: str = "as_of") -> date:
         if text is None or text == "":
             return datetime.now(timezone.utc).date()
+        from engine.textsafe import TextError, parse_day
+
         try:
-            day = date.fromisoformat(text) if len(text) == 10 else None
-        except ValueError:
+            day = parse_day(text)
+        except TextError:
             day = None
         if day is None:
             raise ApiError(422, f"The parameter {name} {text[:40]!r} is not a date; write it as YYYY-MM-DD, e.g. 2019-06-01.")
@@ -353,6 +356,12 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- the app
 
+#: On every answer: no MIME sniffing, never framed (clickjacking), no address leaked to other sites.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff",
+                    "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+                    "Referrer-Policy": "no-referrer"}
+
+
 def create_app(settings: Settings | None = None, config: ApiConfig | None = None) -> FastAPI:
     """The application. ``settings`` default to config.toml and the environment."""
     if settings is None:
@@ -365,6 +374,13 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                   description="Deadlines of the Convention on Cluster Munitions for each State Party, with the "
                               "legal basis of each date. Reads are public; recording needs the ISU's bearer token.")
     app.state.service = service
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
 
     # -- errors: always a sentence, never a stack trace
     def problem(request: Request, status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
@@ -637,11 +653,20 @@ def _calendar(request: Request, service: Service, state: State, day: date, parti
         stamp = calendar_feed.dtstamp(state.check_finished, day)
         body = calendar_feed.build(evaluations, service.evaluator.rulebook, name=name, stamp=stamp,
                                    domain=service.config.calendar_domain, alarm_days=service.config.alarm_days,
-                                   url_for_party=lambda iso3: str(request.base_url).rstrip("/") + f"/parties/{iso3}")
-        return body, service.etag(state, key, str(request.base_url))
+                                   url_for_party=_party_link(service.config.base_url))
+        return body, service.etag(state, key, service.config.base_url)
 
-    body, etag = service.cached(("ics",) + key + (state.key, str(request.base_url)), compute)
+    body, etag = service.cached(("ics",) + key + (state.key, service.config.base_url), compute)
     return _conditional(request, body, etag, ICS_TYPE)
+
+
+def _party_link(base_url: str):
+    """Links to the party pages from ``[api] base_url``; none without it. The request's Host header
+    is the client's to choose, so a link built from it could point anywhere."""
+    base = base_url.strip().rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        return None
+    return lambda iso3: f"{base}/parties/{iso3}"
 
 
 def _state_tokens(config: ApiConfig) -> list[tuple[str, str]]:
@@ -716,6 +741,8 @@ def _require_isu(request: Request, config: ApiConfig) -> str:
 def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
     try:
         data = json.loads(raw or b"null")
+    except RecursionError:
+        raise ApiError(422, "The request body nests too deeply; send a flat object such as " + _example(model) + ".") from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(422, "The request body is not valid JSON; send an object such as "
                             + _example(model) + ".") from None

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy import delete, insert, update
@@ -167,7 +167,8 @@ def next_meeting(evaluator: Evaluator, as_of: date) -> dict[str, Any] | None:
     return {"code": m.code, "name": m.name, "start": m.start_date, "city": m.city, "projected": m.projected}
 
 
-def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None = None) -> CheckResult:
+def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None = None,
+              before_commit: Callable[[CheckResult], Any] | None = None) -> CheckResult:
     """One check, all of it in one transaction: a crash leaves the previous check's state.
 
     Concurrent checks are serialised (PostgreSQL advisory lock; SQLite BEGIN IMMEDIATE):
@@ -184,6 +185,9 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
     :data:`BATCH_ROWS`, all inside the one transaction. Only what the digest needs is kept for
     the whole run (each obligation without its provenance, and the changes); a stored
     provenance is compared by its text, and parsed only when the text differs or a date moved.
+
+    ``before_commit`` gets the result while the transaction is still open (the CLI writes the
+    digest there): if it raises, nothing is committed, so no run exists whose digest was lost.
     """
     t0 = time.perf_counter()
     now = now or datetime.now(timezone.utc)
@@ -273,13 +277,16 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                   "changes": len(changes), "recorded_events": len(events)}
         run.counts = {**counts, "registry_hash": registry_hash} if registry_hash else counts
         run.finished_at = datetime.now(timezone.utc)
-    current.extend(kept)   # keep what was stored for a party that could not be evaluated
-    timings["total"] = time.perf_counter() - t0
-    names = {iso3: p.name for iso3, p in evaluator.registry.participants.items()}
-    return CheckResult(run_id=run.id, as_of=as_of, rulebook_hash=evaluator.rulebook.hash, first_check=previous_run is None,
-                       obligations=current, changes=changes, errors=errors, counts=counts, names=names,
-                       next_meeting=next_meeting(evaluator, as_of), timings=timings, registry_hash=registry_hash,
-                       registry_loaded=registry_loaded)
+        current.extend(kept)   # keep what was stored for a party that could not be evaluated
+        timings["total"] = time.perf_counter() - t0
+        names = {iso3: p.name for iso3, p in evaluator.registry.participants.items()}
+        result = CheckResult(run_id=run.id, as_of=as_of, rulebook_hash=evaluator.rulebook.hash,
+                             first_check=previous_run is None, obligations=current, changes=changes, errors=errors,
+                             counts=counts, names=names, next_meeting=next_meeting(evaluator, as_of), timings=timings,
+                             registry_hash=registry_hash, registry_loaded=registry_loaded)
+        if before_commit is not None:
+            before_commit(result)
+    return result
 
 
 def load_events_in(session) -> list[RecordedEvent]:
@@ -478,23 +485,72 @@ def _without_contact(result: CheckResult, ids: dict[str, set[str]], contacts: di
     return [{"party": party, "name": result.names.get(party, party), "items": count} for party, count in sorted(items.items())]
 
 
+def markdown_text(value: Any) -> Any:
+    """A value as Markdown text that renders as itself: recorded text (a symbol, a reason) may hold
+    ``<script>`` or a ``|`` that a Markdown viewer would run as HTML or read as a table cell.
+
+    >>> markdown_text("<script>alert(1)</script> | x\\ny")
+    '&lt;script&gt;alert(1)&lt;/script&gt; \\\\| x y'
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    return " ".join(text.split()) if "\n" in text or "\r" in text else text
+
+
 def render_digest(context: dict[str, Any]) -> tuple[str, str]:
-    """(Markdown, HTML) of the digest."""
+    """(Markdown, HTML) of the digest; every value is escaped for its format."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-    env = Environment(loader=PackageLoader("engine", "templates"), undefined=StrictUndefined,
-                      autoescape=select_autoescape(["html", "html.j2"]), trim_blocks=True, lstrip_blocks=True,
-                      keep_trailing_newline=True)
-    return env.get_template("digest.md.j2").render(**context), env.get_template("digest.html.j2").render(**context)
+    options = dict(loader=PackageLoader("engine", "templates"), undefined=StrictUndefined, trim_blocks=True,
+                   lstrip_blocks=True, keep_trailing_newline=True)
+    html_env = Environment(autoescape=select_autoescape(["html", "html.j2"]), **options)
+    md_env = Environment(autoescape=False, finalize=markdown_text, **options)
+    return md_env.get_template("digest.md.j2").render(**context), html_env.get_template("digest.html.j2").render(**context)
+
+
+class DigestError(OSError):
+    """The digest could not be written (folder not writable, disk full); the message says where and why."""
+
+
+def digest_paths(folder: Path, as_of: str) -> tuple[Path, Path]:
+    return folder / f"digest-{as_of}.md", folder / f"digest-{as_of}.html"
+
+
+def check_digest_folder(folder: Path) -> None:
+    """Create the folder and prove it writable before a check spends minutes and a transaction on it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".ccm-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise DigestError(f"the digest folder {folder} cannot be written ({error.strerror or error}); nothing was "
+                          "checked or committed. Make it writable, or set [output] folder (CCM_OUTPUT_FOLDER) to "
+                          "one that is, and run the check again") from None
 
 
 def write_digest(folder: Path, context: dict[str, Any]) -> tuple[Path, Path]:
+    """Write both files, each atomically (a temporary file renamed): a reader never sees half a digest.
+
+    Raises DigestError with a sentence; files already written by this call are removed."""
     markdown, html = render_digest(context)
-    folder.mkdir(parents=True, exist_ok=True)
-    md_path, html_path = folder / f"digest-{context['as_of']}.md", folder / f"digest-{context['as_of']}.html"
-    md_path.write_text(markdown, encoding="utf-8")
-    html_path.write_text(html, encoding="utf-8")
-    return md_path, html_path
+    paths = digest_paths(folder, context["as_of"])
+    written: list[Path] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, text in zip(paths, (markdown, html)):
+            temporary = path.with_name(path.name + ".tmp")
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, path)
+            written.append(path)
+    except OSError as error:
+        for path in (*written, *(p.with_name(p.name + ".tmp") for p in paths)):
+            path.unlink(missing_ok=True)
+        raise DigestError(f"the digest cannot be written to {folder} ({error.strerror or error}); the check was not "
+                          "committed. Make the folder writable, or set [output] folder (CCM_OUTPUT_FOLDER), and run "
+                          "the check again") from None
+    return paths
 
 
 # ----------------------------------------------------------------------------- stats

@@ -40,11 +40,22 @@ def parse_date(text: Optional[str], what: str = "--as-of") -> date:
     if not text:
         from datetime import datetime, timezone
         return datetime.now(timezone.utc).date()
+    from engine.textsafe import TextError, parse_day
+
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        fail(f"{what} {text!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-11-28")
+        day = parse_day(text, what)
+    except TextError as error:
+        fail(str(error))
         raise  # unreachable
+    if what == "--as-of":
+        # The API's range: far-future dates are refused at once rather than evaluated for minutes
+        # (thousands of annual reports per State).
+        adopted = evaluator().registry.treaty.adopted
+        high = date(adopted.year + 100, 12, 31)
+        if not adopted <= day <= high:
+            fail(f"--as-of {day.isoformat()} is out of range; give a date from {adopted.isoformat()} (the "
+                 f"Convention's adoption) to {high.isoformat()}")
+    return day
 
 
 def evaluator(backend: str | None = None) -> Evaluator:

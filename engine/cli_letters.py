@@ -1,8 +1,9 @@
-"""The letters' commands on the ``ccm`` app: contacts, letters plan|batches|preview|approve|discard|deliver|send|log|snapshots,
-schedule run.
+"""The letters' commands on the ``ccm`` app: contacts, letters plan|batches|preview|approve|discard|deliver|send|log|
+cancel|retry|snapshots, schedule run.
 
 Registered by the last line of engine/cli.py. Exit statuses: 0 success; 1 ``letters send`` left a
-letter failed (it will be retried); 2 an error the user can fix (the message says why).
+letter failed (retried later) or rejected (waits for a contact change or ``letters retry``); 2 an
+error the user can fix (the message says why).
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
     set_contacts(settings.database_url, [contact])
     console.print(f"Contact of {iso3}: {', '.join(contact.email)} in {language}"
                   + (f", addressed to the {contact.mission}" if contact.mission else ""), highlight=False)
+    _rerender([iso3])
+
+
+def _rerender(parties: list[str]) -> None:
+    """A contact changed: its State's unsent letters are rendered again for it (and rejected ones queued again)."""
+    from notifiers import delivery
+
+    settings, config = _settings()
+    problems = delivery.rerender_for_parties(settings.database_url, evaluator(), config, parties)
+    for key, problem in problems:
+        console.print(f"[yellow]not re-rendered:[/] {key}: {problem}", highlight=False)
 
 
 @contacts_app.command("import")
@@ -93,6 +105,7 @@ def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
         fail(str(error))
     _ready(settings.database_url)
     console.print(f"Imported {set_contacts(settings.database_url, contacts)} contact(s).", highlight=False)
+    _rerender([c.party for c in contacts])
 
 
 @contacts_app.command("list")
@@ -345,10 +358,12 @@ def letters_deliver() -> None:
     settings, config = _settings()
     _ready(settings.database_url)
     report = delivery.deliver(settings.database_url, delivery.make_notifier(config), config)
-    console.print(f"{len(report.sent)} sent, {len(report.failed)} failed (retried later).", highlight=False)
-    for key, error in report.failed:
-        console.print(f"[red]failed:[/] {key}: {error}", highlight=False)
-    raise typer.Exit(1 if report.failed else 0)
+    console.print(f"{len(report.sent)} sent, {len(report.failed)} failed (retried later), {len(report.rejected)} "
+                  "rejected (not retried: fix the contact, or `ccm letters retry`).", highlight=False)
+    for label, items in (("failed", report.failed), ("rejected", report.rejected)):
+        for key, error in items:
+            console.print(f"[red]{label}:[/] {_terminal(key)}: {_terminal(error)}", highlight=False)
+    raise typer.Exit(1 if report.failed or report.rejected else 0)
 
 
 @letters_app.command("send")
@@ -392,50 +407,117 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
         fail(f"the letters could not be recorded: {str(error.orig).strip().splitlines()[0]}")
         return
     where = config.outbox if config.notifier == "outbox" else f"{config.smtp.host}:{config.smtp.port}"
+    d = result.delivery
     console.print(f"Letters as of {day.isoformat()}: {len(result.plan.items)} item(s) planned"
                   + (f" in batch {result.plan.batch_id}" if result.plan.batch_id else "")
-                  + f", {result.queued} note(s) queued, {len(result.delivery.sent)} sent ({config.notifier}: {where}), "
-                  f"{len(result.delivery.failed)} failed (retried later).", highlight=False)
+                  + f", {result.queued} note(s) queued, {len(d.sent)} sent ({config.notifier}: {where}), "
+                  f"{len(d.failed)} failed (retried later), {len(d.rejected)} rejected (not retried: fix the contact, "
+                  "or `ccm letters retry`).", highlight=False)
     if result.awaiting_approval:
         console.print(f"Batch {result.plan.batch_id} awaits review: `ccm letters preview {result.plan.batch_id}`, then "
                       f"`ccm letters approve {result.plan.batch_id} --by NAME` ([letters] auto_send is false).",
                       highlight=False)
-    for key, error in result.delivery.failed:
-        console.print(f"[red]failed:[/] {key}: {error}", highlight=False)
+    for label, items in (("failed", d.failed), ("rejected", d.rejected), ("not rendered", d.not_rendered)):
+        for key, error in items:
+            console.print(f"[red]{label}:[/] {_terminal(key)}: {_terminal(error)}", highlight=False)
     _print_no_contact(result.plan.no_contact)
-    raise typer.Exit(1 if result.delivery.failed else 0)
+    raise typer.Exit(1 if d.failed or d.rejected or d.not_rendered else 0)
+
+
+def _terminal(text: object) -> str:
+    from engine.textsafe import printable
+
+    return printable(text)
 
 
 @letters_app.command("log")
 def letters_log(party: Optional[str] = typer.Option(None, "--party"),
-                status: Optional[str] = typer.Option(None, "--status", help="queued, sent or failed."),
+                status: Optional[str] = typer.Option(None, "--status",
+                                                     help="queued, sent, failed, rejected, partial or cancelled."),
                 limit: int = typer.Option(50, "--limit"),
                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """The delivery log, newest first: what was sent, to whom, when; failures with their error."""
+    """The delivery log, newest first: what was sent, to whom (the outcome per recipient), when; failures with their error."""
     from notifiers import delivery
+    from notifiers.log import STATUSES
 
+    if status and status not in STATUSES:
+        fail(f"--status {status!r}: give one of {', '.join(STATUSES)}")
     settings, _ = _settings()
     _ready(settings.database_url)
     iso3 = find_party(evaluator(), party).iso3 if party else None
     rows = delivery.log_rows(settings.database_url, iso3, status, limit)
+    outcomes = delivery.recipients_of(settings.database_url, [r.id for r in rows])
     if json_output:
-        print(json.dumps([{"key": r.key, "reference": r.reference, "message_id": r.message_id, "to": r.recipients,
-                           "language": r.language, "subject": r.subject, "status": r.status, "attempts": r.attempts,
-                           "created_at": str(r.created_at), "sent_at": str(r.sent_at) if r.sent_at else None,
+        print(json.dumps([{"id": r.id, "key": r.key, "reference": r.reference, "message_id": r.message_id,
+                           "to": r.recipients, "language": r.language, "subject": r.subject, "status": r.status,
+                           "attempts": r.attempts, "created_at": str(r.created_at),
+                           "sent_at": str(r.sent_at) if r.sent_at else None,
                            "next_attempt_at": str(r.next_attempt_at) if r.next_attempt_at else None,
                            "error": r.last_error, "batch": r.batch_id, "approved_by": r.approved_by,
-                           "approved_at": str(r.approved_at) if r.approved_at else None} for r in rows],
-                         ensure_ascii=False, indent=1))
+                           "approved_at": str(r.approved_at) if r.approved_at else None,
+                           "recipients": [{"address": o.address, "status": o.status, "detail": o.detail}
+                                          for o in outcomes.get(r.id, [])]} for r in rows], ensure_ascii=False, indent=1))
         return
     table = Table(title=f"Delivery log ({len(rows)})")
-    for column in ("Reference", "Key", "To", "Status", "Attempts", "Sent / next attempt", "Approved", "Error"):
+    for column in ("Id", "Reference", "Key", "To (outcome)", "Status", "Attempts", "Sent / next attempt", "Approved",
+                   "Error"):
         table.add_column(column)
     for r in rows:
-        when = r.sent_at if r.status == "sent" else r.next_attempt_at
+        when = r.sent_at if r.status in ("sent", "partial") else r.next_attempt_at
         approved = f"{r.approved_by}, {r.approved_at:%Y-%m-%d %H:%M}" if r.approved_at else ""
-        table.add_row(r.reference, r.key, r.recipients, r.status, str(r.attempts),
-                      f"{when:%Y-%m-%d %H:%M}" if when else "", approved, r.last_error or "")
+        per = outcomes.get(r.id)
+        to = "\n".join(f"{o.address} ({o.status})" for o in per) if per else r.recipients
+        table.add_row(str(r.id), _terminal(r.reference), _terminal(r.key), _terminal(to), r.status, str(r.attempts),
+                      f"{when:%Y-%m-%d %H:%M}" if when else "", _terminal(approved), _terminal(r.last_error or ""))
     console.print(table)
+    for r in rows:
+        for o in outcomes.get(r.id, []):
+            if o.status != "sent":
+                console.print(f"  letter {r.id}: {_terminal(o.address)}: {o.status}"
+                              + (f" ({_terminal(o.detail)})" if o.detail else ""), highlight=False, soft_wrap=True)
+
+
+@letters_app.command("cancel")
+def letters_cancel(letter_id: Optional[int] = typer.Argument(None, help="The letter's id (ccm letters log)."),
+                   party: Optional[str] = typer.Option(None, "--party", help="Every unsent letter of this party.")) -> None:
+    """Cancel an unsent letter (or every unsent letter of a party): it is never sent."""
+    from notifiers import delivery
+
+    if (letter_id is None) == (party is None):
+        fail("give a letter id or --party PARTY (one of them)")
+    settings, _ = _settings()
+    _ready(settings.database_url)
+    iso3 = find_party(evaluator(), party).iso3 if party else None
+    try:
+        keys = delivery.cancel(settings.database_url, letter_id, iso3)
+    except delivery.LetterNotFound as error:
+        fail(str(error))
+        return
+    console.print(f"Cancelled {len(keys)} letter(s)" + (f" of {iso3}" if iso3 else "") + ".", highlight=False)
+    for key in keys:
+        console.print(f"  {_terminal(key)}", highlight=False)
+
+
+@letters_app.command("retry")
+def letters_retry(letter_id: Optional[int] = typer.Argument(None, help="The letter's id (ccm letters log)."),
+                  failed: bool = typer.Option(False, "--failed", help="Every failed, rejected or partial letter.")) -> None:
+    """Queue a letter again, re-rendered with its State's current contact; the next `letters send` delivers it."""
+    from notifiers import delivery
+
+    if (letter_id is None) == (not failed):
+        fail("give a letter id or --failed (one of them)")
+    settings, config = _settings()
+    _ready(settings.database_url)
+    try:
+        keys, problems = delivery.retry(settings.database_url, evaluator(), config, letter_id)
+    except delivery.LetterNotFound as error:
+        fail(str(error))
+        return
+    console.print(f"Queued {len(keys)} letter(s) again; `ccm letters send` (or the scheduler) delivers them.",
+                  highlight=False)
+    for key, problem in problems:
+        console.print(f"[yellow]not queued:[/] {_terminal(key)}: {_terminal(problem)}", highlight=False)
+    raise typer.Exit(2 if problems and not keys else 0)
 
 
 @letters_app.command("snapshots")

@@ -133,13 +133,17 @@ def db_upgrade() -> None:
 
 # ----------------------------------------------------------------------------- recording
 
+def recorded_by() -> str | None:
+    return os.environ.get("CCM_RECORDED_BY") or os.environ.get("USER")
+
+
 def _record(event: NewEvent, corrects: Optional[str]) -> None:
     from engine.record import RecordError, record
 
     url = _url()
     _ready(url, create=True)
     event.corrects = corrects
-    event.recorded_by = os.environ.get("CCM_RECORDED_BY") or os.environ.get("USER")
+    event.recorded_by = recorded_by()
     try:
         event_id, created = record(url, evaluator(), event)
     except RecordError as error:
@@ -189,7 +193,7 @@ COMMENT = typer.Option(None, "--comment", help="A note kept with the record.")
 @record_app.command("report")
 def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
                   kind: str = typer.Option(..., "--kind", help="initial | annual | retention"),
-                  year: Optional[int] = typer.Option(None, "--year", help="The calendar year reported on (annual, retention)."),
+                  year: Optional[str] = typer.Option(None, "--year", help="The calendar year reported on (annual, retention), YYYY."),
                   received: str = typer.Option(..., "--received", help="Date received, YYYY-MM-DD."),
                   symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                   source: Optional[str] = typer.Option(None, "--source", help="URL of the report."),
@@ -203,6 +207,13 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
         fail(f"a {kind} report covers a calendar year; give it with --year YYYY")
     if kind == "initial" and year is not None:
         fail("an initial report has no year; leave out --year")
+    if year is not None:
+        from engine.textsafe import TextError, parse_year
+
+        try:
+            year = str(parse_year(year, "--year"))
+        except TextError as error:
+            fail(str(error))
     _record(NewEvent(party=_party(party), kind=f"report:{kind}", on=parse_date(received, "--received"),
                      period=str(year) if year is not None else None, symbol=symbol, source=source, comment=comment), corrects)
 
@@ -342,7 +353,7 @@ def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False,
     url = _url()
     _ready(url, create=True)
     try:
-        created, skipped = import_file(url, evaluator(), file, recorded_by=os.environ.get("USER"))
+        created, skipped = import_file(url, evaluator(), file, recorded_by=recorded_by())
     except ImportError_ as error:
         fail(str(error))
         return
@@ -361,7 +372,7 @@ def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
         fail(f"--format {fmt_name!r}: give csv or json")
     url = _url()
     rows = export_rows(url) if store.database_exists(url) and store.current_revision(url) else []
-    text = format_export(rows, fmt_name)
+    text = format_export(rows, fmt_name, terminal=output is None and sys.stdout.isatty())
     if output:
         output.write_text(text, encoding="utf-8")
         Console(stderr=True).print(f"Wrote {len(rows)} receipt(s) to {output}.", highlight=False)
@@ -401,19 +412,32 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     from sqlalchemy.exc import OperationalError
 
     from engine import store
-    from engine.check import digest_context, run_check, write_digest
+    from engine.check import DigestError, check_digest_folder, digest_context, run_check, write_digest
+    from engine.contacts import load_contacts
 
     url = _url()
     day = parse_date(as_of)
+    folder = load_settings().output_folder
     _ready(url, create=True)
+    written: dict = {}
+
+    def digest(result) -> None:
+        # Inside the check's transaction: if the digest cannot be written, the run is not committed.
+        written["context"] = context = digest_context(result, evaluator(), contacts)
+        written["paths"] = write_digest(folder, context)
+
     try:
-        result = run_check(url, evaluator(), day)
+        check_digest_folder(folder)
+        contacts = load_contacts(url)
+        result = run_check(url, evaluator(), day, before_commit=digest)
+    except DigestError as error:
+        fail(str(error), code=3)
+        return
     except OperationalError as error:
         fail(f"the check could not run on {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
         return
-    from engine.contacts import load_contacts
-    context = digest_context(result, evaluator(), load_contacts(url))
-    md_path, html_path = write_digest(load_settings().output_folder, context)
+    context = written["context"]
+    md_path, html_path = written["paths"]
     if json_output:
         print(json.dumps(context, ensure_ascii=False, indent=1, default=str))
     else:

@@ -181,13 +181,53 @@ def default_directory() -> Path:
     return Path(str(resources.files("rules") / "ccm"))
 
 
+#: The pack's manifest: the rule files and obligations the folder must hold, no more, no less.
+MANIFEST = "pack.toml"
+
+
+def _read_manifest(directory: Path, required: bool) -> dict[str, Any] | None:
+    path = directory / MANIFEST
+    if not path.exists():
+        if required:
+            raise RulebookError([f"{directory}: the rule pack's manifest {MANIFEST} is missing; it lists the rule "
+                                 "files and obligations the pack must contain"])
+        return None
+    try:
+        pack = tomllib.loads(path.read_text(encoding="utf-8")).get("pack")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise RulebookError([f"{MANIFEST}: not valid TOML: {error}"]) from None
+    if not isinstance(pack, dict) or not all(
+            isinstance(pack.get(key), list) and all(isinstance(v, str) for v in pack[key]) for key in ("files", "obligations")):
+        raise RulebookError([f"{MANIFEST}: needs a [pack] table with files = [...] and obligations = [...] (lists of names)"])
+    return pack
+
+
+def _check_manifest(pack: dict[str, Any], files: list[Path], rules: list["Rule"], problems: list[str]) -> None:
+    """A file or obligation missing from the folder, or present but not declared, is a problem."""
+    present, declared = {p.name for p in files}, set(pack["files"])
+    for name in sorted(declared - present):
+        problems.append(f"{MANIFEST} lists the rule file {name}, which is missing from the pack")
+    for name in sorted(present - declared):
+        problems.append(f"{name}: a rule file the pack's {MANIFEST} does not list; add it to files = [...] or remove it")
+    produced, expected = {r.id for r in rules if r.is_obligation}, set(pack["obligations"])
+    for rule_id in sorted(expected - produced):
+        problems.append(f"{MANIFEST} lists the obligation {rule_id}, which no rule file produces")
+    for rule_id in sorted(produced - expected):
+        problems.append(f"the obligation {rule_id} is not listed in {MANIFEST}; add it to obligations = [...]")
+
+
 def load_rulebook(directory: Path | None = None) -> Rulebook:
     """Read every ``*.toml`` rule file in ``directory`` (the CCM rulebook by default).
+
+    The folder's manifest ``pack.toml`` (required for the packaged rulebook, checked whenever
+    present) lists the rule files and the obligations they must produce: a file or obligation
+    missing or not declared is refused.
 
     Raises :class:`RulebookError` listing every problem found, each naming file and key.
     """
     directory = Path(directory) if directory else default_directory()
-    files = sorted(p for p in directory.glob("*.toml"))
+    pack = _read_manifest(directory, required=directory == default_directory())
+    files = sorted(p for p in directory.glob("*.toml") if p.name != MANIFEST)
     problems: list[str] = []
     if not files:
         raise RulebookError([f"{directory}: no rule files (*.toml) found"])
@@ -220,6 +260,8 @@ def load_rulebook(directory: Path | None = None) -> Rulebook:
             if rule:
                 rules.append(rule)
     _check_references(rules, written_ids, problems)
+    if pack is not None:
+        _check_manifest(pack, files, rules, problems)
     if problems:
         raise RulebookError(problems)
     ordered = _dependency_order(rules, problems)

@@ -43,6 +43,7 @@ class DailyResult:
     no_contact: dict[str, int]
     batch_id: int | None = None          # the mailing planned today
     awaiting_approval: bool = False      # over SMTP without auto_send: `ccm letters approve BATCH` sends it
+    rejected: int = 0          # refused for good (bad address, 5xx): they wait for a contact change or a retry
 
 
 def daily_job(as_of: str | None = None) -> DailyResult:
@@ -66,7 +67,8 @@ def daily_job(as_of: str | None = None) -> DailyResult:
     return DailyResult(as_of=day, check_run_id=check.run_id, planned=len(result.plan.items), queued=result.queued,
                        sent=len(result.delivery.sent), failed=len(result.delivery.failed),
                        no_contact={p: len(ls) for p, ls in result.plan.no_contact.items()},
-                       batch_id=result.plan.batch_id, awaiting_approval=result.awaiting_approval)
+                       batch_id=result.plan.batch_id, awaiting_approval=result.awaiting_approval,
+                       rejected=len(result.delivery.rejected))
 
 
 def retry_job() -> int:

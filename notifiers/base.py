@@ -10,13 +10,21 @@ from typing import Protocol
 
 
 class DeliveryError(Exception):
-    """A delivery that did not happen; retried later. ``transient`` is False for a 5xx refusal;
-    ``connection`` is True when the server could not be reached or timed out (the run stops trying)."""
+    """A delivery that did not happen.
 
-    def __init__(self, message: str, transient: bool = True, connection: bool = False):
+    ``transient`` (server down, a timeout, a 4xx answer): retried later with backoff.
+    Otherwise permanent for this letter (a 5xx refusal, an address that cannot be mailed, a
+    server without SMTPUTF8 for a non-ASCII address): the letter is marked rejected and the run
+    goes on. ``connection`` is True when the server could not be reached or timed out (the run
+    stops trying). ``refused`` maps the recipients the server refused to its answer.
+    """
+
+    def __init__(self, message: str, transient: bool = True, connection: bool = False,
+                 refused: dict[str, str] | None = None):
         super().__init__(message)
         self.transient = transient
         self.connection = connection
+        self.refused = dict(refused or {})
 
 
 class Notifier(Protocol):
@@ -28,7 +36,10 @@ class Notifier(Protocol):
 
     name: str
 
-    def send(self, message: EmailMessage) -> None: ...
+    def send(self, message: EmailMessage, recipients: list[str] | None = None) -> dict[str, str]:
+        """Deliver to ``recipients`` (default: every To and Cc address); returns the recipients
+        refused while the others were accepted, each with the server's answer."""
+        ...
 
     def close(self) -> None: ...
 
@@ -44,20 +55,26 @@ def message_id(key: str, domain: str) -> str:
 
 def build_message(*, sender: str, to: list[str], cc: list[str], subject: str, text: str, html: str, msg_id: str,
                   key: str, reference: str, language: str, date: datetime, reply_to: str = "") -> EmailMessage:
-    """A multipart/alternative message (plain text, then HTML), UTF-8 throughout."""
+    """A multipart/alternative message (plain text, then HTML), UTF-8 throughout.
+
+    Every header value passes :func:`notifiers.addresses.header_text`: recorded text (an id in
+    the key, a symbol in the subject) never carries a line break into a header.
+    """
+    from notifiers.addresses import header_text
+
     message = EmailMessage()
-    message["From"] = sender
-    message["To"] = ", ".join(to)
+    message["From"] = header_text(sender)
+    message["To"] = header_text(", ".join(to))
     if cc:
-        message["Cc"] = ", ".join(cc)
+        message["Cc"] = header_text(", ".join(cc))
     if reply_to:
-        message["Reply-To"] = reply_to
-    message["Subject"] = subject
+        message["Reply-To"] = header_text(reply_to)
+    message["Subject"] = header_text(subject)
     message["Date"] = format_datetime(date)
-    message["Message-ID"] = msg_id
-    message["X-CCM-Reference"] = reference
-    message["X-CCM-Key"] = key
+    message["Message-ID"] = header_text(msg_id)
+    message["X-CCM-Reference"] = header_text(reference)
+    message["X-CCM-Key"] = header_text(key)
     message.set_content(text, charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
-    message["Content-Language"] = language        # after set_content, which drops Content-* headers
+    message["Content-Language"] = header_text(language)        # after set_content, which drops Content-* headers
     return message

@@ -64,6 +64,7 @@ class Approval:
     items: int
     no_contact: list[str]
     settled: list[str] = field(default_factory=list)    # item keys no longer open on the day of approval
+    not_rendered: list[tuple[str, str]] = field(default_factory=list)   # (party, why): its items planned again
 
 
 def still_open(url: str, evaluator, items: list[ItemRow], today: date) -> set[str]:
@@ -263,14 +264,19 @@ def approve(url: str, batch_id: int, by: str, evaluator, config: LettersConfig, 
             items = [row for row in items if row.key in keep]
         contacts = load_contacts(url)
         notes = notes_of(url, items, today)
-        rows, missing = [], []
+        rows, missing, not_rendered = [], [], []
         for note in notes:
             contact = contacts.get(note.party)
             if contact is None:       # removed since planning: its items go back to planning
                 missing.append(note.party)
                 session.execute(sa.delete(ItemRow).where(ItemRow.batch_id == batch_id, ItemRow.party == note.party))
                 continue
-            out = render_note(note, contact, evaluator, config, batch_id, now)
+            try:
+                out = render_note(note, contact, evaluator, config, batch_id, now)
+            except Exception as error:  # noqa: BLE001 - one note that cannot be rendered never stops the others
+                not_rendered.append((note.party, f"{error.__class__.__name__}: {error}"))
+                session.execute(sa.delete(ItemRow).where(ItemRow.batch_id == batch_id, ItemRow.party == note.party))
+                continue
             rows.append((note, out))
         for note, out in rows:
             first = note.items[0].planned
@@ -288,7 +294,8 @@ def approve(url: str, batch_id: int, by: str, evaluator, config: LettersConfig, 
             session.execute(sa.update(ItemRow).where(ItemRow.key.in_(keys)).values(letter_id=letter.id))
         batch.status, batch.approved_by, batch.approved_at = "approved", by, now
     return Approval(batch_id=batch_id, approved_by=by, approved_at=now, notes=len(rows),
-                    items=sum(len(n.items) for n, _ in rows), no_contact=missing, settled=settled)
+                    items=sum(len(n.items) for n, _ in rows), no_contact=missing, settled=settled,
+                    not_rendered=not_rendered)
 
 
 def discard(url: str, batch_id: int) -> int:

@@ -11,10 +11,17 @@ Guarantees (see also notifiers/batches.py):
 * A letter marked ``sent`` is never sent again. Delivery is at-least-once: a process killed
   after the notifier accepted a message and before the database recorded it sends it again on
   the next run, with the same Message-ID, so that the receiving side can recognise it.
-* Failures (server down, 4xx, 5xx, timeout) are recorded with the error and retried with
-  exponential backoff (``retry_first_seconds`` doubling, at most ``retry_max_seconds``); a letter is
-  never given up. When the server cannot be reached or times out, the run stops after that
-  letter: the others stay queued for the next run.
+* Transient failures (server down, a timeout, a 4xx answer) are recorded with the error and
+  retried with exponential backoff (``retry_first_seconds`` doubling, at most
+  ``retry_max_seconds``); such a letter is never given up. When the server cannot be reached, times
+  out or refuses the sender, the run stops after that letter: the others stay queued for the
+  next run.
+* Permanent failures belong to one letter (an address that cannot be mailed, a 5xx refusal, a
+  non-ASCII address and a server without SMTPUTF8): the letter is marked ``rejected`` (or
+  ``partial`` when other recipients accepted it) and the run goes on with the next one. It is
+  re-rendered and queued again when its State's contact changes, or by ``ccm letters retry``.
+* The outcome is recorded per recipient (``letter_recipients``): a retry sends only to those
+  that have not accepted the letter.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from engine.planner import Due, dues_from_evaluation, plan
 from engine.store import is_sqlite, reader_session, writer_session
 from notifiers.base import DeliveryError, Notifier
 from notifiers.config import LettersConfig
-from notifiers.log import AttemptRow, LetterRow
+from notifiers.log import UNSENT, AttemptRow, LetterRow, RecipientRow
 
 if TYPE_CHECKING:
     from notifiers.batches import Approval, BatchPlan
@@ -46,7 +53,9 @@ PAUSE_AFTER_SEND_ENV = "CCM_TEST_PAUSE_AFTER_SEND"   # test hook: seconds to sle
 @dataclass
 class DeliveryReport:
     sent: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)         # transient: retried later
+    rejected: list[tuple[str, str]] = field(default_factory=list)       # permanent, for that letter or recipient
+    not_rendered: list[tuple[str, str]] = field(default_factory=list)   # could not be rendered: not queued
 
 
 def obligations_as_of(url: str | None, evaluator, as_of: date, parties: set[str] | None = None) -> list[Due]:
@@ -97,11 +106,32 @@ def due_for_delivery(url: str, now: datetime) -> list[int]:
             .order_by(LetterRow.id)))
 
 
+def addresses_of(message: EmailMessage) -> list[str]:
+    """Every To and Cc address of a stored message, in order, once."""
+    found = []
+    for name in ("To", "Cc"):
+        for header in message.get_all(name, []):
+            try:
+                found.extend(a.addr_spec for a in header.addresses)
+            except (AttributeError, TypeError, ValueError):
+                found.extend(a.strip() for a in str(header).split(",") if a.strip())
+    return list(dict.fromkeys(found))
+
+
+def _record_recipients(session, letter_id: int, outcomes: dict[str, tuple[str, str | None]], now: datetime) -> None:
+    existing = {r.address: r for r in session.scalars(sa.select(RecipientRow).where(RecipientRow.letter_id == letter_id))}
+    for address, (status, detail) in outcomes.items():
+        row = existing.get(address) or RecipientRow(letter_id=letter_id, address=address)
+        row.status, row.detail, row.at = status, detail, now
+        session.add(row)
+
+
 def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime | None = None) -> DeliveryReport:
     """Send every letter queued or failed whose next attempt is due; each in its own transaction.
 
     The row is locked while it is sent (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the write lock
     of BEGIN IMMEDIATE), so two deliveries running at once never send the same letter twice.
+    A letter goes only to its recipients that have not accepted it yet.
     """
     now = now or datetime.now(timezone.utc)
     report = DeliveryReport()
@@ -117,28 +147,66 @@ def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime |
                 row = session.scalar(query)
                 if row is None:
                     continue     # sent meanwhile by another run, or being sent by it
-                message = email.message_from_string(row.message, policy=email.policy.default)
                 row.attempts += 1
+                done = set(session.scalars(sa.select(RecipientRow.address).where(
+                    RecipientRow.letter_id == row.id, RecipientRow.status == "sent")))
                 try:
-                    notifier.send(message)
+                    message = email.message_from_string(row.message, policy=email.policy.default)
+                    pending = [a for a in addresses_of(message) if a not in done]
+                    refused = notifier.send(message, pending) if pending else {}
                 except DeliveryError as error:
-                    row.status, row.last_error = "failed", str(error)
-                    row.next_attempt_at = now + backoff(row.attempts, config)
-                    session.add(AttemptRow(letter_id=row.id, at=now, notifier=notifier.name, outcome="failed",
-                                           error=str(error)))
-                    report.failed.append((row.key, str(error)))
-                    if error.connection:
+                    stop = _failed(session, row, notifier, config, now, report, str(error), error.transient,
+                                   {a: ("refused" if not error.transient else "deferred", t) for a, t in error.refused.items()})
+                    if stop and error.connection:
                         break        # server down or not answering: the rest stay queued for the next run
+                    continue
+                except Exception as error:  # noqa: BLE001 - whatever one letter does, the others go on
+                    _failed(session, row, notifier, config, now, report,
+                            f"this letter cannot be sent: {error.__class__.__name__}: {error}", False, {})
                     continue
                 if pause:
                     print(f"{PAUSE_AFTER_SEND_ENV}: sent {row.message_id}, pausing {pause} s", file=sys.stderr, flush=True)
                     time.sleep(float(pause))
-                row.status, row.sent_at, row.last_error, row.next_attempt_at = "sent", now, None, None
-                session.add(AttemptRow(letter_id=row.id, at=now, notifier=notifier.name, outcome="sent", error=None))
-                report.sent.append(row.key)
+                outcomes = {a: ("sent", None) for a in pending if a not in refused}
+                deferred = {a: t for a, t in refused.items() if t[:1] == "4"}
+                outcomes.update({a: ("deferred" if a in deferred else "refused", t) for a, t in refused.items()})
+                _record_recipients(session, row.id, outcomes, now)
+                if deferred:
+                    _failed(session, row, notifier, config, now, report,
+                            "deferred for " + "; ".join(f"{a}: {t}" for a, t in deferred.items()), True, {})
+                    continue
+                row.sent_at, row.next_attempt_at = now, None
+                if refused:
+                    row.status = "partial"
+                    row.last_error = "refused for " + "; ".join(f"{a}: {t}" for a, t in refused.items())
+                    report.rejected.append((row.key, row.last_error))
+                else:
+                    row.status, row.last_error = "sent", None
+                    report.sent.append(row.key)
+                session.add(AttemptRow(letter_id=row.id, at=now, notifier=notifier.name, outcome=row.status[:10],
+                                       error=row.last_error))
     finally:
         notifier.close()
     return report
+
+
+def _failed(session, row: LetterRow, notifier: Notifier, config: LettersConfig, now: datetime, report: DeliveryReport,
+            error: str, transient: bool, outcomes: dict[str, tuple[str, str | None]]) -> bool:
+    """Record a failed attempt: transient ones are retried with backoff, permanent ones wait for a
+    contact change or ``ccm letters retry``. Returns whether it was transient."""
+    if outcomes:
+        _record_recipients(session, row.id, outcomes, now)
+    row.last_error = error
+    if transient:
+        row.status, row.next_attempt_at = "failed", now + backoff(row.attempts, config)
+        report.failed.append((row.key, error))
+    else:
+        accepted = session.scalar(sa.select(sa.func.count()).select_from(RecipientRow).where(
+            RecipientRow.letter_id == row.id, RecipientRow.status == "sent"))
+        row.status, row.next_attempt_at = ("partial" if accepted else "rejected"), None
+        report.rejected.append((row.key, error))
+    session.add(AttemptRow(letter_id=row.id, at=now, notifier=notifier.name, outcome="failed", error=error))
+    return transient
 
 
 def make_notifier(config: LettersConfig) -> Notifier:
@@ -212,7 +280,115 @@ def send(url: str, evaluator, config: LettersConfig, as_of: date, notifier: Noti
         approval = approve(url, batch.batch_id, "auto_send" if config.notifier == "smtp" else "outbox (no review)",
                            evaluator, config, now)
     report = deliver(url, notifier or make_notifier(config), config, now)
+    report.not_rendered = list(approval.not_rendered) if approval else []
     return SendResult(plan=batch, approval=approval, delivery=report)
+
+
+# ----------------------------------------------------------------------------- contact changes, cancel, retry
+
+class LetterNotFound(LookupError):
+    """No letter with that id (or none in a state the command acts on); the message says which."""
+
+
+def rerender(url: str, evaluator, config: LettersConfig, where, now: datetime | None = None,
+             requeue: tuple[str, ...] = ("rejected", "partial")) -> list[tuple[str, str]]:
+    """Render the unsent notes selected by ``where`` again with their State's current contact.
+
+    A note is rebuilt from the items it carries (``letter_items``), as dated when it was approved.
+    Notes with status in ``requeue`` are queued again (due at once). The Message-ID is kept, so a
+    receiver that already has the note recognises it. Returns (key, problem) for the notes that
+    could not be re-rendered (left as they were).
+    """
+    from notifiers.batches import notes_of, render_note
+    from notifiers.log import ItemRow
+
+    now = now or datetime.now(timezone.utc)
+    contacts = load_contacts(url)
+    problems: list[tuple[str, str]] = []
+    with writer_session(url) as session, session.begin():
+        rows = list(session.scalars(sa.select(LetterRow).where(where, LetterRow.status.in_(UNSENT))))
+        for row in rows:
+            contact = contacts.get(row.party)
+            if contact is None:
+                problems.append((row.key, f"{row.party} has no contact"))
+                continue
+            try:
+                items = list(session.scalars(sa.select(ItemRow).where(ItemRow.letter_id == row.id).order_by(ItemRow.id)))
+                if not items or row.batch_id is None:
+                    problems.append((row.key, "it carries no planned items to render again; cancel it with "
+                                              "`ccm letters cancel`"))
+                    continue
+                dated = (row.approved_at or row.created_at).date()
+                notes = notes_of(url, items, dated)
+                if len(notes) != 1:
+                    problems.append((row.key, "its items no longer make one note; cancel it with `ccm letters cancel`"))
+                    continue
+                out = render_note(notes[0], contact, evaluator, config, row.batch_id, now)
+            except Exception as error:  # noqa: BLE001 - one note never stops the others
+                problems.append((row.key, f"{error.__class__.__name__}: {error}"))
+                continue
+            row.language, row.subject, row.reference = contact.language, out.rendered.subject, out.rendered.reference
+            row.recipients = ", ".join([*out.message.get_all("To", []), *out.message.get_all("Cc", [])])
+            row.message = out.message.as_string()
+            if row.status in requeue:
+                row.status, row.next_attempt_at = "queued", None
+    return problems
+
+
+def rerender_for_parties(url: str, evaluator, config: LettersConfig, parties: list[str]) -> list[tuple[str, str]]:
+    """After a contact change: the State's unsent letters go to the new addresses, in its language."""
+    return rerender(url, evaluator, config, LetterRow.party.in_(parties))
+
+
+def cancel(url: str, letter_id: int | None = None, party: str | None = None) -> list[str]:
+    """Cancel one unsent letter, or every unsent letter of a party; returns the keys cancelled."""
+    with writer_session(url) as session, session.begin():
+        query = sa.select(LetterRow).where(LetterRow.status.in_(UNSENT))
+        query = query.where(LetterRow.id == letter_id) if letter_id is not None else query.where(LetterRow.party == party)
+        rows = list(session.scalars(query))
+        if letter_id is not None and not rows:
+            found = session.get(LetterRow, letter_id)
+            raise LetterNotFound(f"there is no letter {letter_id}" if found is None else
+                                 f"letter {letter_id} is {found.status}; only a queued, failed, rejected or partial "
+                                 "letter can be cancelled")
+        for row in rows:
+            row.status, row.next_attempt_at = "cancelled", None
+        return [r.key for r in rows]
+
+
+def retry(url: str, evaluator, config: LettersConfig, letter_id: int | None = None,
+          now: datetime | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """Queue again one letter (failed, rejected, partial or cancelled) or, without an id, every failed,
+    rejected or partial one, re-rendered with the current contact. Returns (keys queued, problems)."""
+    statuses = ("failed", "rejected", "partial", "cancelled") if letter_id is not None else ("failed", "rejected", "partial")
+    with reader_session(url) as session:
+        query = sa.select(LetterRow.id, LetterRow.key).where(LetterRow.status.in_(statuses))
+        if letter_id is not None:
+            query = query.where(LetterRow.id == letter_id)
+        chosen = dict(session.execute(query).all())
+        if letter_id is not None and not chosen:
+            found = session.get(LetterRow, letter_id)
+            raise LetterNotFound(f"there is no letter {letter_id}" if found is None else
+                                 f"letter {letter_id} is {found.status}; only a failed, rejected, partial or "
+                                 "cancelled letter can be retried")
+    if not chosen:
+        return [], []
+    with writer_session(url) as session, session.begin():
+        for row in session.scalars(sa.select(LetterRow).where(LetterRow.id.in_(chosen))):
+            if row.status == "cancelled":
+                row.status = "rejected"       # so that rerender queues it again
+    problems = rerender(url, evaluator, config, LetterRow.id.in_(chosen), now, requeue=("failed", "rejected", "partial"))
+    failed_keys = {k for k, _ in problems}
+    return [k for k in chosen.values() if k not in failed_keys], problems
+
+
+def recipients_of(url: str, letter_ids: list[int]) -> dict[int, list[RecipientRow]]:
+    with reader_session(url) as session:
+        found: dict[int, list[RecipientRow]] = {}
+        for r in session.scalars(sa.select(RecipientRow).where(RecipientRow.letter_id.in_(letter_ids))
+                                 .order_by(RecipientRow.id)):
+            found.setdefault(r.letter_id, []).append(r)
+        return found
 
 
 def log_rows(url: str, party: str | None = None, status: str | None = None, limit: int = 50) -> list[LetterRow]:

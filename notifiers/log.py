@@ -10,14 +10,22 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store import Base
 
 #: Delivery statuses. ``queued``: planned, rendered, not yet delivered; ``sent``: the notifier
-#: accepted it (never sent again); ``failed``: the last attempt failed, retried at ``next_attempt_at``.
-STATUSES = ("queued", "sent", "failed")
+#: accepted it for every recipient (never sent again); ``failed``: the last attempt failed for a
+#: transient reason, retried at ``next_attempt_at``; ``rejected``: refused for good (bad address,
+#: 5xx, no SMTPUTF8), not retried until the contact changes or ``ccm letters retry``;
+#: ``partial``: accepted by some recipients, refused for good by the others; ``cancelled``: by
+#: ``ccm letters cancel``, never sent.
+STATUSES = ("queued", "sent", "failed", "rejected", "partial", "cancelled")
+#: Letters that were not delivered to every recipient and are not cancelled.
+UNSENT = ("queued", "failed", "rejected", "partial")
+#: Per recipient: accepted, refused for good, or refused for now (4xx, retried).
+RECIPIENT_STATUSES = ("sent", "refused", "deferred")
 
 
 class ContactRow(Base):
@@ -118,6 +126,20 @@ class AttemptRow(Base):
     notifier: Mapped[str] = mapped_column(String(20))
     outcome: Mapped[str] = mapped_column(String(10))          # sent | failed
     error: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class RecipientRow(Base):
+    """The outcome of one letter for one address (migration 0006)."""
+
+    __tablename__ = "letter_recipients"
+    __table_args__ = (UniqueConstraint("letter_id", "address", name="uq_letter_recipient"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    letter_id: Mapped[int] = mapped_column(ForeignKey("letters.id"), index=True)
+    address: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))         # sent | refused | deferred
+    detail: Mapped[Optional[str]] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SchedulerLockRow(Base):

@@ -20,12 +20,14 @@ class OutboxNotifier:
         reference = message.get("X-CCM-Reference") or message["Message-ID"]
         return self.folder / (re.sub(r"[^A-Za-z0-9._-]+", "-", str(reference)).strip("-") + ".eml")
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, recipients: list[str] | None = None) -> dict[str, str]:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path_for(message)
         temporary = path.with_suffix(".eml.tmp")
-        temporary.write_bytes(message.as_bytes())
+        # UTF-8 headers (RFC 6532): an address with a non-ASCII local part is written as it is.
+        temporary.write_bytes(message.as_bytes(policy=message.policy.clone(utf8=True)))
         os.replace(temporary, path)
+        return {}
 
     def close(self) -> None:
         pass

@@ -123,13 +123,14 @@ def test_api_feeds(db, evaluator, tmp_path):
 
     run_check(db, evaluator, date(2025, 1, 2), now=CHECKED)
     finished = last_check_finished(db).replace(tzinfo=timezone.utc, microsecond=0)
-    app = create_app(Settings(database_url=db, output_folder=tmp_path), ApiConfig(calendar_domain="example.org"))
+    app = create_app(Settings(database_url=db, output_folder=tmp_path), ApiConfig(calendar_domain="example.org",
+                                                                                   base_url="https://deadlines.example.org/"))
     with TestClient(app) as client:
         response = client.get("/parties/lao/calendar.ics?as_of=2019-06-01")
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/calendar")
         events = vevents(response.content)
         assert events[CLEARANCE].decoded("DTSTAMP") == finished         # when the last check finished
-        assert str(events[CLEARANCE]["URL"]).endswith("/parties/LAO")
+        assert str(events[CLEARANCE]["URL"]) == "https://deadlines.example.org/parties/LAO"     # [api] base_url
         again = client.get("/parties/LAO/calendar.ics?as_of=2019-06-01")
         assert again.content == response.content
         isu = vevents(client.get("/calendar.ics?as_of=2019-06-01").content)

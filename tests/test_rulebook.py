@@ -65,7 +65,7 @@ def test_every_obligation_says_how_the_record_fulfils_it(rulebook):
 
 
 def test_rule_files_sort_in_treaty_order_and_hold_only_their_own_article(rulebook):
-    names = sorted(path.name for path in default_directory().glob("*.toml"))
+    names = sorted(path.name for path in default_directory().glob("*.toml") if path.name != "pack.toml")
     numbers = []
     for name in names:
         match = FILE_ARTICLE.match(name)
