@@ -45,6 +45,8 @@ from notifiers.config import LettersConfig
 from notifiers.log import UNSENT, AttemptRow, LetterRow, RecipientRow
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from notifiers.batches import Approval, BatchPlan
 
 PAUSE_AFTER_SEND_ENV = "CCM_TEST_PAUSE_AFTER_SEND"   # test hook: seconds to sleep after a send, before recording it

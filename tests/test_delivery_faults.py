@@ -274,6 +274,10 @@ def test_a_line_break_in_a_recorded_request_id_never_reaches_a_header_and_stops_
                            dues=dues_of(record_evaluator, url, "SSD", "TGO"))
     assert result.delivery.failed == [] and result.delivery.rejected == [] and result.delivery.not_rendered == []
     assert len(server.received) == 2                                          # both notes went out
+    from notifiers.log import ItemRow
+    with store.reader_session(url) as session:                                # and SSD's carried the bad item
+        carried = session.scalar(sa.select(ItemRow).where(ItemRow.obligation_id == "ccm.art8.clarification_response"))
+    assert carried is not None and carried.period.startswith("REQ-1\r\n") and carried.letter_id is not None
     for rcpt, _, message in server.received:
         assert "evil@attacker.example" not in rcpt and message["Bcc"] is None
         assert all("\r" not in str(v) and "\n" not in str(v) for v in message.values())
