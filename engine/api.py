@@ -72,9 +72,7 @@ class ApiConfig:
 
 def load_api_config(settings: Settings) -> ApiConfig:
     """The ``[api]`` table of config.toml (defaults when absent). Tokens are never in the file."""
-    data: dict[str, Any] = {}
-    if settings.config_path and settings.config_path.exists():
-        data = tomllib.loads(settings.config_path.read_text(encoding="utf-8")).get("api", {})
+    data: dict[str, Any] = settings.file_data.get("api", {})   # type-checked by load_settings
     known = ApiConfig.__dataclass_fields__
     values = {k: v for k, v in data.items() if k in known}
     if "alarm_days" in values:

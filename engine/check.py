@@ -28,7 +28,7 @@ from engine.evaluate import Evaluator, Obligation, PartyEvaluation
 from engine.facts import RecordedEvent
 from engine.record import load_events
 from engine.registry_store import load_snapshot
-from engine.store import ChangeRow, CheckRunRow, ObligationRow, lock_for_check, writer_session
+from engine.store import ChangeRow, CheckRunRow, ObligationRow, lock_for_check, reader_session, writer_session
 
 WINDOW_DAYS = 90
 MEETING_KINDS = ("MSP", "RC")
@@ -168,8 +168,11 @@ def next_meeting(evaluator: Evaluator, as_of: date) -> dict[str, Any] | None:
 
 
 def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None = None,
-              before_commit: Callable[[CheckResult], Any] | None = None) -> CheckResult:
+              before_commit: Callable[[CheckResult], Any] | None = None, commit: bool = True) -> CheckResult:
     """One check, all of it in one transaction: a crash leaves the previous check's state.
+
+    With ``commit=False`` (a replay of an earlier day) the transaction is rolled back at the
+    end: the result is what the check would have stored, and nothing is stored.
 
     Concurrent checks are serialised (PostgreSQL advisory lock; SQLite BEGIN IMMEDIATE):
     the second one sees the first one's committed state and finds nothing more to change.
@@ -286,6 +289,8 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                              registry_hash=registry_hash, registry_loaded=registry_loaded)
         if before_commit is not None:
             before_commit(result)
+        if not commit:
+            session.rollback()
     return result
 
 
@@ -551,6 +556,49 @@ def write_digest(folder: Path, context: dict[str, Any]) -> tuple[Path, Path]:
                           "committed. Make the folder writable, or set [output] folder (CCM_OUTPUT_FOLDER), and run "
                           "the check again") from None
     return paths
+
+
+def last_check_as_of(url: str) -> date | None:
+    """The latest day a stored check was run as of (None before the first check)."""
+    with reader_session(url) as session:
+        return session.scalar(sa.select(sa.func.max(CheckRunRow.as_of)))
+
+
+def check_and_digest(url: str, evaluator: Evaluator, as_of: date, folder: Path, now: datetime | None = None,
+                     commit: bool = True) -> tuple[CheckResult, dict[str, Any], tuple[Path, Path] | None]:
+    """The daily check and its digest, as ``ccm check`` and the scheduler's daily job both run it.
+
+    The digest files are written inside the check's transaction (a digest that cannot be written
+    leaves the run uncommitted: DigestError). Returns the result, the digest's context and the
+    paths of the Markdown and HTML files (None with ``commit=False``: a replay stores nothing,
+    files included).
+    """
+    from engine.contacts import load_contacts
+    from engine.logs import get
+
+    log = get("check")
+    if commit:   # a folder that cannot take the digest stops the check before it spends anything
+        check_digest_folder(folder)
+    contacts = load_contacts(url)
+    written: dict[str, Any] = {}
+
+    def digest(result: CheckResult) -> None:
+        written["context"] = digest_context(result, evaluator, contacts)
+        if commit:
+            written["paths"] = write_digest(folder, written["context"])
+
+    result = run_check(url, evaluator, as_of, now, before_commit=digest, commit=commit)
+    context, paths = written["context"], written.get("paths")
+    context["replay"] = not commit
+    c = result.counts
+    log.info("check %s as of %s: %s participants, %s obligations, %s change(s), %s not evaluated; %s%s",
+             f"run {result.run_id}" if commit else "replay (not stored)", as_of.isoformat(), c["parties"],
+             c["obligations"], c["changes"], c["errors"], "needs attention" if context["attention"] else "nothing needs attention",
+             f"; digest {paths[0]}" if paths else "",
+             extra={"event": "check", "run_id": result.run_id if commit else None, "as_of": as_of.isoformat(),
+                    "attention": context["attention"], "counts": c, "stored": commit,
+                    "digest": str(paths[0]) if paths else None})
+    return result, context, paths
 
 
 # ----------------------------------------------------------------------------- stats

@@ -1,4 +1,9 @@
-"""The ``ccm`` command line: query parties, deadlines and explanations (the record's commands are added by their modules)."""
+"""The ``ccm`` command line: query parties, deadlines and explanations (the record's commands are added by their modules).
+
+Every command runs inside :class:`CcmGroup`, the one place that turns an exception into an exit
+status and a sentence on standard error (engine/errors.py says which status means what); the
+traceback is printed only with ``ccm --debug``.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,44 @@ import json
 import sys
 from datetime import date
 from functools import lru_cache
+from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from engine.compute import EvaluationError
 from engine.dates import fmt
+from engine.errors import CcmError, exit_for
 from engine.evaluate import Evaluator
-from engine.registry import RegistryError, UnknownPartyError, load_registry
-from engine.rulebook import RulebookError, load_rulebook
-from engine.settings import SettingsError, load_settings
+from engine.registry import UnknownPartyError, load_registry
+from engine.rulebook import load_rulebook
+from engine.settings import load_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+
+class CcmGroup(TyperGroup):
+    """The ``ccm`` group: maps whatever a command raises to its exit status (engine.errors.exit_for)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as error:   # noqa: BLE001 - the one place every failure becomes a sentence
+            code, message = exit_for(error)
+            if ctx.params.get("debug"):
+                import traceback
+
+                traceback.print_exc()
+            err = Console(stderr=True)
+            for line in message.splitlines() or [type(error).__name__]:
+                err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code) from None
+
+
+app = typer.Typer(cls=CcmGroup, no_args_is_help=True, add_completion=True,
                   help="Deadlines of the Convention on Cluster Munitions, computed from declarative rules.")
 console = Console()
 AS_OF_HELP = "Evaluate as of this date (YYYY-MM-DD); default today (UTC)."
@@ -27,13 +57,42 @@ STATUS_STYLE = {"overdue": "bold red", "pending": "yellow", "fulfilled": "green"
                 "not_needed": "dim", "missed": "red"}
 
 
-class UserError(Exception):
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"ccm-deadlines {version('ccm-deadlines')}")
+        except PackageNotFoundError:   # run from a source tree that was never installed
+            print("ccm-deadlines (not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(config: Optional[Path] = typer.Option(None, "--config", help="The config file to use (default: $CCM_CONFIG, "
+                                                       "./config.toml, then the user's config folder).", show_default=False),
+                 debug: bool = typer.Option(False, "--debug", help="Log everything, and print the traceback of an error."),
+                 verbose: bool = typer.Option(False, "-v", "--verbose", help="Log what the command does (INFO)."),
+                 version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                              help="Print the version and exit.")) -> None:
+    """Deadlines of the Convention on Cluster Munitions, computed from declarative rules."""
+    from engine import logs, record_source
+    from engine.settings import use_config
+
+    use_config(config)
+    record_source._url.cache_clear()
+    _evaluator.cache_clear()
+    settings = load_settings()
+    logs.configure(settings.log_level, settings.log_format, verbosity=2 if debug else 1 if verbose else 0)
+
+
+class UserError(CcmError):
     """An error the user can fix; printed as a sentence, exit status 2."""
 
 
 def fail(message: str, code: int = 2) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
+    """Stop the command: ``message`` on stderr (by :class:`CcmGroup`), exit status ``code``."""
+    raise CcmError(message, code)
 
 
 def parse_date(text: Optional[str], what: str = "--as-of") -> date:
@@ -60,21 +119,13 @@ def parse_date(text: Optional[str], what: str = "--as-of") -> date:
 
 def evaluator(backend: str | None = None) -> Evaluator:
     """The process's evaluator for the settings in force (one per backend and record setting)."""
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        fail(str(error))
-        raise
+    settings = load_settings()
     return _evaluator(backend or settings.backend, settings.receipts_complete_from)
 
 
 @lru_cache(maxsize=4)
 def _evaluator(backend: str, receipts_complete_from: date | None) -> Evaluator:
-    try:
-        return Evaluator(load_rulebook(), load_registry(), backend, receipts_complete_from=receipts_complete_from)
-    except (RulebookError, RegistryError) as error:
-        fail(str(error))
-        raise
+    return Evaluator(load_rulebook(), load_registry(), backend, receipts_complete_from=receipts_complete_from)
 
 
 def find_party(ev: Evaluator, query: str):
@@ -189,6 +240,8 @@ def main() -> None:  # pragma: no cover - console entry point
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
 from engine import cli_record  # noqa: E402,F401  (the record and the daily check)
 from engine import cli_web  # noqa: E402,F401  (the HTTP API, pages and calendar feeds)
 from engine import cli_letters  # noqa: E402,F401  (reminder letters, contacts, the scheduler)

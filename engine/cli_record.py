@@ -1,8 +1,9 @@
 """The record's commands on the ``ccm`` app: init, db upgrade, record ..., history, import,
 export, check, stats. Registered by the last line of engine/cli.py.
 
-Exit statuses: 0 success (for ``check``: nothing needs attention); 1 ``check`` found something
-that needs attention; 2 a refusal or an error the user can fix (the message says why).
+Exit statuses (engine/errors.py): 0 success (for ``check``: nothing needs attention); 1 ``check``
+found something that needs attention; 2 a refusal or an error the user can fix; 3 an operational
+failure (the database unreachable, the digest folder not writable).
 
 SQLAlchemy, the store, the record and rich's tables are imported inside the commands that use
 them: every ``ccm`` command loads this module, and most of them never touch the database.
@@ -21,6 +22,7 @@ import typer
 from rich.console import Console
 
 from engine.cli import app, evaluator, fail, parse_date
+from engine.errors import OperationalFailure
 from engine.settings import load_settings
 
 if TYPE_CHECKING:
@@ -56,7 +58,8 @@ def _ready(url: str, create: bool = False) -> None:
     except store.DatabaseNotInitialised as error:
         fail(str(error)[0].upper() + str(error)[1:] + ".")
     except OperationalError as error:
-        fail(f"cannot reach the database {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
+        raise OperationalFailure(f"cannot reach the database {store.safe_url(url)}: "
+                                 f"{str(error.orig).strip().splitlines()[0]}") from error
 
 
 # ----------------------------------------------------------------------------- schema
@@ -86,14 +89,11 @@ def init(registry_dir: Optional[Path] = typer.Option(
         fail(f"{error}\nNothing was created.")
         return
     url = _url()
-    try:
-        before, after = store.upgrade(url)
-        with store.writer_session(url) as session, session.begin():
-            store.lock_for_check(session)      # a check refreshes the snapshot too: one at a time
-            replaced = snapshot_hash(session)
-            loaded = load_snapshot(session, registry)
-    except OperationalError as error:
-        fail(f"cannot reach the database {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
+    before, after = store.upgrade(url)
+    with store.writer_session(url) as session, session.begin():
+        store.lock_for_check(session)      # a check refreshes the snapshot too: one at a time
+        replaced = snapshot_hash(session)
+        loaded = load_snapshot(session, registry)
     where = store.sqlite_path(url) or store.safe_url(url)
     if before == after:
         console.print(f"The database at {where} is already initialised (schema {after}).", highlight=False, soft_wrap=True)
@@ -124,10 +124,7 @@ def db_upgrade() -> None:
     url = _url()
     if not store.database_exists(url):
         fail(f"there is no database at {store.sqlite_path(url)}; create it with `ccm init`")
-    try:
-        before, after = store.upgrade(url)
-    except OperationalError as error:
-        fail(f"cannot reach the database {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
+    before, after = store.upgrade(url)
     console.print(f"Schema {before or 'none'} -> {after}." if before != after else f"Schema already at {after}.")
 
 
@@ -402,47 +399,36 @@ def _show(title: str, rows: list[dict], columns: list[tuple[str, str]], limit: i
 @app.command()
 def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
           limit: int = typer.Option(20, "--limit", help="Rows printed per section (the files have all)."),
+          store_replay: bool = typer.Option(False, "--store", help="With an --as-of before the last stored check: "
+                                            "store this run anyway (it becomes the latest state)."),
           json_output: bool = typer.Option(False, "--json", help="Print the digest as JSON instead.")) -> None:
-    """The daily check: evaluate every party, store obligations and changes, print the digest.
+    """The daily check: evaluate every party, store obligations and changes, write and print the digest.
+
+    An --as-of before the last stored check is a replay: the digest is printed, nothing is stored
+    and no digest file is written, unless --store is given.
 
     Exit status 0: nothing needs attention; 1: something does (an obligation overdue, a deadline
     within 90 days, an extension request due before the next meeting, a party not evaluated);
-    2: an error.
+    2: a mistake in the input; 3: the database or the digest folder cannot be used.
     """
-    from sqlalchemy.exc import OperationalError
-
-    from engine import store
-    from engine.check import DigestError, check_digest_folder, digest_context, run_check, write_digest
-    from engine.contacts import load_contacts
+    from engine.check import check_and_digest, last_check_as_of
 
     url = _url()
     day = parse_date(as_of)
     folder = load_settings().output_folder
     _ready(url, create=True)
-    written: dict = {}
-
-    def digest(result) -> None:
-        # Inside the check's transaction: if the digest cannot be written, the run is not committed.
-        written["context"] = context = digest_context(result, evaluator(), contacts)
-        written["paths"] = write_digest(folder, context)
-
-    try:
-        check_digest_folder(folder)
-        contacts = load_contacts(url)
-        result = run_check(url, evaluator(), day, before_commit=digest)
-    except DigestError as error:
-        fail(str(error), code=3)
-        return
-    except OperationalError as error:
-        fail(f"the check could not run on {store.safe_url(url)}: {str(error.orig).strip().splitlines()[0]}")
-        return
-    context = written["context"]
-    md_path, html_path = written["paths"]
+    last = last_check_as_of(url)
+    replay = last is not None and day < last and not store_replay
+    result, context, paths = check_and_digest(url, evaluator(), day, folder, commit=not replay)
     if json_output:
         print(json.dumps(context, ensure_ascii=False, indent=1, default=str))
     else:
+        if replay:
+            console.print(f"[bold]Replay[/] as of {day.isoformat()}, before the last stored check ({last.isoformat()}): "
+                          "nothing is stored and no digest file is written (--store to store it).", highlight=False)
         c = context["counts"]
-        console.print(f"[bold]CCM daily check as of {context['as_of_text']}[/] — run {result.run_id}: "
+        console.print(f"[bold]CCM daily check as of {context['as_of_text']}[/] — "
+                      + ("replay: " if replay else f"run {result.run_id}: ") +
                       f"{c['parties']} participants, {c['obligations']} obligations, {c['changes']} change(s) "
                       f"({c['inserted']} new, {c['updated']} updated, {c['removed']} removed).", highlight=False)
         for e in context["errors"]:
@@ -476,10 +462,12 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
             console.print(f"[bold]Changed since the previous check[/]: first check, {c['inserted']} obligations stored.",
                           highlight=False)
         else:
-            _show("Changed since the previous check", context["changes"],
+            _show(f"Different from the stored check as of {last.isoformat()}" if replay else "Changed since the previous check",
+                  context["changes"],
                   [("Party", "party"), ("Obligation", "obligation_id"), ("Period", "period"), ("Field", "field"),
                    ("From", "old"), ("To", "new"), ("Why", "reason")], limit)
-        console.print(f"Digest written to {md_path} and {html_path.name}.", highlight=False)
+        if paths:
+            console.print(f"Digest written to {paths[0]} and {paths[1].name}.", highlight=False)
         console.print("Needs attention (exit status 1)." if context["attention"] else "Nothing needs attention (exit status 0).",
                       highlight=False)
     raise typer.Exit(1 if context["attention"] else 0)

@@ -91,15 +91,13 @@ def load_letters_config(settings: Settings | None = None, overrides: dict[str, A
     """Read the tables, apply environment overrides (CCM_NOTIFIER, CCM_OUTBOX_FOLDER, CCM_SMTP_HOST,
     CCM_SMTP_PORT). Raises SettingsError (or PolicyError) with a sentence naming the key."""
     settings = settings or load_settings()
-    data: dict[str, Any] = {}
-    if settings.config_path is not None:
-        data = tomllib.loads(settings.config_path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = settings.file_data     # read and type-checked once by load_settings
     merged = _merge(defaults(), {k: data[k] for k in ("letters", "smtp", "scheduler") if k in data})
     if overrides:
         merged = _merge(merged, overrides)
     letters, smtp, scheduler = merged["letters"], merged["smtp"], merged["scheduler"]
     where = settings.config_path or "config.toml"
-    notifier = os.environ.get("CCM_NOTIFIER") or letters["notifier"]
+    notifier = (os.environ.get("CCM_NOTIFIER") or letters["notifier"]).lower()
     if notifier not in NOTIFIERS:
         raise SettingsError(f"{where}: [letters] notifier is {notifier!r}; use outbox or smtp")
     signers = {}

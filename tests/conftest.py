@@ -66,6 +66,7 @@ def db_url(request, tmp_path, monkeypatch):
         admin, schema, url = _record_pg_schema_url(record_postgres_url())
     monkeypatch.setenv("CCM_DATABASE_URL", url)
     monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "digests"))
+    (tmp_path / "no-config.toml").write_text("")
     monkeypatch.setenv("CCM_CONFIG", str(tmp_path / "no-config.toml"))
     monkeypatch.setenv("CCM_RECEIPTS_COMPLETE_FROM", COMPLETE_RECORD_FROM)
     record_source._url.cache_clear()
@@ -155,3 +156,12 @@ def expected_obligations():
     def count(evaluator, as_of) -> int:
         return sum(len(evaluation.obligations) for evaluation in evaluator.evaluate_all(as_of))
     return count
+
+
+# --------------------------------------------------------------------------- the user's folders
+@_record_pytest.fixture(autouse=True)
+def _user_folders(tmp_path, monkeypatch):
+    """The user's config and data folders (platformdirs follows XDG_*) inside the test's own folder,
+    so that no test reads or writes the real ones."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))

@@ -101,6 +101,7 @@ def test_contacts_set_and_import_and_a_party_without_a_contact_is_reported(tmp_p
 
     monkeypatch.setenv("CCM_DATABASE_URL", f"sqlite:///{tmp_path / 'ccm.sqlite'}")
     monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "out"))
+    (tmp_path / "none.toml").write_text("")
     monkeypatch.setenv("CCM_CONFIG", str(tmp_path / "none.toml"))
     try:
         code, out = ccm("contacts", "set", "Lebanon", "--email", "lb@example.org", "--language", "fr")
