@@ -14,7 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -28,17 +27,20 @@ from engine.rulebook import load_rulebook
 from engine.settings import load_settings
 
 
+OPTIONS = {"debug": False, "verbose": False}   # the global options of the command being run
+
+
 class CcmGroup(TyperGroup):
     """The ``ccm`` group: maps whatever a command raises to its exit status (engine.errors.exit_for)."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
         except Exception as error:   # noqa: BLE001 - the one place every failure becomes a sentence
+            if type(error).__module__.split(".")[0] in ("typer", "click"):   # Exit, Abort, usage errors
+                raise
             code, message = exit_for(error)
-            if ctx.params.get("debug"):
+            if OPTIONS["debug"]:
                 import traceback
 
                 traceback.print_exc()
@@ -79,11 +81,20 @@ def main_options(config: Optional[Path] = typer.Option(None, "--config", help="T
     from engine import logs, record_source
     from engine.settings import use_config
 
+    OPTIONS.update(debug=debug, verbose=verbose)
     use_config(config)
     record_source._url.cache_clear()
     _evaluator.cache_clear()
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format, verbosity=2 if debug else 1 if verbose else 0)
+
+
+def daemon_logging(settings) -> None:
+    """Logging for a long-running command: INFO unless the config or -v/--debug says otherwise."""
+    from engine import logs
+
+    logs.configure(settings.log_level, settings.log_format, daemon=True,
+                   verbosity=2 if OPTIONS["debug"] else 1 if OPTIONS["verbose"] else 0)
 
 
 class UserError(CcmError):
@@ -245,3 +256,4 @@ def main() -> None:  # pragma: no cover - console entry point
 from engine import cli_record  # noqa: E402,F401  (the record and the daily check)
 from engine import cli_web  # noqa: E402,F401  (the HTTP API, pages and calendar feeds)
 from engine import cli_letters  # noqa: E402,F401  (reminder letters, contacts, the scheduler)
+from engine import cli_ops  # noqa: E402,F401  (status and config show)

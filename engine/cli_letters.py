@@ -535,15 +535,15 @@ def letters_snapshots(update: bool = typer.Option(False, "--update", help="Rewri
 def schedule_run() -> None:
     """Run the scheduler in the foreground: the daily check then the letters, at [scheduler] time (UTC)."""
     from engine import scheduler
+    from engine.cli import daemon_logging
 
     settings, config = _settings()
+    daemon_logging(settings)
     _ready(settings.database_url)
     console.print(f"Scheduler on {settings.database_url.split('@')[-1]}: daily check and letters at "
                   f"{config.scheduler.hour:02d}:{config.scheduler.minute:02d} UTC, failed deliveries retried every "
                   f"{config.scheduler.retry_every_minutes} min. Ctrl-C stops it.", highlight=False)
     try:
         scheduler.run(settings.database_url, config)
-    except scheduler.SchedulerAlreadyRunning as error:
-        fail(str(error))
     except (KeyboardInterrupt, SystemExit):
         pass

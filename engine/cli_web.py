@@ -24,7 +24,11 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     """
     import uvicorn
 
-    uvicorn.run("engine.api:create_app", factory=True, host=host, port=port, log_level=log_level)
+    from engine.cli import daemon_logging
+    from engine.settings import load_settings
+
+    daemon_logging(load_settings())
+    uvicorn.run("engine.api:create_app", factory=True, host=host, port=port, log_level=log_level, log_config=None)
 
 
 @app.command()

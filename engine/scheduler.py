@@ -10,8 +10,10 @@ the same database refuse to start. Nothing here runs at import.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Iterator
 
 import sqlalchemy as sa
+
+from engine.errors import OperationalFailure
 
 DAILY_JOB_ID = "ccm-daily"
 RETRY_JOB_ID = "ccm-retry-deliveries"
@@ -28,8 +32,8 @@ SCHEDULER_LOCK_KEY = 0x434D02
 JOBS_TABLE = "apscheduler_jobs"
 
 
-class SchedulerAlreadyRunning(RuntimeError):
-    """Another scheduler holds the lock on this database; the message says who."""
+class SchedulerAlreadyRunning(OperationalFailure):
+    """Another scheduler holds the lock on this database; the message says who (exit status 3)."""
 
 
 @dataclass
@@ -44,13 +48,52 @@ class DailyResult:
     batch_id: int | None = None          # the mailing planned today
     awaiting_approval: bool = False      # over SMTP without auto_send: `ccm letters approve BATCH` sends it
     rejected: int = 0          # refused for good (bad address, 5xx): they wait for a contact change or a retry
+    attention: bool = False              # the check found something that needs attention
+    digest: tuple[Path, Path] | None = None
 
 
+def _logged(job: str):
+    """Log the job's start, its end with its outcome, or its failure with the traceback (then re-raise,
+    so APScheduler records the failure too)."""
+    def wrap(function):
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            from engine.logs import get
+
+            log = get("scheduler")
+            log.info("job %s started", job, extra={"event": "job_start", "job": job})
+            started = time.perf_counter()
+            try:
+                result = function(*args, **kwargs)
+            except Exception as error:
+                log.exception("job %s failed after %.1f s: %s", job, time.perf_counter() - started, error,
+                              extra={"event": "job_end", "job": job, "outcome": "failed", "error": str(error)})
+                raise
+            outcome = _outcome(result)
+            log.info("job %s finished in %.1f s: %s", job, time.perf_counter() - started, outcome,
+                     extra={"event": "job_end", "job": job, "outcome": "ok", "result": outcome})
+            return result
+        return run
+    return wrap
+
+
+def _outcome(result) -> str:
+    if isinstance(result, DailyResult):
+        return (f"check run {result.check_run_id} as of {result.as_of.isoformat()}"
+                f" ({'needs attention' if result.attention else 'nothing needs attention'}), digest "
+                f"{result.digest[0] if result.digest else 'not written'}; letters: {result.planned} due, "
+                f"{result.queued} queued, {result.sent} sent, {result.failed} failed, "
+                f"{len(result.no_contact)} part{'y' if len(result.no_contact) == 1 else 'ies'} without a contact")
+    return f"{result} letter(s) sent"
+
+
+@_logged("daily")
 def daily_job(as_of: str | None = None) -> DailyResult:
-    """The daily check, then the letters, as of ``as_of`` (YYYY-MM-DD; default today, UTC): plans a batch and,
-    unless it awaits the coordinator's approval, queues its notes; delivers every approved note due."""
+    """The daily check with its digest files (as ``ccm check``), then the letters, as of ``as_of``
+    (YYYY-MM-DD; default today, UTC): plans a batch and, unless it awaits the coordinator's
+    approval, queues its notes; delivers every approved note due."""
     from engine import store
-    from engine.check import run_check
+    from engine.check import check_and_digest
     from engine.settings import load_settings
     from notifiers import delivery
     from notifiers.config import load_letters_config
@@ -62,15 +105,16 @@ def daily_job(as_of: str | None = None) -> DailyResult:
     if store.current_revision(url) != store.head_revision():
         store.upgrade(url)
     evaluator = _evaluator(settings.backend, settings.receipts_complete_from)
-    check = run_check(url, evaluator, day)
+    check, context, paths = check_and_digest(url, evaluator, day, settings.output_folder)
     result = delivery.send(url, evaluator, config, day)
     return DailyResult(as_of=day, check_run_id=check.run_id, planned=len(result.plan.items), queued=result.queued,
                        sent=len(result.delivery.sent), failed=len(result.delivery.failed),
                        no_contact={p: len(ls) for p, ls in result.plan.no_contact.items()},
                        batch_id=result.plan.batch_id, awaiting_approval=result.awaiting_approval,
-                       rejected=len(result.delivery.rejected))
+                       rejected=len(result.delivery.rejected), attention=context["attention"], digest=paths)
 
 
+@_logged("retry")
 def retry_job() -> int:
     """Deliver the approved notes whose next attempt is due (between daily runs, and soon after an approval).
     Returns how many were sent."""
@@ -193,5 +237,16 @@ def build_scheduler(url: str, config, blocking: bool = True):
 
 def run(url: str, config) -> None:
     """Start the blocking scheduler under the lock (raises SchedulerAlreadyRunning)."""
+    from engine.logs import get
+    from engine.store import safe_url
+
+    log = get("scheduler")
     with scheduler_lock(url):
-        build_scheduler(url, config).start()
+        scheduler = build_scheduler(url, config)
+        log.info("scheduler started (%s) on %s: daily check and letters at %02d:%02d UTC, retries every %d min",
+                 _holder(), safe_url(url), config.scheduler.hour, config.scheduler.minute,
+                 config.scheduler.retry_every_minutes, extra={"event": "scheduler_start"})
+        try:
+            scheduler.start()
+        finally:
+            log.info("scheduler stopped", extra={"event": "scheduler_stop"})
