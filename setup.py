@@ -31,6 +31,8 @@ setup(
         "fastapi>=0.110",
         "uvicorn>=0.29",
         "icalendar>=6",
+        "platformdirs>=3",     # the user's config and data folders when no config sets them
+        "swagger-ui-bundle-v2>=5",   # /docs served from the server, offline (no CDN)
         "weasyprint>=60",      # the letters' PDF for letterhead (ccm letters preview --pdf)
         "email-validator>=2.1",
     ],

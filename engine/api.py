@@ -368,10 +368,11 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         settings = load_settings()
     config = config or load_api_config(settings)
     service = Service(settings, config)
-    app = FastAPI(title="CCM deadlines", version="1",
+    app = FastAPI(title="CCM deadlines", version="1", docs_url=None, redoc_url=None,
                   description="Deadlines of the Convention on Cluster Munitions for each State Party, with the "
                               "legal basis of each date. Reads are public; recording needs the ISU's bearer token.")
     app.state.service = service
+    _register_operations(app, service)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next):
@@ -595,6 +596,39 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
 
 # ----------------------------------------------------------------------------- helpers
+
+def _register_operations(app: FastAPI, service: Service) -> None:
+    """/healthz, /api/status, and /docs with the Swagger UI served from this server (no CDN)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
+
+    @app.get("/healthz", tags=["operations"], summary="200 when the database answers, else 503")
+    async def healthz():
+        from engine.status import database_state
+
+        state = await run_in_threadpool(database_state, service.url)
+        ok = state["reachable"]
+        return JSONResponse({"status": "ok" if ok else "unavailable", "database": "reachable" if ok else state["error"]},
+                            status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/status", tags=["operations"],
+             summary="Last check and its outcome, next run, letters, scheduler lock, rulebook and registry hashes")
+    async def api_status():
+        from engine.status import gather
+
+        body = await run_in_threadpool(gather, service.settings, service.evaluator)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
 
 def _is_page(path: str) -> bool:
     return not path.startswith("/api") and not path.endswith((".ics", ".json", ".svg", ".css")) and path != "/docs"

@@ -44,10 +44,16 @@ class CcmGroup(TyperGroup):
                 import traceback
 
                 traceback.print_exc()
+            from rich.markup import escape
+
             err = Console(stderr=True)
             for line in message.splitlines() or [type(error).__name__]:
-                err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+                err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
             raise typer.Exit(code) from None
+        finally:   # the --config of this run ends with it (tests and embedders run several in one process)
+            from engine.settings import use_config
+
+            use_config(None)
 
 
 app = typer.Typer(cls=CcmGroup, no_args_is_help=True, add_completion=True,

@@ -33,22 +33,12 @@ def Table(*args, **kwargs):  # noqa: N802 - rich's Table, imported when a comman
     return RichTable(*args, **kwargs)
 
 
-def _operational_error() -> type[Exception]:
-    from sqlalchemy.exc import OperationalError
-    return OperationalError
-
-
 def _settings():
-    from engine.settings import SettingsError, load_settings
-    from engine.planner import PolicyError
+    from engine.settings import load_settings
     from notifiers.config import load_letters_config
 
-    try:
-        settings = load_settings()
-        return settings, load_letters_config(settings)
-    except (SettingsError, PolicyError) as error:
-        fail(str(error))
-        raise
+    settings = load_settings()
+    return settings, load_letters_config(settings)
 
 
 def _ready(url: str) -> None:
@@ -398,13 +388,11 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
                       "would be delivered; nothing was written.", highlight=False)
         _print_no_contact(the_plan.no_contact)
         return
+    _require_smtp(config)
     try:
         result = delivery.send(url, evaluator(), config, day, now=now, dues=None)
     except (delivery.FirstRunRefused, batches.FutureDateRefused, batches.BatchError) as error:
         fail(str(error))
-        return
-    except _operational_error() as error:
-        fail(f"the letters could not be recorded: {str(error.orig).strip().splitlines()[0]}")
         return
     where = config.outbox if config.notifier == "outbox" else f"{config.smtp.host}:{config.smtp.port}"
     d = result.delivery
@@ -428,6 +416,21 @@ def _terminal(text: object) -> str:
     from engine.textsafe import printable
 
     return printable(text)
+
+
+def _require_smtp(config) -> None:
+    """SMTP chosen but not usable as configured: an operational failure (exit 3) before anything is written."""
+    from engine.errors import OperationalFailure
+
+    if config.notifier != "smtp":
+        return
+    if not config.smtp.host.strip():
+        raise OperationalFailure("SMTP is not configured: [smtp] host is empty (or set CCM_SMTP_HOST); "
+                                 "no letter was sent.")
+    if config.smtp.user and not config.smtp.password():
+        raise OperationalFailure(f"SMTP is not configured: [smtp] user is {config.smtp.user!r} but the environment "
+                                 f"variable {config.smtp.password_env or '(password_env is empty)'} holding its password "
+                                 "is not set; no letter was sent.")
 
 
 @letters_app.command("log")

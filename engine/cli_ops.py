@@ -19,12 +19,9 @@ def gather_status(settings=None) -> dict[str, Any]:
     """The status as ``ccm status --json`` prints it and ``/api/status`` serves it."""
     from engine import status
     from engine.settings import load_settings
-    from notifiers.config import load_letters_config
 
     settings = settings or load_settings()
-    config = load_letters_config(settings)
-    ev = evaluator(settings.backend)
-    return status.collect(settings, config.scheduler.hour, config.scheduler.minute, ev.rulebook.hash, ev.registry.hash)
+    return status.gather(settings, evaluator(settings.backend))
 
 
 @app.command("status")

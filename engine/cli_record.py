@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -77,7 +76,6 @@ def init(registry_dir: Optional[Path] = typer.Option(
     registry changes. The files stay its source of truth: the engine reads them, and each check
     run records the hash of the files it used.
     """
-    from sqlalchemy.exc import OperationalError
 
     from engine import store
     from engine.registry import RegistryError, load_registry
@@ -117,7 +115,6 @@ def init(registry_dir: Optional[Path] = typer.Option(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate an existing database to the newest schema."""
-    from sqlalchemy.exc import OperationalError
 
     from engine import store
 

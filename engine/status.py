@@ -137,6 +137,15 @@ def scheduler_lock(url: str) -> dict[str, Any]:
             "last_holder": row[0] if row else None, "since": _iso(row[1]) if row and held else None}
 
 
+DEFAULT_TIME = "06:00"     # as notifiers/templates/defaults.toml
+
+
+def gather(settings, evaluator) -> dict[str, Any]:
+    """The status as ``ccm status --json`` prints it and ``/api/status`` serves it."""
+    hour, _, minute = str(settings.file_data.get("scheduler", {}).get("time", DEFAULT_TIME)).partition(":")
+    return collect(settings, int(hour), int(minute or 0), evaluator.rulebook.hash, evaluator.registry.hash)
+
+
 def collect(settings, hour: int, minute: int, rulebook_hash: str, registry_hash: str) -> dict[str, Any]:
     """The whole status; the database parts are None when it cannot be read."""
     url = settings.database_url
