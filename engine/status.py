@@ -193,9 +193,11 @@ def attention(status: dict[str, Any]) -> list[str]:
     return items
 
 
-def _iso(value: datetime | None) -> str | None:
+def _iso(value: datetime | str | None) -> str | None:
     if value is None:
         return None
+    if isinstance(value, str):    # SQLite, read with plain SQL, hands back the stored text
+        value = datetime.fromisoformat(value)
     if value.tzinfo is None:      # SQLite hands back naive datetimes; they were stored in UTC
         value = value.replace(tzinfo=timezone.utc)
     return value.isoformat(timespec="seconds")

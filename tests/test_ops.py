@@ -1,0 +1,253 @@
+"""Operations: exit statuses by class, the scheduler's logs and digest files, ccm status and /api/status, replays, CLI conventions."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from engine import logs, scheduler, store
+from engine.cli import app
+
+
+def run(*args: str):
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- exit statuses
+
+def test_exit_0_when_nothing_needs_attention_and_1_when_something_does(db_url):
+    # 1 Jan 2008: before the Convention existed, nothing is due.
+    code, out, _ = run("check", "--as-of", "2008-01-01")
+    assert code == 0 and "Nothing needs attention (exit status 0)." in words(out)
+    code, out, _ = run("check", "--as-of", "2025-01-01")
+    assert code == 1 and "Needs attention (exit status 1)." in words(out)
+
+
+def test_exit_2_for_a_mistake_in_the_input(db_url):
+    code, out, err = run("deadlines", "Atlantis")
+    assert code == 2 and "No participant matches 'Atlantis'" in words(err) and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [["check"], ["init"], ["export"], ["record", "report", "LAO", "--kind", "initial",
+                                                                      "--received", "2011-01-27"]],
+                         ids=lambda c: c[0])
+def test_exit_3_when_the_database_cannot_be_reached_with_one_sentence_and_no_traceback(monkeypatch, tmp_path, command):
+    monkeypatch.setenv("CCM_DATABASE_URL", f"postgresql+psycopg://nobody@127.0.0.1:{closed_port()}/none")
+    monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "out"))
+    code, out, err = run(*command)
+    assert code == 3, (out, err)
+    assert "database" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_the_traceback_is_printed_only_with_debug(monkeypatch, tmp_path):
+    monkeypatch.setenv("CCM_DATABASE_URL", f"postgresql+psycopg://nobody@127.0.0.1:{closed_port()}/none")
+    code, _, err = run("--debug", "check")
+    assert code == 3 and "Traceback (most recent call last)" in err and "error:" in err
+
+
+def test_exit_3_when_the_digest_folder_cannot_be_written_and_nothing_is_stored(db_url, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(blocker / "digests"))
+    code, _, err = run("check", "--as-of", "2025-01-01")
+    assert code == 3 and str(blocker) in err and "Traceback" not in err
+    with store.reader_session(db_url) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(store.CheckRunRow)) == 0
+
+
+def test_exit_3_when_smtp_is_chosen_but_its_password_is_not_set(db_url, tmp_path, monkeypatch):
+    config = tmp_path / "smtp.toml"
+    config.write_text('[smtp]\nhost = "127.0.0.1"\nuser = "isu"\npassword_env = "CCM_TEST_NO_SUCH_PASSWORD"\n')
+    monkeypatch.setenv("CCM_CONFIG", str(config))
+    monkeypatch.setenv("CCM_NOTIFIER", "smtp")
+    monkeypatch.delenv("CCM_TEST_NO_SUCH_PASSWORD", raising=False)
+    code, _, err = run("letters", "send", "--as-of", "2025-01-01")
+    assert code == 3 and "SMTP is not configured" in words(err) and "CCM_TEST_NO_SUCH_PASSWORD" in err
+
+
+# --------------------------------------------------------------------------- the scheduler's job
+
+@pytest.fixture
+def json_log():
+    buffer = io.StringIO()
+    logs.configure("INFO", "json", stream=buffer)
+    yield buffer
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == "ccm"]:
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+
+
+def test_one_days_scheduler_job_writes_the_digest_files_and_logs_its_start_and_outcome(db_url, tmp_path, json_log):
+    store.upgrade(db_url)
+    result = scheduler.daily_job("2025-01-01")
+    folder = tmp_path / "digests"
+    md, html = folder / "digest-2025-01-01.md", folder / "digest-2025-01-01.html"
+    assert md.is_file() and html.is_file() and result.digest == (md, html)
+    assert "2025" in md.read_text(encoding="utf-8")
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    lines = [line for line in lines if line["logger"].startswith("ccm.")]     # (Alembic logs its migrations too)
+    events = [(line.get("event"), line.get("job"), line.get("outcome")) for line in lines]
+    assert events[0] == ("job_start", "daily", None)
+    assert ("check", None, None) in events and events[-1] == ("job_end", "daily", "ok")
+    check = next(line for line in lines if line.get("event") == "check")
+    assert check["run_id"] == result.check_run_id and check["digest"] == str(md) and check["as_of"] == "2025-01-01"
+    assert f"check run {result.check_run_id} as of 2025-01-01" in lines[-1]["message"]
+    assert all(line["level"] == "INFO" for line in lines)
+
+
+def test_a_failing_job_logs_its_failure_with_the_traceback(tmp_path, monkeypatch, json_log):
+    monkeypatch.setenv("CCM_DATABASE_URL", f"postgresql+psycopg://nobody@127.0.0.1:{closed_port()}/none")
+    with pytest.raises(sa.exc.OperationalError):
+        scheduler.daily_job("2025-01-01")
+    last = json.loads(json_log.getvalue().splitlines()[-1])
+    assert last["event"] == "job_end" and last["outcome"] == "failed" and last["level"] == "ERROR"
+    assert "Traceback" in last["exception"]
+
+
+def test_text_log_lines_carry_time_level_and_logger(db_url):
+    buffer = io.StringIO()
+    logs.configure(None, "text", daemon=True, stream=buffer)
+    try:
+        store.upgrade(db_url)
+        scheduler.retry_job()
+    finally:
+        logging.getLogger().handlers[:] = [h for h in logging.getLogger().handlers if h.get_name() != "ccm"]
+        logging.getLogger().setLevel(logging.WARNING)
+    text = buffer.getvalue()
+    assert " INFO ccm.scheduler: job retry started" in text and "job retry finished" in text
+
+
+# --------------------------------------------------------------------------- status
+
+def test_status_reports_the_last_check_the_letters_the_lock_and_the_hashes(db_url):
+    from fastapi.testclient import TestClient
+
+    from engine.api import create_app
+
+    code, out, _ = run("status", "--json")
+    before = json.loads(out)
+    assert code == 1 and before["database"]["created"] is (not db_url.startswith("sqlite"))
+    assert run("check", "--as-of", "2025-01-01")[0] == 1
+    with scheduler.scheduler_lock(db_url):
+        code, out, err = run("status", "--json")
+        status = json.loads(out)
+        assert code == 1 and status["attention"] == ["the last check is as of 2025-01-01, more than a day ago"], err
+        with TestClient(create_app()) as client:
+            api = client.get("/api/status").json()
+            health = client.get("/healthz")
+    assert status["database"]["reachable"] and status["database"]["schema_current"]
+    check = status["last_check"]
+    assert check["as_of"] == "2025-01-01" and check["outcome"] == "completed" and check["overdue"] > 0
+    assert status["scheduler_lock"]["held"] is True and "pid" in status["scheduler_lock"]["holder"]
+    assert status["letters"] == {"queued": 0, "failed": 0, "sent": 0}
+    assert status["next_run"]["from"] == "[scheduler] time"
+    assert len(status["rulebook_hash"]) == 16 and status["registry_hash"] == check["registry_hash"]
+    assert api["last_check"] == check and api["scheduler_lock"]["held"] is True
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    after = json.loads(run("status", "--json")[1])
+    assert after["scheduler_lock"]["held"] is False and after["scheduler_lock"]["last_holder"]
+
+
+def test_status_reads_the_next_run_from_the_scheduler_job_store(db_url, tmp_path, monkeypatch):
+    from notifiers.config import load_letters_config
+    from engine.settings import load_settings
+
+    store.upgrade(db_url)
+    config = load_letters_config(load_settings())
+    sched = scheduler.build_scheduler(db_url, config, blocking=False)
+    sched.start(paused=True)
+    try:
+        stored = sched.get_job(scheduler.DAILY_JOB_ID).next_run_time
+    finally:
+        sched.shutdown(wait=False)
+    status = json.loads(run("status", "--json")[1])
+    assert status["next_run"]["from"] == "scheduler job store"
+    assert status["next_run"]["at"] == stored.isoformat(timespec="seconds")
+
+
+def test_status_and_healthz_say_when_the_database_cannot_be_reached(monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from engine.api import create_app
+
+    monkeypatch.setenv("CCM_DATABASE_URL", f"postgresql+psycopg://nobody@127.0.0.1:{closed_port()}/none")
+    code, out, _ = run("status", "--json")
+    assert code == 3 and json.loads(out)["database"]["reachable"] is False
+    with TestClient(create_app()) as client:
+        health = client.get("/healthz")
+    assert health.status_code == 503 and health.json()["status"] == "unavailable"
+
+
+# --------------------------------------------------------------------------- replay
+
+def test_a_check_as_of_a_day_before_the_last_one_is_a_replay_that_stores_nothing(db_url, tmp_path):
+    assert run("check", "--as-of", "2025-06-01")[0] == 1
+
+    def state():
+        with store.reader_session(db_url) as session:
+            runs = session.scalars(sa.select(store.CheckRunRow.as_of).order_by(store.CheckRunRow.id)).all()
+            rows = session.execute(sa.select(store.ObligationRow.party, store.ObligationRow.obligation_id,
+                                             store.ObligationRow.period, store.ObligationRow.status,
+                                             store.ObligationRow.computed_at)).all()
+        return runs, sorted(rows)
+
+    before = state()
+    code, out, _ = run("check", "--as-of", "2012-01-01", "--json")
+    digest = json.loads(out)
+    assert digest["as_of"] == "2012-01-01" and digest["replay"] is True
+    code, out, _ = run("check", "--as-of", "2012-01-01")
+    assert "Replay as of 2012-01-01, before the last stored check (2025-06-01)" in words(out)
+    assert state() == before
+    assert not (tmp_path / "digests" / "digest-2012-01-01.md").exists()
+    run("check", "--as-of", "2012-01-01", "--store")
+    runs, _ = state()
+    assert runs == [date(2025, 6, 1), date(2012, 1, 1)]
+    assert (tmp_path / "digests" / "digest-2012-01-01.md").exists()
+
+
+# --------------------------------------------------------------------------- conventions
+
+def test_version_and_shell_completion():
+    from importlib.metadata import version
+
+    code, out, _ = run("--version")
+    assert code == 0 and out.strip() == f"ccm-deadlines {version('ccm-deadlines')}"
+    code, out, _ = run("--help")
+    assert "--install-completion" in out and "--show-completion" in out
+
+
+def test_the_api_docs_work_offline_from_locally_served_assets():
+    from fastapi.testclient import TestClient
+
+    from engine.api import create_app
+
+    with TestClient(create_app()) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        assert "/docs/assets/swagger-ui-bundle.js" in page.text and "/docs/assets/swagger-ui.css" in page.text
+        assert "cdn" not in page.text.lower() and "https://" not in page.text
+        script = client.get("/docs/assets/swagger-ui-bundle.js")
+        css = client.get("/docs/assets/swagger-ui.css")
+        assert script.status_code == 200 and len(script.content) > 100_000 and "SwaggerUIBundle" in script.text
+        assert css.status_code == 200 and ".swagger-ui" in css.text
+        assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
