@@ -164,11 +164,14 @@ def parties(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP
     if json_output:
         print(json.dumps({"as_of": day.isoformat(), "parties": rows}, ensure_ascii=False, indent=1))
         return
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"Participants as of {fmt(day)}")
-    for column in ("ISO3", "Name", "Status", "Entry into force"):
-        table.add_column(column)
+    table = Table(title=f"Participants as of {fmt(day)}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("ISO3", no_wrap=True)
+    table.add_column("Name", overflow="fold", ratio=1)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Entry into force", no_wrap=True)
     for row in rows:
         table.add_row(row["iso3"], row["name"], row["status"], row["entry_into_force"] or "")
     console.print(table)
@@ -194,27 +197,30 @@ def deadlines(party: str = typer.Argument(..., help="ISO3 code or name, case-ins
                   + (f", bound since {fmt(evaluation.entry_into_force)}" if evaluation.entry_into_force else "")
                   + (f", withdrawal effective {fmt(evaluation.withdrawal_effective)}" if evaluation.withdrawal_effective else ""),
                   highlight=False)
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"Obligations as of {fmt(day)} (rulebook {evaluation.rulebook_hash})")
-    table.add_column("Obligation", no_wrap=True)
+    table = Table(title=f"Obligations as of {fmt(day)} (rulebook {evaluation.rulebook_hash})", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    # 80 columns: the name wraps; the article, period, dates and status never do.
+    table.add_column("Obligation", overflow="fold", ratio=1, min_width=12)
     for column in ("Art.", "Period", "Due", "Original", "Status"):
         table.add_column(column, no_wrap=True)
     for o in evaluation.obligations:
-        table.add_row(o.id, o.article, o.period or "", o.due.isoformat() + (" (est.)" if o.estimated else ""),
+        table.add_row(ev.rulebook.name_of(o.id), o.article, o.period or "", o.due.isoformat() + (" (est.)" if o.estimated else ""),
                       "" if o.original_due == o.due else o.original_due.isoformat(),
-                      f"[{STATUS_STYLE[o.status]}]{o.status}[/]")
+                      f"[{STATUS_STYLE.get(o.status, 'default')}]{o.status}[/]")
     console.print(table)
     if any(o.estimated for o in evaluation.obligations):
         console.print("(est.) estimated: the meeting's dates are not yet set; the date counts from the projected opening.")
     if not evaluation.obligations:
         console.print("No obligations: the Convention does not bind this participant on that date.")
-    console.print(f"Explain one: ccm explain {participant.iso3} OBLIGATION_ID [--period P] --as-of {day.isoformat()}")
+    console.print(f"Explain one: ccm explain {participant.iso3} 'OBLIGATION (id or title)' [--period P] --as-of {day.isoformat()}")
 
 
 @app.command(name="explain")
 def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
-                    obligation_id: str = typer.Argument(..., help="e.g. ccm.art4.clearance"),
+                    obligation_id: str = typer.Argument(..., help='Its id or title, e.g. ccm.art4.clearance or "Clearance (Art. 4)".'),
                     period: Optional[str] = typer.Option(None, "--period", help="Year or meeting code, e.g. 2011 or 9MSP."),
                     as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
                     json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -225,9 +231,7 @@ def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
         evaluation = ev.evaluate(participant.iso3, day, _recorded(participant.iso3))
     except EvaluationError as error:
         fail(f"{participant.name}: {error}")
-    if obligation_id not in ev.rulebook.ids:
-        known = ", ".join(r.id for r in ev.rulebook.rules if r.is_obligation)
-        fail(f"no rule {obligation_id!r}; obligations are: {known}")
+    obligation_id = _obligation_id(ev, obligation_id)
     found = evaluation.find(obligation_id, period)
     if not found:
         periods = sorted({o.period or "" for o in evaluation.find(obligation_id)})
@@ -244,6 +248,22 @@ def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
         print(json.dumps(explanation.to_json(), ensure_ascii=False, indent=1))
     else:
         print(explanation.to_text())
+
+
+def _obligation_id(ev: Evaluator, given: str) -> str:
+    """The obligation's id from its id or its title (any case); else exit 2 with "Did you mean"."""
+    from difflib import get_close_matches
+
+    obligations = [r for r in ev.rulebook.rules if r.is_obligation]
+    for rule in obligations:
+        if given == rule.id or given.casefold() in (rule.id.casefold(), rule.name.casefold()):
+            return rule.id
+    names = {rule.id: rule.id for rule in obligations} | {rule.name.casefold(): rule.id for rule in obligations}
+    close = get_close_matches(given.casefold(), list(names), n=3, cutoff=0.6)
+    suggestion = list(dict.fromkeys(names[c] for c in close))     # best match first
+    hint = f" Did you mean: {', '.join(suggestion)}?" if suggestion else ""
+    fail(f"no rule {given!r}.{hint} Obligations are: {', '.join(r.id for r in obligations)}")
+    raise AssertionError  # unreachable
 
 
 def _recorded(iso3: str):

@@ -66,7 +66,8 @@ def _ready(url: str, create: bool = False) -> None:
 @app.command()
 def init(registry_dir: Optional[Path] = typer.Option(
         None, "--registry", file_okay=False,
-        help="Load and check this registry folder instead of the embedded one (e.g. an edited copy).")) -> None:
+        help="Load and check this registry folder instead of the embedded one (e.g. an edited copy)."),
+        json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Load and check the registry, then create the database (SQLite file by default, or
     CCM_DATABASE_URL) and bring its schema up to date.
 
@@ -93,6 +94,14 @@ def init(registry_dir: Optional[Path] = typer.Option(
         replaced = snapshot_hash(session)
         loaded = load_snapshot(session, registry)
     where = store.sqlite_path(url) or store.safe_url(url)
+    if json_output:
+        print(json.dumps({"database": str(where), "schema_before": before, "schema": after,
+                          "registry": {"source": "embedded" if registry_dir is None else str(registry_dir),
+                                       "hash": registry.hash, "participants": len(registry.participants),
+                                       "meetings": len(registry.meetings), "declarations": len(registry.declarations),
+                                       "completions": len(registry.completions), "decisions": len(registry.decisions)},
+                          "registry_written": bool(loaded), "replaced_registry": replaced}, ensure_ascii=False, indent=1))
+        return
     if before == after:
         console.print(f"The database at {where} is already initialised (schema {after}).", highlight=False, soft_wrap=True)
     else:
@@ -131,7 +140,7 @@ def recorded_by() -> str | None:
     return os.environ.get("CCM_RECORDED_BY") or os.environ.get("USER")
 
 
-def _record(event: NewEvent, corrects: Optional[str]) -> None:
+def _record(event: NewEvent, corrects: Optional[str], json_output: bool = False) -> None:
     from engine.record import RecordError, record
 
     url = _url()
@@ -142,6 +151,11 @@ def _record(event: NewEvent, corrects: Optional[str]) -> None:
         event_id, created = record(url, evaluator(), event)
     except RecordError as error:
         fail(str(error))
+        return
+    if json_output:
+        print(json.dumps({"id": event_id, "created": created, "party": event.party, "kind": event.kind,
+                          "on": event.on.isoformat(), "period": event.period, "corrects": corrects},
+                         ensure_ascii=False, indent=1))
         return
     name = evaluator().registry.participant(event.party).name
     if created:
@@ -182,6 +196,7 @@ def _meeting(code: str) -> str:
 
 CORRECTS = typer.Option(None, "--corrects", help="Id of a recorded event this one corrects (it is kept, marked superseded).")
 COMMENT = typer.Option(None, "--comment", help="A note kept with the record.")
+JSON_OUTPUT = typer.Option(False, "--json", help="Print JSON: the event's id and whether it was written.")
 
 
 @record_app.command("report")
@@ -191,7 +206,8 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
                   received: str = typer.Option(..., "--received", help="Date received, YYYY-MM-DD."),
                   symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                   source: Optional[str] = typer.Option(None, "--source", help="URL of the report."),
-                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                  json_output: bool = JSON_OUTPUT) -> None:
     """A transparency report (Art. 7) or retention report (Art. 3(8)) received."""
     from engine.record import REPORT_KINDS, NewEvent
 
@@ -209,7 +225,7 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
         except TextError as error:
             fail(str(error))
     _record(NewEvent(party=_party(party), kind=f"report:{kind}", on=parse_date(received, "--received"),
-                     period=str(year) if year is not None else None, symbol=symbol, source=source, comment=comment), corrects)
+                     period=str(year) if year is not None else None, symbol=symbol, source=source, comment=comment), corrects, json_output)
 
 
 @record_app.command("extension-request")
@@ -219,13 +235,14 @@ def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or
                              submitted: str = typer.Option(..., "--submitted", help="Date submitted, YYYY-MM-DD."),
                              symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                              source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                             comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+                             comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                  json_output: bool = JSON_OUTPUT) -> None:
     """An extension request (Art. 3(3) or 4(5)) submitted for a meeting."""
     from engine.record import NewEvent
 
     _record(NewEvent(party=_party(party), kind=f"extension_request:art{_article(article)}",
                      on=parse_date(submitted, "--submitted"), period=_meeting(meeting), symbol=symbol, source=source,
-                     comment=comment), corrects)
+                     comment=comment), corrects, json_output)
 
 
 @record_app.command("decision")
@@ -236,7 +253,8 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
                     granted: str = typer.Option(..., "--granted", help="The new deadline granted, YYYY-MM-DD."),
                     document: Optional[str] = typer.Option(None, "--document", help="Symbol of the decision."),
                     source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                    comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+                    comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                  json_output: bool = JSON_OUTPUT) -> None:
     """A meeting's decision granting an extension (checked against the treaty's ceiling)."""
     from engine.record import NewEvent
 
@@ -244,7 +262,7 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
     granted_day = parse_date(granted, "--granted")
     _record(NewEvent(party=_party(party), kind=f"decision:extension:art{_article(article)}",
                      on=parse_date(decided, "--decided"), period=code, symbol=document, source=source, comment=comment,
-                     extra={"granted_deadline": granted_day.isoformat(), "meeting": code, "document": document}), corrects)
+                     extra={"granted_deadline": granted_day.isoformat(), "meeting": code, "document": document}), corrects, json_output)
 
 
 @record_app.command("completion")
@@ -253,7 +271,8 @@ def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."
                       completed: str = typer.Option(..., "--completed", help="Date completed, YYYY-MM-DD."),
                       declared_at: Optional[str] = typer.Option(None, "--declared-at", help="Meeting code where compliance was declared."),
                       source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                      comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+                      comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                  json_output: bool = JSON_OUTPUT) -> None:
     """Stockpile destruction (Art. 3) or clearance (Art. 4) completed."""
     from engine.record import NewEvent
 
@@ -261,19 +280,20 @@ def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."
         _meeting(declared_at)
     _record(NewEvent(party=_party(party), kind=f"completion:art{_article(article)}",
                      on=parse_date(completed, "--completed"), source=source, comment=comment,
-                     extra={"declared_at": declared_at} if declared_at else {}), corrects)
+                     extra={"declared_at": declared_at} if declared_at else {}), corrects, json_output)
 
 
 @record_app.command("withdrawal")
 def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."),
                       effective: str = typer.Option(..., "--effective", help="Date the withdrawal takes effect, YYYY-MM-DD."),
                       source: Optional[str] = typer.Option(None, "--source", help="URL (depositary notification)."),
-                      comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+                      comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                  json_output: bool = JSON_OUTPUT) -> None:
     """A withdrawal (Art. 20) taking effect."""
     from engine.record import NewEvent
 
     _record(NewEvent(party=_party(party), kind="withdrawal", on=parse_date(effective, "--effective"), source=source,
-                     comment=comment), corrects)
+                     comment=comment), corrects, json_output)
 
 
 @record_app.command("clarification-request")
@@ -282,14 +302,15 @@ def record_clarification_request(party: str = typer.Argument(..., help="ISO3 cod
                                  request_id: Optional[str] = typer.Option(None, "--id", help="An id for the request (default: made up)."),
                                  symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                                  source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                                 comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+                                 comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                  json_output: bool = JSON_OUTPUT) -> None:
     """A request for clarification (Art. 8(2)) received by a State; its id names the response's period."""
     from engine.record import NewEvent
 
     iso3 = _party(party)
     day = parse_date(received, "--received")
     _record(NewEvent(party=iso3, kind="clarification_request", on=day, symbol=symbol, source=source, comment=comment,
-                     id=request_id or f"{iso3}-clarification-{day.isoformat()}"), corrects)
+                     id=request_id or f"{iso3}-clarification-{day.isoformat()}"), corrects, json_output)
 
 
 @record_app.command("clarification-response")
@@ -298,12 +319,13 @@ def record_clarification_response(party: str = typer.Argument(..., help="ISO3 co
                                   submitted: str = typer.Option(..., "--submitted", help="Date submitted, YYYY-MM-DD."),
                                   symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                                   source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS) -> None:
+                                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                  json_output: bool = JSON_OUTPUT) -> None:
     """A State's response to a request for clarification."""
     from engine.record import NewEvent
 
     _record(NewEvent(party=_party(party), kind="clarification_response", on=parse_date(submitted, "--submitted"),
-                     period=request, symbol=symbol, source=source, comment=comment), corrects)
+                     period=request, symbol=symbol, source=source, comment=comment), corrects, json_output)
 
 
 @app.command()
@@ -376,18 +398,25 @@ def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
 
 # ----------------------------------------------------------------------------- the check
 
+NO_WRAP = {"party", "period", "due", "days_late", "days_left", "field", "meeting", "items"}
+
+
 def _show(title: str, rows: list[dict], columns: list[tuple[str, str]], limit: int) -> None:
+    """A digest section as a table that fits 80 columns: names wrap, dates and numbers never do."""
+    from rich import box
     from rich.table import Table
 
     console.print(f"[bold]{title} ({len(rows)})[/]", highlight=False)
     if not rows:
         console.print("  none", highlight=False)
         return
-    table = Table(show_header=True, box=None, pad_edge=False)
-    for header, _ in columns:
-        table.add_column(header)
+    names = evaluator().rulebook.name_of
+    table = Table(show_header=True, box=box.SIMPLE_HEAD, pad_edge=False)
+    for header, key in columns:
+        table.add_column(header, no_wrap=key in NO_WRAP, overflow="fold")
     for row in rows[:limit]:
-        table.add_row(*(str(row[key]) for _, key in columns))
+        table.add_row(*(names(str(row[key])) if key in ("obligation", "obligation_id") else str(row[key])
+                        for _, key in columns))
     console.print(table)
     if len(rows) > limit:
         console.print(f"  ... and {len(rows) - limit} more (see the digest files)", highlight=False)

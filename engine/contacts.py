@@ -51,6 +51,7 @@ def validate(party: str, email: str, language: str, mission: str | None = None, 
     emails = _addresses(email, "email")
     if not emails:
         raise ContactError("email: give at least one address")
+    language = (language or "").strip().lower()     # EN, Fr: the codes are case-insensitive
     if language not in LANGUAGES:
         raise ContactError(f"language: {language!r} is not one of {', '.join(LANGUAGES)}")
     mission = " ".join((mission or "").split())

@@ -26,6 +26,7 @@ MAX_QUOTE_CHARS = 300
 _KEYS: dict[str, str] = {
     # key: what it holds (shown in the error for an unknown key)
     "id": "dotted identifier, e.g. ccm.art7.initial_report",
+    "title": "a short readable name for tables, e.g. Initial report (the id stays in JSON and explain)",
     "article": "article and paragraph, e.g. 7(1)",
     "quote": "a short quotation of the operative phrase",
     "quote_fr": "the same phrase in the authentic French text",
@@ -112,12 +113,18 @@ class Rule:
     not_modelled: tuple[str, ...] = ()
     #: {language: (quotation in that authentic text, its source)} for fr, es, zh where found.
     quotes: dict[str, tuple[str, str]] = field(default_factory=dict, hash=False, compare=False)
+    title: str = ""      # the readable name tables show ("Initial report"); the id stays in JSON
 
     def quote_in(self, language: str) -> tuple[str, bool]:
         """(the quotation in the language's authentic text, or the English one, True when it is the English one)."""
         if language in self.quotes:
             return self.quotes[language][0], False
         return self.quote, language != "en"
+
+    @property
+    def name(self) -> str:
+        """The readable name (the title, else the id)."""
+        return self.title or self.id
 
     @property
     def is_obligation(self) -> bool:
@@ -171,6 +178,13 @@ class Rulebook:
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(r.id for r in self.rules)
+
+    def name_of(self, rule_id: str) -> str:
+        """The readable name of a rule (its id when it has no title or is unknown)."""
+        for candidate in self.rules:
+            if candidate.id == rule_id:
+                return candidate.name
+        return rule_id
 
     def exceptions_to(self, rule_id: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.exception_to == rule_id)
@@ -410,6 +424,7 @@ def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str
         status=entry.get("status"), fulfilled_by=entry.get("fulfilled_by"), effect=entry.get("effect"),
         reading=entry.get("reading", "").strip(), not_modelled=tuple(entry.get("not_modelled", ())),
         quotes=quotes,
+        title=str(entry.get("title", "")).strip(),
     )
 
 

@@ -251,3 +251,85 @@ def test_the_api_docs_work_offline_from_locally_served_assets():
         assert script.status_code == 200 and len(script.content) > 100_000 and "SwaggerUIBundle" in script.text
         assert css.status_code == 200 and ".swagger-ui" in css.text
         assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
+
+
+# --------------------------------------------------------------------------- 80 columns, --json, names
+
+DATE = r"\d{4}-\d{2}-\d{2}"
+
+
+@pytest.mark.parametrize("command", [["deadlines", "LAO", "--as-of", "2026-01-01"], ["deadlines", "CHE", "--as-of", "2026-01-01"],
+                                     ["parties", "--as-of", "2026-01-01"]], ids=lambda c: " ".join(c[:2]))
+def test_tables_fit_80_columns_without_cutting_dates_or_statuses(monkeypatch, command):
+    import re
+
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(*command)
+    assert code == 0 and all(len(line) <= 80 for line in out.splitlines())
+    assert "…" not in out
+    code, js, _ = run(*command, "--json")
+    data = json.loads(js)
+    if command[0] == "deadlines":
+        expected_dates = sum(1 + (o["original_due"] != o["due"]) for o in data["obligations"])
+        assert len(re.findall(DATE, out)) == expected_dates + 1        # (+1: the "Explain one" hint's --as-of)
+        for o in data["obligations"]:
+            assert re.search(rf"{o['due']}.*\b{o['status']}\b", out)
+        assert "Initial report" in out and "ccm.art7.initial_report" not in out
+    else:
+        assert len(re.findall(DATE, out)) == sum(1 for p in data["parties"] if p["entry_into_force"])
+
+
+def test_the_check_digest_fits_80_columns_with_readable_names(db_url, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run("check", "--as-of", "2025-03-01", "--limit", "5")
+    assert code == 1 and all(len(line) <= 80 for line in out.splitlines()) and "…" not in out
+    assert "Initial report" in out and "Annual report" in out
+
+
+def test_rules_have_titles_and_the_id_stays_in_json_and_explain():
+    from engine.rulebook import load_rulebook
+
+    rulebook = load_rulebook()
+    assert all(rule.title for rule in rulebook.rules)
+    assert rulebook.name_of("ccm.art4.clearance") == "Clearance (Art. 4)"
+    code, out, _ = run("deadlines", "LAO", "--as-of", "2026-01-01", "--json")
+    assert "ccm.art4.clearance" in out
+    code, out, _ = run("explain", "LAO", "Clearance (Art. 4)", "--as-of", "2026-01-01")
+    assert code == 0 and out.startswith("ccm.art4.clearance for Lao")
+
+
+def test_an_unknown_obligation_id_gets_a_did_you_mean():
+    code, _, err = run("explain", "LAO", "ccm.art4.clearence", "--as-of", "2026-01-01")
+    assert code == 2 and "Did you mean: ccm.art4.clearance" in words(err)
+    code, _, err = run("explain", "LAO", "initial reprt", "--as-of", "2026-01-01")
+    assert code == 2 and "Did you mean: ccm.art7.initial_report" in words(err)
+
+
+def test_language_codes_are_case_insensitive(db_url):
+    code, out, _ = run("contacts", "set", "LAO", "--email", "mission@lao.example", "--language", "EN")
+    assert code == 0 and "in en" in out
+    code, out, _ = run("contacts", "list", "--json")
+    assert json.loads(out) == [{"party": "LAO", "email": ["mission@lao.example"], "language": "en", "mission": None,
+                                "cc": []}]
+    code, out, _ = run("letters", "preview", "--as-of", "2025-01-01", "--party", "LAO", "--language", "FR", "--json")
+    letters = json.loads(out)["letters"]
+    assert code == 0 and letters and all(letter["language"] == "fr" for letter in letters)
+    assert "Note verbale" in letters[0]["text"] or "compliments" in letters[0]["text"]
+
+
+def test_json_on_init_record_and_letters_send(db_url):
+    code, out, _ = run("init", "--json")
+    init = json.loads(out)
+    assert code == 0 and init["schema"] == store.head_revision() and init["registry"]["participants"] > 100
+    code, out, _ = run("record", "report", "LAO", "--kind", "initial", "--received", "2011-01-27", "--json")
+    recorded = json.loads(out)
+    assert code == 0 and recorded["created"] is True and recorded["party"] == "LAO"
+    code, out, _ = run("record", "report", "LAO", "--kind", "initial", "--received", "2011-01-27", "--json")
+    assert json.loads(out) == {**recorded, "created": False}
+    run("contacts", "set", "SSD", "--email", "mission@ssd.example", "--language", "en")
+    code, out, _ = run("letters", "send", "--as-of", "2024-08-04", "--dry-run", "--json")
+    dry = json.loads(out)
+    assert code == 0 and dry["dry_run"] and all(w["to"] == "mission@ssd.example" for w in dry["would_send"])
+    code, out, _ = run("letters", "send", "--as-of", "2024-08-04", "--json")
+    sent = json.loads(out)
+    assert code == 0 and sorted(sent["sent"]) == sorted(w["key"] for w in dry["would_send"]) and sent["failed"] == []
