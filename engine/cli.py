@@ -47,8 +47,7 @@ class CcmGroup(TyperGroup):
             from rich.markup import escape
 
             err = Console(stderr=True)
-            for line in message.splitlines() or [type(error).__name__]:
-                err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(message or type(error).__name__)}", highlight=False, soft_wrap=True)
             raise typer.Exit(code) from None
         finally:   # the --config of this run ends with it (tests and embedders run several in one process)
             from engine.settings import use_config
