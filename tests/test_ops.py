@@ -333,3 +333,18 @@ def test_json_on_init_record_and_letters_send(db_url):
     code, out, _ = run("letters", "send", "--as-of", "2024-08-04", "--json")
     sent = json.loads(out)
     assert code == 0 and sorted(sent["sent"]) == sorted(w["key"] for w in dry["would_send"]) and sent["failed"] == []
+
+
+@pytest.mark.parametrize("unit", ["ccm-scheduler.service", "ccm-serve.service"])
+def test_the_systemd_units_run_commands_that_exist(unit):
+    import configparser
+    import shlex
+    from pathlib import Path
+
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read(Path(__file__).resolve().parent.parent / "deploy" / "systemd" / unit)
+    argv = shlex.split(parser["Service"]["ExecStart"])
+    assert Path(argv[0]).name == "ccm" and parser["Service"]["User"] == "ccm"
+    code, out, _ = run(*argv[1:], "--help")
+    assert code == 0 and "Usage" in out
+    assert parser["Service"]["RestartPreventExitStatus"] == "2"      # a config mistake: restarting will not help
