@@ -182,3 +182,28 @@ def test_raw_paths_never_reach_files(server, raw):
     status = int(data.split(b" ", 2)[1])
     assert status in (400, 404, 422), data[:200]
     assert b"[engine]" not in data and b"[project]" not in data and b"root:" not in data
+
+
+def test_the_api_docs_render_in_a_browser_that_cannot_reach_any_other_host(server, tmp_path):
+    """/docs with JavaScript on and every host but the loopback unresolvable: Swagger UI must come
+    from the server itself and list the operations."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-dev-shm-usage", "--window-size=1400,1800", f"--user-data-dir={tmp_path / 'profile'}",
+                     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(f"{server}/docs")
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+        paths = {e.text.replace("\u200b", "") for e in driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+        assert "/api/parties/{iso3}/obligations" in paths and "/api/status" in paths and "/healthz" in paths
+        _shot(driver, "api-docs.png")
+    finally:
+        driver.quit()
