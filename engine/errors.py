@@ -56,6 +56,9 @@ def exit_for(error: BaseException) -> tuple[int, str]:
     if names & {"SettingsError", "RulebookError", "RegistryError", "PolicyError", "UnknownPartyError",
                 "RecordError", "ContactError", "ImportError_", "EvaluationError", "DatabaseNotInitialised"}:
         return INPUT, _sentence(str(error))
+    if "DBAPIError" in names and "DataError" in names:     # a value the database's column refuses
+        orig = getattr(error, "orig", None)
+        return INPUT, f"the database refused a value: {_first_line(orig if orig is not None else error)}"
     if "DBAPIError" in names and names & {"OperationalError", "InterfaceError"}:
         orig = getattr(error, "orig", None)
         return OPERATIONAL, f"the database cannot be reached or used: {_first_line(orig if orig is not None else error)}"

@@ -348,3 +348,21 @@ def test_the_systemd_units_run_commands_that_exist(unit):
     code, out, _ = run(*argv[1:], "--help")
     assert code == 0 and "Usage" in out
     assert parser["Service"]["RestartPreventExitStatus"] == "2"      # a config mistake: restarting will not help
+
+
+def test_exit_for_maps_each_class_of_failure():
+    from engine.errors import exit_for
+    from engine.registry import UnknownPartyError
+    from engine.settings import SettingsError
+
+    cases = [(SettingsError("config.toml: [smtp] port is 'x'."), 2), (UnknownPartyError("No participant matches 'X'."), 2),
+             (sa.exc.DataError("INSERT", {}, Exception("value too long for type character varying(3)")), 2),
+             (sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused")), 3),
+             (PermissionError(13, "Permission denied", "/srv/digests"), 3),
+             (IsADirectoryError(21, "Is a directory", "/srv/out"), 3), (KeyError("surprise"), 3)]
+    for error, code in cases:
+        got, message = exit_for(error)
+        assert got == code and message and "\n" not in message, (error, got, message)
+    assert "run it again with --debug" in exit_for(KeyError("surprise"))[1]
+    assert exit_for(PermissionError(13, "Permission denied", "/srv/digests"))[1] == \
+        "cannot write /srv/digests: permission denied"
