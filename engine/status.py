@@ -52,10 +52,10 @@ def last_check(url: str, window_days: int = 90) -> dict[str, Any] | None:
         run = session.scalars(sa.select(store.CheckRunRow).order_by(store.CheckRunRow.id.desc()).limit(1)).first()
         if run is None:
             return None
-        O = store.ObligationRow
-        overdue = session.scalar(sa.select(sa.func.count()).where(O.status == "overdue"))
+        rows = store.ObligationRow
+        overdue = session.scalar(sa.select(sa.func.count()).where(rows.status == "overdue"))
         upcoming = session.scalar(sa.select(sa.func.count()).where(
-            O.status == "pending", O.due >= run.as_of, O.due <= run.as_of + timedelta(days=window_days)))
+            rows.status == "pending", rows.due >= run.as_of, rows.due <= run.as_of + timedelta(days=window_days)))
     counts = dict(run.counts or {})
     errors = int(counts.get("errors", 0))
     return {"run_id": run.id, "as_of": run.as_of.isoformat(), "started_at": _iso(run.started_at),

@@ -169,8 +169,8 @@ def test_status_reports_the_last_check_the_letters_the_lock_and_the_hashes(db_ur
 
 
 def test_status_reads_the_next_run_from_the_scheduler_job_store(db_url, tmp_path, monkeypatch):
-    from notifiers.config import load_letters_config
     from engine.settings import load_settings
+    from notifiers.config import load_letters_config
 
     store.upgrade(db_url)
     config = load_letters_config(load_settings())
