@@ -879,7 +879,7 @@ def _jinja():
 
 
 def _lang(request: Request) -> str:
-    lang = request.query_params.get("lang", "en")
+    lang = request.query_params.get("lang", "en").lower()     # ?lang=FR as ?lang=fr
     return lang if lang in LANGUAGES else "en"
 
 

@@ -366,3 +366,27 @@ def test_exit_for_maps_each_class_of_failure():
     assert "run it again with --debug" in exit_for(KeyError("surprise"))[1]
     assert exit_for(PermissionError(13, "Permission denied", "/srv/digests"))[1] == \
         "cannot write /srv/digests: permission denied"
+
+
+def test_the_pages_take_the_language_code_in_any_case():
+    from fastapi.testclient import TestClient
+
+    from engine.api import create_app
+
+    with TestClient(create_app()) as client:
+        upper, lower = client.get("/parties/CHE?lang=FR"), client.get("/parties/CHE?lang=fr")
+    assert upper.status_code == 200 and 'lang="fr"' in upper.text and upper.text == lower.text
+
+
+def test_verbose_and_the_configured_level_and_format_log_the_check(db_url, tmp_path, monkeypatch):
+    code, _, err = run("-v", "check", "--as-of", "2025-01-01")
+    assert code == 1 and "INFO ccm.check: check run 1 as of 2025-01-01" in err
+    code, _, err = run("check", "--as-of", "2025-01-02")
+    assert "ccm.check" not in err                       # commands log warnings only by default
+    config = tmp_path / "logging.toml"
+    config.write_text('[logging]\nlevel = "info"\nformat = "json"\n')
+    monkeypatch.setenv("CCM_CONFIG", str(config))
+    code, _, err = run("check", "--as-of", "2025-01-03")
+    entries = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    check = [e for e in entries if e.get("event") == "check"]
+    assert code == 1 and check and check[0]["run_id"] == 3 and check[0]["attention"] is True
