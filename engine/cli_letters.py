@@ -388,7 +388,7 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
                       "would be delivered; nothing was written.", highlight=False)
         _print_no_contact(the_plan.no_contact)
         return
-    _require_smtp(config)
+    _require_delivery(config)
     try:
         result = delivery.send(url, evaluator(), config, day, now=now, dues=None)
     except (delivery.FirstRunRefused, batches.FutureDateRefused, batches.BatchError) as error:
@@ -418,10 +418,18 @@ def _terminal(text: object) -> str:
     return printable(text)
 
 
-def _require_smtp(config) -> None:
-    """SMTP chosen but not usable as configured: an operational failure (exit 3) before anything is written."""
+def _require_delivery(config) -> None:
+    """An outbox folder that cannot be written, or SMTP chosen but not usable as configured: an
+    operational failure (exit 3) before anything is written."""
     from engine.errors import OperationalFailure
 
+    if config.notifier == "outbox":
+        import tempfile
+
+        config.outbox.mkdir(parents=True, exist_ok=True)      # OSError: exit 3, naming the folder
+        with tempfile.TemporaryFile(dir=config.outbox):
+            pass
+        return
     if config.notifier != "smtp":
         return
     if not config.smtp.host.strip():

@@ -39,6 +39,17 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+def _configured_database() -> str:
+    """" <url without password>" of the configured database, or "" when the settings cannot say."""
+    try:
+        from engine.settings import load_settings
+        from engine.store import safe_url
+
+        return f" {safe_url(load_settings().database_url)}"
+    except Exception:  # noqa: BLE001 - only a detail of the message
+        return ""
+
+
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
@@ -61,7 +72,8 @@ def exit_for(error: BaseException) -> tuple[int, str]:
         return INPUT, f"the database refused a value: {_first_line(orig if orig is not None else error)}"
     if "DBAPIError" in names and names & {"OperationalError", "InterfaceError"}:
         orig = getattr(error, "orig", None)
-        return OPERATIONAL, f"the database cannot be reached or used: {_first_line(orig if orig is not None else error)}"
+        return OPERATIONAL, (f"the database{_configured_database()} cannot be reached or used: "
+                             f"{_first_line(orig if orig is not None else error)}")
     if isinstance(error, OSError) and error.strerror is None and error.filename is None:   # raised with a sentence
         return OPERATIONAL, str(error)
     if isinstance(error, PermissionError):

@@ -390,3 +390,23 @@ def test_verbose_and_the_configured_level_and_format_log_the_check(db_url, tmp_p
     entries = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     check = [e for e in entries if e.get("event") == "check"]
     assert code == 1 and check and check[0]["run_id"] == 3 and check[0]["attention"] is True
+
+
+def test_exit_3_when_the_outbox_folder_cannot_be_written_and_no_letter_is_recorded(db_url, tmp_path, monkeypatch):
+    from notifiers.log import LetterRow
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("CCM_OUTBOX_FOLDER", str(blocker / "outbox"))
+    run("contacts", "set", "SSD", "--email", "mission@ssd.example", "--language", "en")
+    code, _, err = run("letters", "send", "--as-of", "2024-08-04")
+    assert code == 3 and str(blocker) in err and "Traceback" not in err
+    with store.reader_session(db_url) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(LetterRow)) == 0
+
+
+def test_the_database_failure_names_the_configured_database_without_its_password(monkeypatch):
+    port = closed_port()
+    monkeypatch.setenv("CCM_DATABASE_URL", f"postgresql+psycopg://isu:s3cret@127.0.0.1:{port}/none")
+    code, _, err = run("check")
+    assert code == 3 and f"postgresql+psycopg://isu:***@127.0.0.1:{port}/none" in words(err) and "s3cret" not in err
