@@ -26,9 +26,10 @@ def gather_status(settings=None) -> dict[str, Any]:
 
 @app.command("status")
 def status_command(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Is it running well? The database, the last check and its outcome, the next run, letters
-    queued and failed, the scheduler lock, the rulebook and registry in use.
+    """Is it running well? Database, last check, next run, letters, scheduler lock, hashes.
 
+    The database (reachable, schema current), the last check and its outcome, the next scheduled
+    run, letters queued and failed, who holds the scheduler lock, the rulebook and registry in use.
     Exit status 0: all well; 1: something needs attention (listed); 3: the database cannot be used.
     """
     result = gather_status()
