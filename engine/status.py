@@ -186,6 +186,9 @@ def attention(status: dict[str, Any]) -> list[str]:
             items.append(f"the last check could not evaluate {check['counts']['errors']} part(ies)")
         if date.fromisoformat(check["as_of"]) < datetime.now(timezone.utc).date() - timedelta(days=1):
             items.append(f"the last check is as of {check['as_of']}, more than a day ago")
+    run = status["next_run"]
+    if run and run["from"] == "scheduler job store" and datetime.fromisoformat(run["at"]) < datetime.now(timezone.utc):
+        items.append(f"the scheduler's next run ({run['at']}) is past: is the scheduler running?")
     if status["letters"] and status["letters"].get("failed"):
         items.append(f"{status['letters']['failed']} letter(s) failed to be delivered")
     if status["stale_rulebook"] or status["stale_registry"]:

@@ -410,3 +410,21 @@ def test_the_database_failure_names_the_configured_database_without_its_password
     monkeypatch.setenv("CCM_DATABASE_URL", f"postgresql+psycopg://isu:s3cret@127.0.0.1:{port}/none")
     code, _, err = run("check")
     assert code == 3 and f"postgresql+psycopg://isu:***@127.0.0.1:{port}/none" in words(err) and "s3cret" not in err
+
+
+def test_status_says_when_the_stored_next_run_is_past(db_url):
+    from datetime import datetime, timedelta, timezone
+
+    from engine.settings import load_settings
+    from notifiers.config import load_letters_config
+
+    store.upgrade(db_url)
+    sched = scheduler.build_scheduler(db_url, load_letters_config(load_settings()), blocking=False)
+    sched.start(paused=True)
+    sched.shutdown(wait=False)
+    past = (datetime.now(timezone.utc) - timedelta(days=2)).timestamp()
+    with store.get_engine(db_url).begin() as connection:
+        connection.execute(sa.text("UPDATE apscheduler_jobs SET next_run_time = :t WHERE id = :id"),
+                           {"t": past, "id": scheduler.DAILY_JOB_ID})
+    code, out, _ = run("status", "--json")
+    assert code == 1 and any("is the scheduler running?" in item for item in json.loads(out)["attention"])
