@@ -428,3 +428,19 @@ def test_status_says_when_the_stored_next_run_is_past(db_url):
                            {"t": past, "id": scheduler.DAILY_JOB_ID})
     code, out, _ = run("status", "--json")
     assert code == 1 and any("is the scheduler running?" in item for item in json.loads(out)["attention"])
+
+
+def test_the_letters_plan_and_log_fit_80_columns_with_whole_references_and_times(db_url, monkeypatch):
+    import re
+
+    monkeypatch.setenv("COLUMNS", "80")
+    run("contacts", "set", "SSD", "--email", "mission@ssd.example", "--language", "en")
+    code, out, _ = run("letters", "plan", "--as-of", "2024-08-04", "--limit", "2000")
+    assert code == 0 and all(len(line) <= 80 for line in out.splitlines()) and "…" not in out
+    assert "Initial report" in out and re.search(r"SSD\s+Initial report\s+\S+\s+\d{4}-\d{2}-\d{2}", out)
+    assert run("letters", "send", "--as-of", "2024-08-04")[0] == 0
+    code, out, _ = run("letters", "log")
+    logged = json.loads(run("letters", "log", "--json")[1])
+    assert code == 0 and logged and all(len(line) <= 80 for line in out.splitlines())
+    for letter in logged:
+        assert re.search(re.escape(letter["reference"]) + r"\s.*\ssent\s+1\s+\d{4}-\d{2}-\d{2} \d{2}:\d{2}", out)
