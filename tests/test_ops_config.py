@@ -288,3 +288,33 @@ def test_a_non_editable_install_keeps_its_data_outside_site_packages(tmp_path):
                or p.suffix == ".sqlite"]
     assert written == []
     assert not (site / "var").exists()
+
+
+ENV_NAMES = sorted({key.env for keys in SCHEMA.values() for key in keys.values() if key.env})
+
+
+@hyp_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(env=st.dictionaries(st.sampled_from(ENV_NAMES),
+                           st.one_of(st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+                                             max_size=20),
+                                     st.sampled_from(["0", "-1", "65536", "25", "smtp", "SMTP", "json", "info", "postgres://h/db",
+                                                      "sqlite:///x", "mysql://h/db", "not a url", "1e400"])),
+                           max_size=4))
+def test_any_environment_loads_or_is_an_input_error_naming_the_variable(tmp_path_factory, env):
+    folder = tmp_path_factory.mktemp("fuzz-env")
+    saved = {name: os.environ.get(name) for name in ENV_NAMES}
+    try:
+        for name in ENV_NAMES:
+            os.environ.pop(name, None)
+        os.environ.update(env)
+        _assert_loads_or_exit_2(folder, b"")
+        try:
+            _load_everything()
+        except SettingsError as error:
+            assert all(line.startswith("The environment variable ") for line in str(error).splitlines()), error
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
