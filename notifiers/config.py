@@ -97,7 +97,7 @@ def load_letters_config(settings: Settings | None = None, overrides: dict[str, A
         merged = _merge(merged, overrides)
     letters, smtp, scheduler = merged["letters"], merged["smtp"], merged["scheduler"]
     where = settings.config_path or "config.toml"
-    notifier = (os.environ.get("CCM_NOTIFIER") or letters["notifier"]).lower()
+    notifier = os.environ.get("CCM_NOTIFIER") or letters["notifier"]
     if notifier not in NOTIFIERS:
         raise SettingsError(f"{where}: [letters] notifier is {notifier!r}; use outbox or smtp")
     signers = {}
