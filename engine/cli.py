@@ -166,7 +166,7 @@ def parties(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP
     from rich import box
     from rich.table import Table
 
-    table = Table(title=f"Participants as of {fmt(day)}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=f"Participants as of {fmt(day)}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
     table.add_column("ISO3", no_wrap=True)
     table.add_column("Name", overflow="fold", ratio=1)
     table.add_column("Status", no_wrap=True)
@@ -200,7 +200,7 @@ def deadlines(party: str = typer.Argument(..., help="ISO3 code or name, case-ins
     from rich.table import Table
 
     table = Table(title=f"Obligations as of {fmt(day)} (rulebook {evaluation.rulebook_hash})", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
+                  pad_edge=False, padding=(0, 1, 0, 0))
     # 80 columns: the name wraps; the article, period, dates and status never do.
     table.add_column("Obligation", overflow="fold", ratio=1, min_width=12)
     for column in ("Art.", "Period", "Due", "Original", "Status"):

@@ -411,7 +411,7 @@ def _show(title: str, rows: list[dict], columns: list[tuple[str, str]], limit: i
         console.print("  none", highlight=False)
         return
     names = evaluator().rulebook.name_of
-    table = Table(show_header=True, box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(show_header=True, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
     for header, key in columns:
         table.add_column(header, no_wrap=key in NO_WRAP, overflow="fold")
     for row in rows[:limit]:
