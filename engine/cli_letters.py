@@ -33,6 +33,16 @@ def Table(*args, **kwargs):  # noqa: N802 - rich's Table, imported when a comman
     return RichTable(*args, **kwargs)
 
 
+def _box():
+    from rich import box
+    return box
+
+
+def _fitted(title: str | None = None):
+    """A table for an 80-column terminal: a rule under the header, one space between columns."""
+    return Table(title=title, box=_box().SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+
+
 def _settings():
     from engine.settings import load_settings
     from notifiers.config import load_letters_config
@@ -67,7 +77,7 @@ def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
         fail(f"{iso3}: {error}")
     _ready(settings.database_url)
     set_contacts(settings.database_url, [contact])
-    console.print(f"Contact of {iso3}: {', '.join(contact.email)} in {language}"
+    console.print(f"Contact of {iso3}: {', '.join(contact.email)} in {contact.language}"
                   + (f", addressed to the {contact.mission}" if contact.mission else ""), highlight=False)
     _rerender([iso3])
 
@@ -99,15 +109,24 @@ def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
 
 
 @contacts_app.command("list")
-def contacts_list() -> None:
+def contacts_list(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every contact."""
     from engine.contacts import load_contacts
 
     settings, _ = _settings()
     _ready(settings.database_url)
-    table = Table("Party", "E-mail", "Language", "Mission", "Cc")
-    for c in sorted(load_contacts(settings.database_url).values(), key=lambda c: c.party):
-        table.add_row(c.party, ", ".join(c.email), c.language, c.mission or "(default)", ", ".join(c.cc))
+    contacts = sorted(load_contacts(settings.database_url).values(), key=lambda c: c.party)
+    if json_output:
+        print(json.dumps([{"party": c.party, "email": list(c.email), "language": c.language, "mission": c.mission,
+                           "cc": list(c.cc)} for c in contacts], ensure_ascii=False, indent=1))
+        return
+    table = _fitted()
+    table.add_column("Party", no_wrap=True)
+    table.add_column("Lang.", no_wrap=True)
+    for column in ("E-mail", "Mission", "Cc"):
+        table.add_column(column, overflow="fold")
+    for c in contacts:
+        table.add_row(c.party, c.language, ", ".join(c.email), c.mission or "(default)", ", ".join(c.cc))
     console.print(table)
 
 
@@ -165,11 +184,13 @@ def letters_plan(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
         return
     title = (f"Batch {the_plan.batch_id}: " if the_plan.batch_id else "") + \
         f"items due as of {day.isoformat()} ({len(the_plan.items)} in {len(the_plan.parties)} note(s))"
-    table = Table(title=title)
-    for column in ("Party", "Obligation", "Period", "Stage", "Due"):
-        table.add_column(column)
+    table = _fitted(title)
+    for column in ("Party", "Obligation", "Period", "Stage", "Due"):    # names wrap; the rest never does
+        table.add_column(column, no_wrap=column != "Obligation", overflow="fold", ratio=1 if column == "Obligation" else None,
+                         min_width=14 if column == "Obligation" else None)
+    names = evaluator().rulebook.name_of
     for p in the_plan.items[:limit]:
-        table.add_row(p.party, p.obligation_id, p.period, p.stage, p.due.isoformat())
+        table.add_row(p.party, names(p.obligation_id), p.period, p.stage, p.due.isoformat())
     console.print(table)
     if len(the_plan.items) > limit:
         console.print(f"  ... and {len(the_plan.items) - limit} more (--limit N, or --json)", highlight=False)
@@ -196,9 +217,9 @@ def letters_batches(limit: int = typer.Option(20, "--limit")) -> None:
 
     settings, _ = _settings()
     _ready(settings.database_url)
-    table = Table(title="Batches")
+    table = _fitted("Batches")
     for column in ("Batch", "As of", "Planned", "Items", "States", "Status", "Approved by", "Approved at"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "Approved by", overflow="fold")
     for batch, items, states in batches.list_batches(settings.database_url, limit):
         table.add_row(str(batch.id), batch.as_of.isoformat(), f"{batch.created_at:%Y-%m-%d %H:%M}", str(items),
                       str(states), batch.status, batch.approved_by or "",
@@ -215,14 +236,19 @@ def letters_preview(batch: Optional[int] = typer.Argument(None, help="The batch 
                     html: bool = typer.Option(False, "--html", help="Print the HTML instead of the text."),
                     pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the notes to this PDF file, one per page, "
                                                        "with room for the letterhead."),
-                    limit: int = typer.Option(0, "--limit", help="At most this many notes (0: all).")) -> None:
+                    limit: int = typer.Option(0, "--limit", help="At most this many notes (0: all)."),
+                    json_output: bool = typer.Option(False, "--json", help="Print JSON: each note's recipient, "
+                                                     "subject, text and HTML.")) -> None:
     """Show the notes as they would be sent today: dated today, one per State, in each contact's language."""
     from engine.contacts import Contact, load_contacts
     from engine.notes import consolidate
     from notifiers import batches
 
+    language = language.lower() if language else language     # EN as en
     if language and language not in ("en", "fr", "es", "zh"):
         fail(f"--language {language}: use en, fr, es or zh")
+    if json_output and pdf is not None:
+        fail("--json and --pdf: choose one")
     settings, config = _settings()
     _ready(settings.database_url)
     url = settings.database_url
@@ -237,7 +263,7 @@ def letters_preview(batch: Optional[int] = typer.Argument(None, help="The batch 
             fail(str(error))
             return
         if row.status == "approved":
-            _preview_sent(url, batch, iso3, html, pdf, limit)
+            _preview_sent(url, batch, iso3, html, pdf, limit, json_output)
             return
         notes = batches.notes_of(url, items, max(now.date(), row.as_of))
         batch_id = batch
@@ -251,22 +277,30 @@ def letters_preview(batch: Optional[int] = typer.Argument(None, help="The batch 
     if limit:
         notes = notes[:limit]
     rendered = []
+    shown = []
     for note in notes:
         contact = contacts.get(note.party) or Contact(note.party, ("no-contact@invalid.example",), language or "en")
         out = batches.render_note(note, contact, evaluator(), config, batch_id, now, language)
         rendered.append(out.rendered)
-        if pdf is None:
+        if json_output:
+            shown.append({"party": note.party, "items": len(note.items), "contact": note.party in contacts,
+                          "batch": batch, "language": language or contact.language, "to": out.message["To"],
+                          "subject": out.rendered.subject, "text": out.rendered.text, "html": out.rendered.html})
+        elif pdf is None:
             print(f"# {note.party}: {len(note.items)} item(s)" + ("" if note.party in contacts else "  (no contact)")
                   + (f", batch {batch}" if batch is not None else " (not recorded)"))
             print(f"To: {out.message['To']}\nSubject: {out.rendered.subject}\n")
             print(out.rendered.html if html else out.rendered.text)
+    if json_output:
+        print(json.dumps({"batch": batch, "notes": shown}, ensure_ascii=False, indent=1))
+        return
     if pdf is not None:
         _write_pdf(pdf, rendered)
     if not notes:
         console.print("No notes.", highlight=False)
 
 
-def _preview_sent(url, batch_id, iso3, html, pdf, limit) -> None:
+def _preview_sent(url, batch_id, iso3, html, pdf, limit, json_output=False) -> None:
     """An approved batch: its notes as queued (and sent), from the log."""
     import email
     import email.policy
@@ -277,6 +311,15 @@ def _preview_sent(url, batch_id, iso3, html, pdf, limit) -> None:
     if limit:
         rows = rows[:limit]
     pages = []
+    if json_output:
+        notes = []
+        for row in rows:
+            message = email.message_from_string(row.message, policy=email.policy.default)
+            notes.append({"party": row.party, "status": row.status, "approved_by": row.approved_by, "to": row.recipients,
+                          "subject": row.subject, "text": message.get_body(("plain",)).get_content(),
+                          "html": message.get_body(("html",)).get_content()})
+        print(json.dumps({"batch": batch_id, "notes": notes}, ensure_ascii=False, indent=1))
+        return
     for row in rows:
         message = email.message_from_string(row.message, policy=email.policy.default)
         part = message.get_body(("html",) if (html or pdf) else ("plain",))
@@ -358,7 +401,8 @@ def letters_deliver() -> None:
 
 @letters_app.command("send")
 def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " Not after today."),
-                 dry_run: bool = typer.Option(False, "--dry-run", help="Plan and render, write and send nothing.")) -> None:
+                 dry_run: bool = typer.Option(False, "--dry-run", help="Plan and render, write and send nothing."),
+                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Plan a batch and, unless it needs review (SMTP without auto_send), queue and deliver its notes."""
     from notifiers import batches, delivery
 
@@ -379,11 +423,22 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
         the_plan = delivery.make_plan(url, evaluator(), config, day)
         contacts = load_contacts(url)
         notes = consolidate(the_plan.items, batches.sent_items(url), now.date())
+        would = []
         for note in notes:
             out = batches.render_note(note, contacts[note.party], evaluator(), config, 0, now)
+            would.append({"party": note.party, "items": len(note.items), "to": out.message["To"],
+                          "subject": out.rendered.subject, "needs_approval": config.needs_approval})
+            if json_output:
+                continue
             console.print(f"would {'await approval for' if config.needs_approval else 'send'} a note to {note.party} "
                           f"({len(note.items)} item(s)) to {out.message['To']}: {out.rendered.subject}", highlight=False)
         waiting = delivery.due_for_delivery(url, now)
+        if json_output:
+            print(json.dumps({"as_of": day.isoformat(), "dry_run": True, "would_send": would,
+                              "queued_or_failed_waiting": len(waiting),
+                              "no_contact": {party: len(ps) for party, ps in sorted(the_plan.no_contact.items())}},
+                             ensure_ascii=False, indent=1))
+            return
         console.print(f"Dry run: {len(notes)} new note(s), {len(waiting)} queued or failed note(s) "
                       "would be delivered; nothing was written.", highlight=False)
         _print_no_contact(the_plan.no_contact)
@@ -396,6 +451,17 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
         return
     where = config.outbox if config.notifier == "outbox" else f"{config.smtp.host}:{config.smtp.port}"
     d = result.delivery
+    if json_output:
+        print(json.dumps({"as_of": day.isoformat(), "dry_run": False, "batch": result.plan.batch_id,
+                          "items_planned": len(result.plan.items), "queued": result.queued,
+                          "awaiting_approval": result.awaiting_approval, "notifier": config.notifier, "where": str(where),
+                          "sent": list(d.sent),
+                          "failed": [{"key": key, "error": error} for key, error in d.failed],
+                          "rejected": [{"key": key, "error": error} for key, error in d.rejected],
+                          "not_rendered": [{"key": key, "error": error} for key, error in d.not_rendered],
+                          "no_contact": {party: len(ps) for party, ps in sorted(result.plan.no_contact.items())}},
+                         ensure_ascii=False, indent=1))
+        raise typer.Exit(1 if d.failed or d.rejected or d.not_rendered else 0)
     console.print(f"Letters as of {day.isoformat()}: {len(result.plan.items)} item(s) planned"
                   + (f" in batch {result.plan.batch_id}" if result.plan.batch_id else "")
                   + f", {result.queued} note(s) queued, {len(d.sent)} sent ({config.notifier}: {where}), "
@@ -448,6 +514,8 @@ def letters_log(party: Optional[str] = typer.Option(None, "--party"),
                 limit: int = typer.Option(50, "--limit"),
                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The delivery log, newest first: what was sent, to whom (the outcome per recipient), when; failures with their error."""
+    from rich.markup import escape
+
     from notifiers import delivery
     from notifiers.log import STATUSES
 
@@ -469,17 +537,25 @@ def letters_log(party: Optional[str] = typer.Option(None, "--party"),
                            "recipients": [{"address": o.address, "status": o.status, "detail": o.detail}
                                           for o in outcomes.get(r.id, [])]} for r in rows], ensure_ascii=False, indent=1))
         return
-    table = Table(title=f"Delivery log ({len(rows)})")
-    for column in ("Id", "Reference", "Key", "To (outcome)", "Status", "Attempts", "Sent / next attempt", "Approved",
-                   "Error"):
-        table.add_column(column)
+    table = _fitted(f"Delivery log ({len(rows)})")
+    # 80 columns: the id, reference, status, tries and time never wrap; the note's cell holds to
+    # whom (the outcome per recipient), who approved it and the error, and wraps.
+    table.add_column("Id", no_wrap=True)
+    table.add_column("Reference", no_wrap=True)
+    table.add_column("Note", overflow="fold", ratio=1)
+    for column in ("Status", "Tries", "Sent or next"):
+        table.add_column(column, no_wrap=True)
     for r in rows:
         when = r.sent_at if r.status in ("sent", "partial") else r.next_attempt_at
-        approved = f"{r.approved_by}, {r.approved_at:%Y-%m-%d %H:%M}" if r.approved_at else ""
         per = outcomes.get(r.id)
-        to = "\n".join(f"{o.address} ({o.status})" for o in per) if per else r.recipients
-        table.add_row(str(r.id), _terminal(r.reference), _terminal(r.key), _terminal(to), r.status, str(r.attempts),
-                      f"{when:%Y-%m-%d %H:%M}" if when else "", _terminal(approved), _terminal(r.last_error or ""))
+        to = ", ".join(f"{o.address} ({o.status})" for o in per) if per else r.recipients
+        lines = [f"{r.party} to {escape(_terminal(to))}"]
+        if r.approved_at:
+            lines.append(f"approved by {escape(_terminal(r.approved_by or ''))}, {r.approved_at:%Y-%m-%d %H:%M}")
+        if r.last_error:
+            lines.append(f"[red]{escape(_terminal(r.last_error))}[/]")
+        table.add_row(str(r.id), _terminal(r.reference), "\n".join(lines), r.status, str(r.attempts),
+                      f"{when:%Y-%m-%d %H:%M}" if when else "")
     console.print(table)
     for r in rows:
         for o in outcomes.get(r.id, []):

@@ -81,8 +81,10 @@ def _outcome(result) -> str:
     if isinstance(result, DailyResult):
         return (f"check run {result.check_run_id} as of {result.as_of.isoformat()}"
                 f" ({'needs attention' if result.attention else 'nothing needs attention'}), digest "
-                f"{result.digest[0] if result.digest else 'not written'}; letters: {result.planned} due, "
-                f"{result.queued} queued, {result.sent} sent, {result.failed} failed, "
+                f"{result.digest[0] if result.digest else 'not written'}; letters: {result.planned} item(s) planned"
+                + (f" in batch {result.batch_id}" + (" (awaiting approval)" if result.awaiting_approval else "")
+                   if result.batch_id else "")
+                + f", {result.queued} note(s) queued, {result.sent} sent, {result.failed} failed, "
                 f"{len(result.no_contact)} part{'y' if len(result.no_contact) == 1 else 'ies'} without a contact")
     return f"{result} letter(s) sent"
 

@@ -312,9 +312,9 @@ def test_language_codes_are_case_insensitive(db_url):
     assert json.loads(out) == [{"party": "LAO", "email": ["mission@lao.example"], "language": "en", "mission": None,
                                 "cc": []}]
     code, out, _ = run("letters", "preview", "--as-of", "2025-01-01", "--party", "LAO", "--language", "FR", "--json")
-    letters = json.loads(out)["letters"]
-    assert code == 0 and letters and all(letter["language"] == "fr" for letter in letters)
-    assert "Note verbale" in letters[0]["text"] or "compliments" in letters[0]["text"]
+    notes = json.loads(out)["notes"]
+    assert code == 0 and notes and all(note["language"] == "fr" and note["party"] == "LAO" for note in notes)
+    assert "compliments" in notes[0]["text"] and notes[0]["to"] == "mission@lao.example"
 
 
 def test_json_on_init_record_and_letters_send(db_url):
@@ -329,10 +329,12 @@ def test_json_on_init_record_and_letters_send(db_url):
     run("contacts", "set", "SSD", "--email", "mission@ssd.example", "--language", "en")
     code, out, _ = run("letters", "send", "--as-of", "2024-08-04", "--dry-run", "--json")
     dry = json.loads(out)
-    assert code == 0 and dry["dry_run"] and all(w["to"] == "mission@ssd.example" for w in dry["would_send"])
+    assert code == 0 and dry["dry_run"] and [(w["party"], w["to"]) for w in dry["would_send"]] == [
+        ("SSD", "mission@ssd.example")]
     code, out, _ = run("letters", "send", "--as-of", "2024-08-04", "--json")
     sent = json.loads(out)
-    assert code == 0 and sorted(sent["sent"]) == sorted(w["key"] for w in dry["would_send"]) and sent["failed"] == []
+    assert code == 0 and len(sent["sent"]) == 1 and sent["sent"][0].startswith("SSD|") and sent["failed"] == []
+    assert sent["batch"] and sent["awaiting_approval"] is False
 
 
 @pytest.mark.parametrize("unit", ["ccm-scheduler.service", "ccm-serve.service"])
@@ -435,10 +437,13 @@ def test_the_letters_plan_and_log_fit_80_columns_with_whole_references_and_times
 
     monkeypatch.setenv("COLUMNS", "80")
     run("contacts", "set", "SSD", "--email", "mission@ssd.example", "--language", "en")
-    code, out, _ = run("letters", "plan", "--as-of", "2024-08-04", "--limit", "2000")
-    assert code == 0 and all(len(line) <= 80 for line in out.splitlines()) and "…" not in out
-    assert "Initial report" in out and re.search(r"SSD\s+Initial report\s+\S+\s+\d{4}-\d{2}-\d{2}", out)
+    run("contacts", "set", "LAO", "--email", "mission@lao.example", "--language", "en")
     assert run("letters", "send", "--as-of", "2024-08-04")[0] == 0
+    code, out, _ = run("letters", "plan", "--as-of", "2025-01-01", "--limit", "2000")
+    assert code == 0 and all(len(line) <= 80 for line in out.splitlines()) and "…" not in out
+    rows = [line.strip() for line in out.splitlines() if re.match(r"^\s?(LAO|SSD)\s", line)]
+    assert rows and all(re.search(r"\s\d{4}-\d{2}-\d{2}\s*$", row) for row in rows)     # each due date whole
+    assert any(re.match(r"^LAO\s+Annual report\s", row) for row in rows)
     code, out, _ = run("letters", "log")
     logged = json.loads(run("letters", "log", "--json")[1])
     assert code == 0 and logged and all(len(line) <= 80 for line in out.splitlines())
