@@ -57,7 +57,12 @@ def _print_status(s: dict[str, Any]) -> None:
     run = s["next_run"]
     lines.append(("Next run", f"{run['at']} (from the {run['from']})"))
     if s["letters"] is not None:
-        lines.append(("Letters", ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in s["letters"].items())))
+        letters = dict(s["letters"])
+        waiting, batches = letters.pop("awaiting_approval", None), letters.pop("batches_awaiting_approval", None)
+        text = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in letters.items())
+        if waiting is not None:
+            text += f"; {waiting} note(s) awaiting approval in {batches} batch(es)"
+        lines.append(("Letters", text))
     lock = s["scheduler_lock"]
     if lock is not None:
         lines.append(("Scheduler", f"running ({lock['holder']}, since {lock['since']})" if lock["held"] else

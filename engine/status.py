@@ -97,10 +97,17 @@ def letters(url: str) -> dict[str, int]:
 
     counts = {"queued": 0, "failed": 0, "sent": 0}
     with store.reader_session(url) as session:
-        if not sa.inspect(session.get_bind()).has_table("letters"):
+        tables = set(sa.inspect(session.get_bind()).get_table_names())
+        if "letters" not in tables:
             return counts
         for status, count in session.execute(sa.text("SELECT status, count(*) FROM letters GROUP BY status")):
             counts[status] = count
+        if {"letter_batches", "letter_items"} <= tables:     # planned mailings wait for the coordinator's approval
+            batches, notes = session.execute(sa.text(
+                "SELECT count(DISTINCT b.id), count(DISTINCT i.batch_id || ':' || i.party) FROM letter_batches b "
+                "LEFT JOIN letter_items i ON i.batch_id = b.id WHERE b.status = 'planned'")).one()
+            counts["awaiting_approval"] = notes
+            counts["batches_awaiting_approval"] = batches
     return counts
 
 
@@ -191,6 +198,9 @@ def attention(status: dict[str, Any]) -> list[str]:
         items.append(f"the scheduler's next run ({run['at']}) is past: is the scheduler running?")
     if status["letters"] and status["letters"].get("failed"):
         items.append(f"{status['letters']['failed']} letter(s) failed to be delivered")
+    if status["letters"] and status["letters"].get("batches_awaiting_approval"):
+        items.append(f"{status['letters']['batches_awaiting_approval']} batch(es) of letters await approval "
+                     "(ccm letters preview BATCH, then ccm letters approve BATCH --by NAME)")
     if status["stale_rulebook"] or status["stale_registry"]:
         items.append("the rulebook or registry changed since the last check")
     return items

@@ -159,7 +159,7 @@ def test_status_reports_the_last_check_the_letters_the_lock_and_the_hashes(db_ur
     check = status["last_check"]
     assert check["as_of"] == "2025-01-01" and check["outcome"] == "completed" and check["overdue"] > 0
     assert status["scheduler_lock"]["held"] is True and "pid" in status["scheduler_lock"]["holder"]
-    assert status["letters"] == {"queued": 0, "failed": 0, "sent": 0}
+    assert status["letters"] == {"queued": 0, "failed": 0, "sent": 0, "awaiting_approval": 0, "batches_awaiting_approval": 0}
     assert status["next_run"]["from"] == "[scheduler] time"
     assert len(status["rulebook_hash"]) == 16 and status["registry_hash"] == check["registry_hash"]
     assert api["last_check"] == check and api["scheduler_lock"]["held"] is True
@@ -449,3 +449,18 @@ def test_the_letters_plan_and_log_fit_80_columns_with_whole_references_and_times
     assert code == 0 and logged and all(len(line) <= 80 for line in out.splitlines())
     for letter in logged:
         assert re.search(re.escape(letter["reference"]) + r"\s.*\ssent\s+1\s+\d{4}-\d{2}-\d{2} \d{2}:\d{2}", out)
+
+
+def test_status_counts_the_notes_awaiting_approval(db_url):
+    run("contacts", "set", "SSD", "--email", "mission@ssd.example", "--language", "en")
+    run("contacts", "set", "LAO", "--email", "mission@lao.example", "--language", "en")
+    code, out, _ = run("letters", "plan", "--as-of", "2025-01-01", "--json")
+    planned = json.loads(out)
+    assert code == 0 and planned["recorded"]
+    code, out, _ = run("status", "--json")
+    status = json.loads(out)
+    parties = {item["party"] for item in planned["items"]}
+    assert status["letters"]["batches_awaiting_approval"] == 1
+    assert status["letters"]["awaiting_approval"] == len(parties) == 2
+    assert code == 1 and any("await approval" in item for item in status["attention"])
+    assert "2 note(s) awaiting approval in 1 batch(es)" in words(run("status")[1])
