@@ -199,6 +199,7 @@ def test_a_refused_import_never_takes_the_write_lock(tmp_path, monkeypatch, ccm)
     path = tmp_path / "db.sqlite"
     url = f"sqlite:///{path}"
     monkeypatch.setenv("CCM_DATABASE_URL", url)
+    (tmp_path / "none.toml").write_text("")       # an empty config: CCM_CONFIG must name a file that exists
     monkeypatch.setenv("CCM_CONFIG", str(tmp_path / "none.toml"))
     store.upgrade(url)
     holder = sqlite3.connect(path, isolation_level=None)

@@ -34,8 +34,8 @@ def closed_port() -> int:
 # --------------------------------------------------------------------------- exit statuses
 
 def test_exit_0_when_nothing_needs_attention_and_1_when_something_does(db_url):
-    # 1 Jan 2008: before the Convention existed, nothing is due.
-    code, out, _ = run("check", "--as-of", "2008-01-01")
+    # 1 Jun 2008: the Convention was adopted (30 May) but binds no one yet; nothing is due.
+    code, out, _ = run("check", "--as-of", "2008-06-01")
     assert code == 0 and "Nothing needs attention (exit status 0)." in words(out)
     code, out, _ = run("check", "--as-of", "2025-01-01")
     assert code == 1 and "Needs attention (exit status 1)." in words(out)
