@@ -50,10 +50,6 @@ def _configured_database() -> str:
         return ""
 
 
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] if text else text
-
-
 def exit_for(error: BaseException) -> tuple[int, str]:
     """The exit status and the sentence for an exception that reached the command line.
 
@@ -66,7 +62,7 @@ def exit_for(error: BaseException) -> tuple[int, str]:
     names = {cls.__name__ for cls in type(error).__mro__}
     if names & {"SettingsError", "RulebookError", "RegistryError", "PolicyError", "UnknownPartyError",
                 "RecordError", "ContactError", "ImportError_", "EvaluationError", "DatabaseNotInitialised"}:
-        return INPUT, _sentence(str(error))
+        return INPUT, str(error)     # as written: it may start with a file name
     if "DBAPIError" in names and "DataError" in names:     # a value the database's column refuses
         orig = getattr(error, "orig", None)
         return INPUT, f"the database refused a value: {_first_line(orig if orig is not None else error)}"
