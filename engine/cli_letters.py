@@ -65,7 +65,8 @@ def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
                  language: str = typer.Option(..., "--language", help="en, fr, es or zh."),
                  mission: Optional[str] = typer.Option(None, "--mission", help='The addressee without its article, '
                                                        'e.g. "Permanent Mission of Lebanon to the United Nations Office at Geneva".'),
-                 cc: Optional[str] = typer.Option(None, "--cc", help="Copied addresses, comma-separated.")) -> None:
+                 cc: Optional[str] = typer.Option(None, "--cc", help="Copied addresses, comma-separated."),
+                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Set (or replace) the contact of one State."""
     from engine.contacts import ContactError, set_contacts, validate
 
@@ -77,24 +78,32 @@ def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
         fail(f"{iso3}: {error}")
     _ready(settings.database_url)
     set_contacts(settings.database_url, [contact])
+    problems = _rerender([iso3], quiet=json_output)
+    if json_output:
+        print(json.dumps({"party": iso3, "email": list(contact.email), "language": contact.language,
+                          "mission": contact.mission, "cc": list(contact.cc),
+                          "not_rerendered": [{"letter": k, "why": p} for k, p in problems]}, ensure_ascii=False))
+        return
     console.print(f"Contact of {iso3}: {', '.join(contact.email)} in {contact.language}"
                   + (f", addressed to the {contact.mission}" if contact.mission else ""), highlight=False)
-    _rerender([iso3])
 
 
-def _rerender(parties: list[str]) -> None:
+def _rerender(parties: list[str], quiet: bool = False) -> list[tuple[str, str]]:
     """A contact changed: its State's unsent letters are rendered again for it (and rejected ones queued again)."""
     from notifiers import delivery
 
     settings, config = _settings()
     problems = delivery.rerender_for_parties(settings.database_url, evaluator(), config, parties)
-    for key, problem in problems:
-        console.print(f"[yellow]not re-rendered:[/] {key}: {problem}", highlight=False)
+    if not quiet:
+        for key, problem in problems:
+            console.print(f"[yellow]not re-rendered:[/] {key}: {problem}", highlight=False)
+    return problems
 
 
 @contacts_app.command("import")
 def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                                help="CSV with columns party,email,language,mission,cc.")) -> None:
+                                                help="CSV with columns party,email,language,mission,cc."),
+                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Import contacts from a CSV file: all rows or none."""
     from engine.contacts import ContactError, read_csv, set_contacts
 
@@ -104,8 +113,13 @@ def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
     except ContactError as error:
         fail(str(error))
     _ready(settings.database_url)
-    console.print(f"Imported {set_contacts(settings.database_url, contacts)} contact(s).", highlight=False)
-    _rerender([c.party for c in contacts])
+    imported = set_contacts(settings.database_url, contacts)
+    problems = _rerender([c.party for c in contacts], quiet=json_output)
+    if json_output:
+        print(json.dumps({"imported": imported, "parties": [c.party for c in contacts],
+                          "not_rerendered": [{"letter": k, "why": p} for k, p in problems]}, ensure_ascii=False))
+        return
+    console.print(f"Imported {imported} contact(s).", highlight=False)
 
 
 @contacts_app.command("list")
@@ -211,12 +225,19 @@ def _dues(settings, day):
 
 
 @letters_app.command("batches")
-def letters_batches(limit: int = typer.Option(20, "--limit")) -> None:
+def letters_batches(limit: int = typer.Option(20, "--limit"), json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The mailings planned, newest first: items, States, and who approved them."""
     from notifiers import batches
 
     settings, _ = _settings()
     _ready(settings.database_url)
+    if json_output:
+        print(json.dumps([{"batch": batch.id, "as_of": batch.as_of.isoformat(), "planned_at": batch.created_at.isoformat(),
+                           "items": items, "states": states, "status": batch.status, "approved_by": batch.approved_by,
+                           "approved_at": batch.approved_at.isoformat() if batch.approved_at else None}
+                          for batch, items, states in batches.list_batches(settings.database_url, limit)],
+                         ensure_ascii=False, indent=1))
+        return
     table = _fitted("Batches")
     for column in ("Batch", "As of", "Planned", "Items", "States", "Status", "Approved by", "Approved at"):
         table.add_column(column, no_wrap=column != "Approved by", overflow="fold")
@@ -346,7 +367,8 @@ def _write_pdf(path: Path, rendered) -> None:
 
 @letters_app.command("approve")
 def letters_approve(batch: int = typer.Argument(..., help="The batch to approve."),
-                    by: str = typer.Option(..., "--by", help="Who approves (recorded in the delivery log).")) -> None:
+                    by: str = typer.Option(..., "--by", help="Who approves (recorded in the delivery log)."),
+                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Approve a batch: render its notes dated today and queue them; the scheduler (or `ccm letters deliver`) sends them."""
     from notifiers import batches
 
@@ -356,6 +378,12 @@ def letters_approve(batch: int = typer.Argument(..., help="The batch to approve.
         approval = batches.approve(settings.database_url, batch, by, evaluator(), config, datetime.now(timezone.utc))
     except batches.BatchError as error:
         fail(str(error))
+        return
+    if json_output:
+        print(json.dumps({"batch": batch, "approved_by": approval.approved_by, "approved_at": approval.approved_at.isoformat(),
+                          "notes": approval.notes, "items": approval.items, "settled": approval.settled,
+                          "no_contact": approval.no_contact,
+                          "not_rendered": [{"party": p, "why": w} for p, w in approval.not_rendered]}, ensure_ascii=False))
         return
     console.print(f"Batch {batch} approved by {approval.approved_by}: {approval.notes} note(s) ({approval.items} item(s)) "
                   "queued; `ccm letters deliver` sends them now, the scheduler within "
@@ -369,7 +397,7 @@ def letters_approve(batch: int = typer.Argument(..., help="The batch to approve.
 
 
 @letters_app.command("discard")
-def letters_discard(batch: int = typer.Argument(..., help="The planned batch to discard.")) -> None:
+def letters_discard(batch: int = typer.Argument(..., help="The planned batch to discard."), json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Discard a batch not yet approved: nothing of it is sent, and its items are planned again next time."""
     from notifiers import batches
 
@@ -380,17 +408,24 @@ def letters_discard(batch: int = typer.Argument(..., help="The planned batch to 
     except batches.BatchError as error:
         fail(str(error))
         return
+    if json_output:
+        print(json.dumps({"batch": batch, "discarded": True, "items_returned": items}))
+        return
     console.print(f"Batch {batch} discarded: {items} item(s) return to planning.", highlight=False)
 
 
 @letters_app.command("deliver")
-def letters_deliver() -> None:
+def letters_deliver(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Deliver the approved notes that are queued or due for a retry (plans nothing)."""
     from notifiers import delivery
 
     settings, config = _settings()
     _ready(settings.database_url)
     report = delivery.deliver(settings.database_url, delivery.make_notifier(config), config)
+    if json_output:
+        print(json.dumps({"sent": report.sent, "failed": [{"letter": k, "why": e} for k, e in report.failed],
+                          "rejected": [{"letter": k, "why": e} for k, e in report.rejected]}, ensure_ascii=False))
+        raise typer.Exit(1 if report.failed or report.rejected else 0)
     console.print(f"{len(report.sent)} sent, {len(report.failed)} failed (retried later), {len(report.rejected)} "
                   "rejected (not retried: fix the contact, or `ccm letters retry`).", highlight=False)
     for label, items in (("failed", report.failed), ("rejected", report.rejected)):
@@ -566,7 +601,8 @@ def letters_log(party: Optional[str] = typer.Option(None, "--party"),
 
 @letters_app.command("cancel")
 def letters_cancel(letter_id: Optional[int] = typer.Argument(None, help="The letter's id (ccm letters log)."),
-                   party: Optional[str] = typer.Option(None, "--party", help="Every unsent letter of this party.")) -> None:
+                   party: Optional[str] = typer.Option(None, "--party", help="Every unsent letter of this party."),
+                   json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Cancel an unsent letter (or every unsent letter of a party): it is never sent."""
     from notifiers import delivery
 
@@ -580,6 +616,9 @@ def letters_cancel(letter_id: Optional[int] = typer.Argument(None, help="The let
     except delivery.LetterNotFound as error:
         fail(str(error))
         return
+    if json_output:
+        print(json.dumps({"cancelled": keys}, ensure_ascii=False))
+        return
     console.print(f"Cancelled {len(keys)} letter(s)" + (f" of {iso3}" if iso3 else "") + ".", highlight=False)
     for key in keys:
         console.print(f"  {_terminal(key)}", highlight=False)
@@ -587,7 +626,8 @@ def letters_cancel(letter_id: Optional[int] = typer.Argument(None, help="The let
 
 @letters_app.command("retry")
 def letters_retry(letter_id: Optional[int] = typer.Argument(None, help="The letter's id (ccm letters log)."),
-                  failed: bool = typer.Option(False, "--failed", help="Every failed, rejected or partial letter.")) -> None:
+                  failed: bool = typer.Option(False, "--failed", help="Every failed, rejected or partial letter."),
+                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Queue a letter again, re-rendered with its State's current contact; the next `letters send` delivers it."""
     from notifiers import delivery
 
@@ -600,6 +640,9 @@ def letters_retry(letter_id: Optional[int] = typer.Argument(None, help="The lett
     except delivery.LetterNotFound as error:
         fail(str(error))
         return
+    if json_output:
+        print(json.dumps({"queued": keys, "not_queued": [{"letter": k, "why": p} for k, p in problems]}, ensure_ascii=False))
+        raise typer.Exit(2 if problems and not keys else 0)
     console.print(f"Queued {len(keys)} letter(s) again; `ccm letters send` (or the scheduler) delivers them.",
                   highlight=False)
     for key, problem in problems:

@@ -122,7 +122,7 @@ def init(registry_dir: Optional[Path] = typer.Option(
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Migrate an existing database to the newest schema."""
 
     from engine import store
@@ -131,6 +131,9 @@ def db_upgrade() -> None:
     if not store.database_exists(url):
         fail(f"there is no database at {store.sqlite_path(url)}; create it with `ccm init`")
     before, after = store.upgrade(url)
+    if json_output:
+        print(json.dumps({"before": before, "after": after, "migrated": before != after}))
+        return
     console.print(f"Schema {before or 'none'} -> {after}." if before != after else f"Schema already at {after}.")
 
 
@@ -362,7 +365,8 @@ def history(party: str = typer.Argument(..., help="ISO3 code or name."),
 # ----------------------------------------------------------------------------- import / export
 
 @app.command(name="import")
-def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv or .json file of report receipts.")) -> None:
+def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv or .json file of report receipts."),
+                   json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Import report receipts (columns party,kind,year,received,symbol,source): all rows or none."""
     from engine.record import ImportError_, import_file
 
@@ -372,6 +376,9 @@ def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False,
         created, skipped = import_file(url, evaluator(), file, recorded_by=recorded_by())
     except ImportError_ as error:
         fail(str(error))
+        return
+    if json_output:
+        print(json.dumps({"file": file.name, "imported": created, "already_recorded": skipped}))
         return
     console.print(f"Imported {created} receipt(s) from {file.name}" + (f"; {skipped} already recorded" if skipped else "")
                   + ". They count from the next `ccm check`.", highlight=False)

@@ -464,3 +464,33 @@ def test_status_counts_the_notes_awaiting_approval(db_url):
     assert status["letters"]["awaiting_approval"] == len(parties) == 2
     assert code == 1 and any("await approval" in item for item in status["attention"])
     assert "2 note(s) awaiting approval in 1 batch(es)" in words(run("status")[1])
+
+
+def test_json_on_contacts_import_batches_approve_deliver_cancel_retry_and_db_upgrade(db_url, tmp_path):
+    code, out, _ = run("contacts", "set", "SSD", "--email", "mission@ssd.example", "--language", "en", "--json")
+    assert code == 0 and json.loads(out)["email"] == ["mission@ssd.example"]
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("party,email,language,mission,cc\nLAO,mission@lao.example,fr,,\n", encoding="utf-8")
+    code, out, _ = run("contacts", "import", str(contacts), "--json")
+    assert code == 0 and json.loads(out)["imported"] == 1 and json.loads(out)["parties"] == ["LAO"]
+    receipts = tmp_path / "receipts.csv"
+    receipts.write_text("party,kind,year,received,symbol,source\nLAO,initial,,2011-01-27,,\n", encoding="utf-8")
+    code, out, _ = run("import", str(receipts), "--json")
+    assert code == 0 and json.loads(out) == {"file": "receipts.csv", "imported": 1, "already_recorded": 0}
+    code, out, _ = run("db", "upgrade", "--json")
+    assert code == 0 and json.loads(out) == {"before": store.head_revision(), "after": store.head_revision(),
+                                             "migrated": False}
+    code, out, _ = run("letters", "plan", "--as-of", "2024-08-04", "--json")
+    batch = json.loads(out)["batch"]
+    listed = json.loads(run("letters", "batches", "--json")[1])
+    assert [(b["batch"], b["status"]) for b in listed] == [(batch, "planned")]
+    code, out, _ = run("letters", "approve", str(batch), "--by", "The coordinator", "--json")
+    approval = json.loads(out)
+    assert code == 0 and approval["batch"] == batch and approval["approved_by"] == "The coordinator" and approval["notes"]
+    code, out, _ = run("letters", "cancel", "--party", "SSD", "--json")
+    assert code == 0 and all(key.startswith("SSD|") for key in json.loads(out)["cancelled"])
+    code, out, _ = run("letters", "deliver", "--json")
+    delivered = json.loads(out)
+    assert code == 0 and delivered["failed"] == [] and not any(k.startswith("SSD|") for k in delivered["sent"])
+    code, out, _ = run("letters", "retry", "--failed", "--json")
+    assert json.loads(out) == {"queued": [], "not_queued": []}
