@@ -46,7 +46,9 @@ class OfficialName:
         >>> official_name("LBN", "fr").running, official_name("COG", "en").running, official_name("BOL", "es").running
         ('le Liban', 'the Congo', 'el Estado Plurinacional de Bolivia')
         """
-        if "(" in self.short:
+        # A short name with a qualifier in parentheses ("Bolivia (Plurinational State of)", "刚果（布）") is a list
+        # form, not a name for running text.
+        if "(" in self.short or "（" in self.short:
             return self.formal
         if self.language == "zh" or not self.article:
             return self.short
@@ -132,7 +134,7 @@ def permanent_mission(iso3: str, language: str) -> str:
     >>> permanent_mission("PSE", "en")
     'Permanent Observer Mission of the State of Palestine to the United Nations Office at Geneva'
     >>> permanent_mission("LBN", "es"), permanent_mission("VAT", "zh")
-    ('Misión Permanente del Líbano ante la Oficina de las Naciones Unidas en Ginebra', '教廷常驻联合国日内瓦办事处观察员代表团')
+    ('Misión Permanente del Líbano ante la Oficina de las Naciones Unidas en Ginebra', '罗马教廷常驻联合国日内瓦办事处观察员代表团')
     """
     name = official_name(iso3, language)
     if language == "zh":

@@ -48,7 +48,7 @@ def test_the_state_of_palestine_and_the_holy_see_have_their_own_entries():
     assert [names.official_name("PSE", lang).short for lang in names.LANGUAGES] == [
         "State of Palestine", "État de Palestine", "Estado de Palestina", "巴勒斯坦国"]
     assert [names.official_name("VAT", lang).short for lang in names.LANGUAGES] == [
-        "Holy See", "Saint-Siège", "Santa Sede", "教廷"]
+        "Holy See", "Saint-Siège", "Santa Sede", "罗马教廷"]
 
 
 def test_every_row_names_its_source_and_a_valid_article():
@@ -57,7 +57,7 @@ def test_every_row_names_its_source_and_a_valid_article():
 
     with (resources.files("rules") / "common" / "un_names.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert all(row["source"].startswith("UNTERM") for row in rows)
+    assert all(row["source"].startswith("UN Protocol and Liaison Service, UNTERM") for row in rows)
     assert all(row["fr_article"] in names.ARTICLES["fr"] and row["es_article"] in names.ARTICLES["es"] for row in rows)
 
 
@@ -81,3 +81,25 @@ def test_state_pages_and_calendars_use_the_un_names(tmp_path, monkeypatch):
             assert "SUMMARY:Czechia:" in feed
     finally:
         store.dispose_engines()
+
+
+def test_names_checked_against_unterms_list_follow_its_articles_and_forms():
+    # UNTERM gives "Cabo Verde" and "Vanuatu" without an article, "Trinité-et-Tobago (la)", and "刚果（布）",
+    # a list form whose running text is the formal name.
+    assert [names.official_name(c, "fr").of for c in ("CPV", "VUT", "TTO")] == [
+        "de Cabo Verde", "de Vanuatu", "de la Trinité-et-Tobago"]
+    assert names.permanent_mission("COG", "zh") == "刚果共和国常驻联合国日内瓦办事处代表团"
+    assert names.official_name("LIE", "fr").formal == "la Principauté du Liechtenstein"
+
+
+def test_every_row_says_what_it_was_checked_against():
+    import csv
+    from importlib import resources
+
+    with (resources.files("rules") / "common" / "un_names.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    checked = [row["iso3"] for row in rows if row["notes"].startswith("short names, articles and formal names")]
+    unverified = {row["iso3"] for row in rows if row["iso3"] not in checked}
+    assert unverified == {"CIV", "NLD"}
+    assert all("not verified" in row["notes"] for row in rows if row["iso3"] in unverified)
+    assert len(checked) == len(rows) - 2
