@@ -140,3 +140,12 @@ def test_one_french_citation_style_within_a_note(evaluator):
     for name, text in snapshots.render_all().items():
         if name.endswith(".fr.txt"):
             assert not re.search(r"article \d+, paragraphe", " ".join(text.split())), name
+
+
+def test_the_french_stockpile_note_quotes_article_3_in_french_only(evaluator):
+    """Art. 3(2) and 3(3) have their authentic French text (the ICRC's reproduction): no English left in the note."""
+    text = " ".join(snapshots.render_all()["deadline-PER-art3.fr.txt"].split())
+    for rule_id in ("ccm.art3.stockpile_destruction", "ccm.art3.extension"):
+        french, source = evaluator.rulebook.rule(rule_id).quotes["fr"]
+        assert source.startswith("https://www.icrc.org/") and f"« {french} »" in text
+    assert "texte anglais" not in text and "eight years" not in text
