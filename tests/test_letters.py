@@ -142,10 +142,16 @@ def test_one_french_citation_style_within_a_note(evaluator):
             assert not re.search(r"article \d+, paragraphe", " ".join(text.split())), name
 
 
-def test_the_french_stockpile_note_quotes_article_3_in_french_only(evaluator):
-    """Art. 3(2) and 3(3) have their authentic French text (the ICRC's reproduction): no English left in the note."""
-    text = " ".join(snapshots.render_all()["deadline-PER-art3.fr.txt"].split())
-    for rule_id in ("ccm.art3.stockpile_destruction", "ccm.art3.extension"):
+@pytest.mark.parametrize("snapshot, french_rules, english_left", [
+    ("deadline-PER-art3.fr.txt", ("ccm.art3.stockpile_destruction", "ccm.art3.extension"), False),
+    ("deadline-extended-LAO-art4.fr.txt", ("ccm.art4.clearance",), True),
+])
+def test_french_notes_quote_the_authentic_french_text_where_the_rule_holds_it(evaluator, snapshot, french_rules,
+                                                                              english_left):
+    """Art. 3(2), 3(3) and 4(1)(a) have their authentic French text (the ICRC's reproduction); Art. 4(5) has not,
+    so its English stays, marked."""
+    text = " ".join(snapshots.render_all()[snapshot].split())
+    for rule_id in french_rules:
         french, source = evaluator.rulebook.rule(rule_id).quotes["fr"]
         assert source.startswith("https://www.icrc.org/") and f"« {french} »" in text
-    assert "texte anglais" not in text and "eight years" not in text
+    assert ("texte anglais" in text) is english_left
