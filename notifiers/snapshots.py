@@ -46,10 +46,6 @@ CASES = (
          note="a courtesy notice planned for 31 March, sent after the due date: no 'forthcoming deadline'"),
     Case("retention-report-late-DEU-2024", "DEU", date(2025, 5, 1), ((RR, "2024", "reminder1"),)),
     Case("extension-request-advance-TCD-3RC", "TCD", date(2025, 8, 16), (("ccm.art4.extension_request", "3RC", "advance120"),)),
-    Case("extension-request-past-meeting-DEU-12MSP", "DEU", date(2023, 12, 11),
-         (("ccm.art4.extension_request", "12MSP", "reminder1"),), dated=date(2026, 3, 2),
-         note="the Twelfth Meeting opened in 2024: past tense in a note dated 2026 (the request's status is forced "
-              "to overdue: the engine now reports it awaiting a decision, and sends no reminder for it)"),
     Case("extension-request-estimated-IRQ-15MSP", "IRQ", date(2027, 8, 3),
          (("ccm.art4.extension_request", "15MSP", "advance120"),),
          note="the Fifteenth Meeting is projected: the engine marks the request's date estimated, and the note says so"),
@@ -63,8 +59,7 @@ CASES = (
                                                           (AR, "2025", "reminder1"))),
     Case("annual-reports-VAT", "VAT", date(2026, 5, 1), ((AR, "2025", "reminder1"),)),
     Case("annual-reports-COG", "COG", date(2026, 5, 1), ((AR, "2024", "reminder1"), (AR, "2025", "reminder1"))),
-    Case("annual-reports-LAO", "LAO", date(2026, 5, 1), ((AR, "2025", "reminder1"),
-                                                          ("ccm.art4.extension_request", "12MSP", "reminder1"))),
+    Case("annual-reports-LAO", "LAO", date(2026, 5, 1), ((AR, "2025", "reminder1"),)),
     Case("annual-reports-MDA", "MDA", date(2026, 5, 1), ((AR, "2025", "reminder1"),)),
 )
 #: The clarification case needs a recorded request (none is in the registry): received on this date.

@@ -155,3 +155,18 @@ def test_french_notes_quote_the_authentic_french_text_where_the_rule_holds_it(ev
         french, source = evaluator.rulebook.rule(rule_id).quotes["fr"]
         assert source.startswith("https://www.icrc.org/") and f"« {french} »" in text
     assert ("texte anglais" in text) is english_left
+
+
+def test_a_meeting_is_named_in_the_tense_true_on_the_notes_date(evaluator):
+    # Chad's request for the Third Review Conference (14 Sep 2026): a note dated before it says the
+    # meeting "opens", one dated after it "opened". No golden snapshot claims a request was not
+    # received: the engine never sends a reminder for an extension request (it is optional), and the
+    # German and Lao requests to the 12MSP were received (the registry knows them).
+    policy = Policy.from_toml(defaults()["letters"])
+    case = next(c for c in snapshots.CASES if c.name == "extension-request-advance-TCD-3RC")
+    before = snapshots.case_note(case, evaluator, policy)
+    after = snapshots.case_note(snapshots.Case(**{**case.__dict__, "dated": date(2026, 10, 1)}), evaluator, policy)
+    assert "which opens on 14 September 2026" in " ".join(_render(evaluator, before).text.split())
+    assert "which opened on 14 September 2026" in " ".join(_render(evaluator, after).text.split())
+    assert all("none has been received" not in (snapshot_dir_file.read_text(encoding="utf-8"))
+               for snapshot_dir_file in snapshots.snapshot_dir().glob("extension-request-*.en.txt"))
