@@ -247,11 +247,7 @@ class ExtensionRequest:
     def known_by(self) -> date:
         """The latest day it can have been submitted: the end of its month or year, or (no date
         published, precision ``before``) the day the meeting that considered it opened."""
-        if self.submitted_precision == "month":
-            return dates.end_of_period(self.submitted_on, "month")
-        if self.submitted_precision == "year":
-            return date(self.submitted_on.year, 12, 31)
-        return self.submitted_on
+        return dates.end_of_period(self.submitted_on, self.submitted_precision)
 
 
 @dataclass(frozen=True)
@@ -310,11 +306,7 @@ class Completion:
     def known_by(self) -> date:
         """The latest date the completion can be: end of month or year for those precisions;
         `completed_on` itself for 'day' and 'before' (completed on or before that day)."""
-        if self.precision == "month":
-            return dates.end_of_period(self.completed_on, "month")
-        if self.precision == "year":
-            return date(self.completed_on.year, 12, 31)
-        return self.completed_on
+        return dates.end_of_period(self.completed_on, self.precision)
 
 
 @dataclass(frozen=True)
@@ -336,9 +328,7 @@ class Decision:
     @property
     def known_by(self) -> date:
         """The latest date the decision can have been taken (end of month for 'month')."""
-        if self.decided_precision == "month":
-            return dates.end_of_period(self.decided_on, "month")
-        return self.decided_on
+        return dates.end_of_period(self.decided_on, self.decided_precision)
 
 
 @dataclass(frozen=True)
@@ -357,11 +347,8 @@ class PublishedReceipt:
 
     @property
     def known_by(self) -> date:
-        if self.precision == "month":
-            return dates.end_of_period(self.received_on, "month")
-        if self.precision == "year":
-            return date(self.received_on.year, 12, 31)
-        return self.received_on
+        """The latest day it can have been received (end of its month or year; the day itself otherwise)."""
+        return dates.end_of_period(self.received_on, self.precision)
 
 
 @dataclass(frozen=True)
