@@ -6,7 +6,7 @@
 What it does, all on loopback, in a temporary folder:
 1. initialises a SQLite database with ``ccm check`` (not timed);
 2. times ``ccm deadlines LAO --json`` (a new process each time: the CLI's real cost);
-3. starts the server (``uvicorn engine.api:create_app --factory``) in a subprocess;
+3. starts the server (``uvicorn engine.web.app:create_app --factory``) in a subprocess;
 4. from a second process, sends a bounded number of requests with N concurrent clients, each
    on its own keep-alive HTTP/1.1 connection (a minimal asyncio client, so that the load
    generator costs little of the machine's CPU), and prints the table.
@@ -90,7 +90,7 @@ def _free_port() -> int:
 
 
 def _ccm(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from engine.cli import app; app()", *args], env=env,
+    return subprocess.run([sys.executable, "-c", "from engine.cli.main import app; app()", *args], env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -128,7 +128,7 @@ def main() -> None:
                 sys.exit(f"ccm deadlines failed: {result.stderr}")
 
         port = _free_port()
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "engine.api:create_app", "--factory", "--host", "127.0.0.1",
+        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "engine.web.app:create_app", "--factory", "--host", "127.0.0.1",
                                    "--port", str(port), "--log-level", "warning", "--no-access-log"],
                                   env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:

@@ -40,7 +40,8 @@ def synthetic_registry(count: int):
     import random
     import string
 
-    from engine.registry import Completion, Declaration, Participant, Registry, load_registry
+    from engine.core.model import Completion, Declaration, Participant, Registry
+    from engine.registry.load import load_registry
 
     base = load_registry()
     rng = random.Random(42)
@@ -65,12 +66,12 @@ def synthetic_registry(count: int):
 
 def child(args) -> None:
     """One measurement in this process; prints a JSON line."""
-    from engine import store
-    from engine.check import run_check
-    from engine.evaluate import Evaluator
-    from engine.registry import load_registry
-    from engine.rulebook import load_rulebook
-    from engine.settings import load_settings
+    from engine.store import database as store
+    from engine.check.run import run_check
+    from engine.core.evaluate import Evaluator
+    from engine.registry.load import load_registry
+    from engine.core.rulebook import load_rulebook
+    from engine.runtime.settings import load_settings
 
     t0 = time.perf_counter()
     registry = synthetic_registry(args.parties) if args.parties else load_registry()
@@ -91,7 +92,7 @@ def cli_wall(url: str, folder: str, runs: int = 5) -> float:
     """`ccm check` as a user runs it (interpreter start, imports, check, digest files): the
     median wall time of ``runs`` runs on the database the in-process runs left."""
     env = {**os.environ, "CCM_DATABASE_URL": url, "CCM_OUTPUT_FOLDER": folder}
-    command = [sys.executable, "-c", "from engine.cli import app; app()", "check", "--as-of", AS_OF.isoformat()]
+    command = [sys.executable, "-c", "from engine.cli.main import app; app()", "check", "--as-of", AS_OF.isoformat()]
     times = []
     for _ in range(runs):
         t = time.perf_counter()

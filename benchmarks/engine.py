@@ -5,15 +5,15 @@ nothing and always exits 0.
 
 Rows:
 
-1. ``reference``: the plain-Python interpreter (engine/reference.py).
-2. ``durable (adapter)``: durable_rules through engine/durable_adapter.py.
+1. ``reference``: the plain-Python interpreter (engine/backends/reference.py).
+2. ``durable (adapter)``: durable_rules through engine/backends/durable.py.
 3. ``durable (raw)``: the honest floor for (2). The same ruleset the adapter compiles (its
    ``_compile()`` patterns, unchanged), registered on a Host without polling threads, fed the
    same slim input facts (the same consumed kinds, the session marker); each action only
    ``c.assert_fact``s the slims of the facts the adapter's action derived for that firing,
    recorded beforehand. It is timed as assert_facts + draining the actions + delete_state.
    So the raw row pays for everything durable_rules itself does; the adapter's overhead
-   over it is its Python bookkeeping *and* the rule arithmetic (engine/compute.py).
+   over it is its Python bookkeeping *and* the rule arithmetic (engine/core/compute.py).
 
 Columns: "registry" is the median over ``--repeat`` runs of inferring all participants as of
 2026-11-28 (warm: each row runs once untimed first); "infer/party" divides it by the number
@@ -38,10 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from durable import engine as durable_engine  # noqa: E402
 
-from engine import compute, durable_adapter, reference  # noqa: E402
-from engine.evaluate import Evaluator  # noqa: E402
-from engine.registry import load_registry  # noqa: E402
-from engine.rulebook import load_rulebook  # noqa: E402
+from engine.core import compute  # noqa: E402
+from engine.backends import durable as durable_adapter
+from engine.backends import reference
+from engine.core.evaluate import Evaluator  # noqa: E402
+from engine.registry.load import load_registry  # noqa: E402
+from engine.core.rulebook import load_rulebook  # noqa: E402
 
 AS_OF = date(2026, 11, 28)
 TARGET_REGISTRY_MS = 150.0

@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import letters as letter_text  # noqa: E402
-from engine.evaluate import Evaluator  # noqa: E402
-from engine.notes import consolidate  # noqa: E402
-from engine.planner import Due, Policy, dues_from_evaluation, plan  # noqa: E402
-from engine.registry import load_registry  # noqa: E402
-from engine.rulebook import load_rulebook  # noqa: E402
+from notifiers import letters as letter_text  # noqa: E402
+from engine.core.evaluate import Evaluator  # noqa: E402
+from notifiers.notes import consolidate  # noqa: E402
+from notifiers.planner import Due, Policy, dues_from_evaluation, plan  # noqa: E402
+from engine.registry.load import load_registry  # noqa: E402
+from engine.core.rulebook import load_rulebook  # noqa: E402
 from notifiers.config import Signer, defaults  # noqa: E402
 
 LANGUAGES = ("en", "fr", "es", "zh")
@@ -68,8 +68,8 @@ def deliver(count: int, evaluator, as_of: date) -> tuple[int, float]:
     """Queue ``count`` letters in a temporary SQLite database and deliver them to a local aiosmtpd."""
     from aiosmtpd.controller import Controller
 
-    from engine import store
-    from engine.contacts import set_contacts, validate
+    from engine.store import database as store
+    from engine.store.contacts import set_contacts, validate
     from notifiers import batches, delivery
     from notifiers.config import load_letters_config
     from notifiers.smtp import SmtpNotifier

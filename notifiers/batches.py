@@ -11,7 +11,7 @@ Guarantees:
   out of the note: approval evaluates the batch's parties again as of that day.
 * A batch is approved once; approving it again is refused with a sentence saying by whom and when.
 * Wording follows the log: an item is a "further" reminder only if a note that was *sent*
-  already reminded the State of it (engine.notes).
+  already reminded the State of it (notifiers.notes).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
 
-from engine import letters as letter_text
-from engine.contacts import Contact, load_contacts
-from engine.notes import Note, SentItem, consolidate
-from engine.planner import Due, PlannedLetter, plan
-from engine.store import is_sqlite, reader_session, writer_session
+from notifiers import letters as letter_text
+from engine.store.contacts import Contact, load_contacts
+from notifiers.notes import Note, SentItem, consolidate
+from notifiers.planner import Due, PlannedLetter, plan
+from engine.store.database import is_sqlite, reader_session, writer_session
 from notifiers.base import build_message, message_id
 from notifiers.config import LettersConfig
 from notifiers.log import BatchRow, ItemRow, LetterRow
@@ -70,7 +70,7 @@ class Approval:
 def still_open(url: str, evaluator, items: list[ItemRow], today: date) -> set[str]:
     """The keys of the items whose obligation is still open on ``today`` with the same due date: a report
     recorded, or a deadline moved, between planning and approval leaves the note."""
-    from engine.planner import OPEN_STATUSES
+    from notifiers.planner import OPEN_STATUSES
     from notifiers.delivery import obligations_as_of
 
     parties = {row.party for row in items}

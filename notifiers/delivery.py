@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from engine.contacts import load_contacts
-from engine.planner import Due, dues_from_evaluation, plan
-from engine.store import is_sqlite, reader_session, writer_session
+from engine.store.contacts import load_contacts
+from notifiers.planner import Due, dues_from_evaluation, plan
+from engine.store.database import is_sqlite, reader_session, writer_session
 from notifiers.base import DeliveryError, Notifier
 from notifiers.config import LettersConfig
 from notifiers.log import UNSENT, AttemptRow, LetterRow, RecipientRow
@@ -65,8 +65,8 @@ def obligations_as_of(url: str | None, evaluator, as_of: date, parties: set[str]
     database (if any)."""
     events = []
     if url:
-        from engine import store
-        from engine.record import load_events
+        from engine.store import database as store
+        from engine.record.events import load_events
 
         if store.database_exists(url) and store.current_revision(url):
             events = load_events(url)
@@ -251,7 +251,7 @@ def guard_first_run(url: str, config: LettersConfig, letters_to_send: int) -> No
     """
     if config.notifier != "smtp" or config.policy.since is not None or letters_to_send <= config.first_run_limit:
         return
-    from engine.store import RecordedEventRow
+    from engine.store.database import RecordedEventRow
     with reader_session(url) as session:
         receipts = session.scalar(sa.select(sa.func.count()).select_from(RecordedEventRow)
                                   .where(RecordedEventRow.kind.like("report:%")))

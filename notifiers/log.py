@@ -1,6 +1,6 @@
-"""The letters' tables on engine.store.Base: contacts, the delivery log (one row per idempotency key), attempts, the scheduler lock.
+"""The letters' tables on engine.store.database.Base: contacts, the delivery log (one row per idempotency key), attempts, the scheduler lock.
 
-The schema is created by the migrations engine/migrations/versions/0002_letters.py and
+The schema is created by the migrations engine/store/migrations/versions/0002_letters.py and
 0005_letter_batches.py (batches, their items, and each note's batch and approver); these models
 must stay equal to it (tests/test_store.py compares them once this module is imported).
 """
@@ -13,7 +13,7 @@ from typing import Optional
 from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.store import Base
+from engine.store.database import Base
 
 #: Delivery statuses. ``queued``: planned, rendered, not yet delivered; ``sent``: the notifier
 #: accepted it for every recipient (never sent again); ``failed``: the last attempt failed for a

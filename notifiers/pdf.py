@@ -71,5 +71,5 @@ def write_html_pages(path: Path, pages: list[str]) -> int:
 
 
 def write_notes(path: Path, rendered) -> int:
-    """Write engine.letters.RenderedLetter notes to a PDF; returns the number of pages."""
+    """Write notifiers.letters.RenderedLetter notes to a PDF; returns the number of pages."""
     return write_html_pages(path, [r.html for r in rendered])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from engine.planner import dues_from_evaluation, plan
+from notifiers.planner import dues_from_evaluation, plan
 
 LANGUAGES = ("en", "fr", "es", "zh")
 
@@ -74,9 +74,9 @@ def snapshot_dir() -> Path:
 
 
 def case_note(case: Case, evaluator, policy):
-    """The engine.notes.Note of a case."""
-    from engine.facts import RecordedEvent
-    from engine.notes import SentItem, consolidate
+    """The notifiers.notes.Note of a case."""
+    from engine.core.facts import RecordedEvent
+    from notifiers.notes import SentItem, consolidate
 
     recorded = []
     if any(o == "ccm.art8.clarification_response" for o, _, _ in case.items):
@@ -109,11 +109,11 @@ def case_note(case: Case, evaluator, policy):
 
 def render_all() -> dict[str, str]:
     """{relative file name: content} for every case, language and format."""
-    from engine import letters
-    from engine.evaluate import Evaluator
-    from engine.planner import Policy
-    from engine.registry import load_registry
-    from engine.rulebook import load_rulebook
+    from notifiers import letters
+    from engine.core.evaluate import Evaluator
+    from notifiers.planner import Policy
+    from engine.registry.load import load_registry
+    from engine.core.rulebook import load_rulebook
     from notifiers.config import Signer, defaults
 
     evaluator = Evaluator(load_rulebook(), load_registry(), "reference", receipts_complete_from=RECEIPTS_COMPLETE_FROM)

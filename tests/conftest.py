@@ -31,9 +31,9 @@ COMPLETE_RECORD_FROM = "2010-08-01"
 def record_evaluator():
     from datetime import date
 
-    from engine.evaluate import Evaluator
-    from engine.registry import load_registry
-    from engine.rulebook import load_rulebook
+    from engine.core.evaluate import Evaluator
+    from engine.registry.load import load_registry
+    from engine.core.rulebook import load_rulebook
 
     return Evaluator(load_rulebook(), load_registry(), "durable",
                      receipts_complete_from=date.fromisoformat(COMPLETE_RECORD_FROM))
@@ -57,8 +57,8 @@ def _record_pg_schema_url(base: str):
 @_record_pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path, monkeypatch):
     """An empty database URL (SQLite file or a fresh PostgreSQL schema), set as CCM_DATABASE_URL."""
-    from engine import record_source, store
-
+    from engine.record import source as record_source
+    from engine.store import database as store
     admin = schema = None
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'db' / 'ccm.sqlite'}"
@@ -84,8 +84,7 @@ def db_url(request, tmp_path, monkeypatch):
 @_record_pytest.fixture
 def postgres_url(tmp_path, monkeypatch):
     """A fresh PostgreSQL schema only (for tests that are about PostgreSQL)."""
-    from engine import store
-
+    from engine.store import database as store
     admin, schema, url = _record_pg_schema_url(record_postgres_url())
     monkeypatch.setenv("CCM_DATABASE_URL", url)
     monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "digests"))
@@ -103,7 +102,7 @@ def ccm():
     """Run a ccm command in-process; returns (exit code, output with whitespace collapsed)."""
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.cli.main import app
 
     runner = CliRunner()
 
@@ -116,7 +115,7 @@ def ccm():
 
 def ccm_subprocess(*args: str, env: dict | None = None, **popen):
     """Start ``ccm ARGS`` in a child process (for kill and concurrency tests)."""
-    code = "from engine.cli import app; app()"
+    code = "from engine.cli.main import app; app()"
     return _record_subprocess.Popen([_record_sys.executable, "-c", code, *args],
                                     env={**_record_os.environ, **(env or {})}, **popen)
 
@@ -127,14 +126,14 @@ def ccm_subprocess(*args: str, env: dict | None = None, **popen):
 
 @_record_pytest.fixture(scope="session")
 def ccm_rulebook():
-    from engine.rulebook import load_rulebook
+    from engine.core.rulebook import load_rulebook
 
     return load_rulebook()
 
 
 @_record_pytest.fixture(scope="session")
 def ccm_registry():
-    from engine.registry import load_registry
+    from engine.registry.load import load_registry
 
     return load_registry()
 

@@ -1,4 +1,4 @@
-"""The HTTP API (engine/api.py) through FastAPI's TestClient, on a temporary SQLite database
+"""The HTTP API (engine/web/app.py) through FastAPI's TestClient, on a temporary SQLite database
 initialised by a check: shapes identical to the CLI's JSON, explanations, ETag and 304,
 authorisation of writes, refusals as sentences, and property-based fuzzing (no 500 for any
 input, no file reachable through a path, a State's token never writes)."""
@@ -25,11 +25,11 @@ DATES = (date(2011, 8, 20), date(2019, 6, 1), date(2023, 1, 1))
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
     """A SQLite database with its schema and one check run as of 1 Jun 2019."""
-    from engine import store
-    from engine.check import run_check
-    from engine.evaluate import Evaluator
-    from engine.registry import load_registry
-    from engine.rulebook import load_rulebook
+    from engine.store import database as store
+    from engine.check.run import run_check
+    from engine.core.evaluate import Evaluator
+    from engine.registry.load import load_registry
+    from engine.core.rulebook import load_rulebook
 
     folder = tmp_path_factory.mktemp("api")
     url = f"sqlite:///{folder / 'ccm.sqlite'}"
@@ -46,8 +46,8 @@ def client(db):
 
     from fastapi.testclient import TestClient
 
-    from engine.api import ApiConfig, create_app
-    from engine.settings import Settings
+    from engine.web.app import ApiConfig, create_app
+    from engine.runtime.settings import Settings
 
     url, _evaluator, folder = db
     os.environ["CCM_ISU_TOKEN"] = ISU
@@ -60,7 +60,7 @@ def client(db):
 
 
 def events(url):
-    from engine.record import load_events
+    from engine.record.events import load_events
 
     return load_events(url)
 
@@ -89,8 +89,8 @@ def test_obligations_have_exactly_the_cli_json(client, db, iso3):
 def test_obligations_equal_the_cli_output(client, db, monkeypatch):
     from typer.testing import CliRunner
 
-    from engine import record_source
-    from engine.cli import app
+    from engine.record import source as record_source
+    from engine.cli.main import app
 
     url, _, _ = db
     monkeypatch.setenv("CCM_DATABASE_URL", url)
@@ -117,7 +117,7 @@ def test_party_list_party_and_names(client, db):
 
 
 def test_explain_is_the_cli_explanation(client, db):
-    from engine.explain import explain
+    from engine.core.explain import explain
 
     url, evaluator, _ = db
     evaluation = evaluator.evaluate("LAO", date(2019, 6, 1), [e for e in events(url) if e.party == "LAO"])
@@ -142,7 +142,7 @@ def test_explain_refusals_are_sentences(client):
 
 
 def test_overdue_and_stats(client, db):
-    from engine.check import stats
+    from engine.check.run import stats
 
     url, evaluator, _ = db
     overdue = client.get("/api/overdue?as_of=2011-08-20").json()
@@ -172,8 +172,8 @@ def test_unknown_party_bad_dates_and_addresses(client):
 def test_reading_never_creates_a_database(tmp_path):
     from fastapi.testclient import TestClient
 
-    from engine.api import create_app
-    from engine.settings import Settings
+    from engine.web.app import create_app
+    from engine.runtime.settings import Settings
 
     path = tmp_path / "missing" / "ccm.sqlite"
     app = create_app(Settings(database_url=f"sqlite:///{path}", output_folder=tmp_path))
@@ -188,13 +188,13 @@ def test_import_does_nothing_and_no_scheduler_starts(tmp_path):
     """Importing and creating the app opens no database and starts no scheduler or thread."""
     code = (
         "import sys, threading\n"
-        "import engine.api\n"
+        "import engine.web.app\n"
         "assert 'sqlalchemy' not in sys.modules, 'database code imported at import time'\n"
-        "from engine.settings import Settings\n"
-        f"app = engine.api.create_app(Settings(database_url='sqlite:///{tmp_path / 'x.sqlite'}'))\n"
+        "from engine.runtime.settings import Settings\n"
+        f"app = engine.web.app.create_app(Settings(database_url='sqlite:///{tmp_path / 'x.sqlite'}'))\n"
         "from fastapi.testclient import TestClient\n"
         "with TestClient(app) as c: assert c.get('/api/parties/LAO').status_code == 200\n"
-        "print(sorted(m for m in sys.modules if 'apscheduler' in m or m == 'engine.scheduler'))\n"
+        "print(sorted(m for m in sys.modules if 'apscheduler' in m or m == 'engine.check.scheduler'))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

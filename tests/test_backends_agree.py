@@ -9,9 +9,11 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from engine import dates, durable_adapter, reference
-from engine.compute import EvaluationError
-from engine.evaluate import Evaluator, assemble
+from engine.core import dates
+from engine.backends import durable as durable_adapter
+from engine.backends import reference
+from engine.core.compute import EvaluationError
+from engine.core.evaluate import Evaluator, assemble
 
 AS_OF_DATES = [date(2010, 8, 1), date(2011, 8, 20), date(2015, 1, 1), date(2019, 6, 1), date(2020, 1, 1),
                date(2023, 9, 15), date(2026, 11, 28)]
@@ -70,7 +72,7 @@ def days_between(low: date, high: date):
 
 @st.composite
 def synthetic_party(draw, template: dict):
-    """Facts shaped like engine.facts.party_facts makes them, for a made-up party."""
+    """Facts shaped like engine.core.facts.party_facts makes them, for a made-up party."""
     as_of = draw(days_between(START, date(2035, 12, 31)))
     deposit = draw(days_between(START, END))
     threshold = date.fromisoformat(template["threshold_deposit"]["date"])

@@ -13,8 +13,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from engine import scheduler, store
-from engine.contacts import set_contacts, validate
+from engine.check import scheduler
+from engine.store import database as store
+from engine.store.contacts import set_contacts, validate
 from notifiers import batches, delivery
 from notifiers.config import load_letters_config
 from notifiers.log import BatchRow, ItemRow, LetterRow
@@ -67,7 +68,7 @@ def mailing_db(db_url, tmp_path, monkeypatch, smtp_server):
 
 def engine_evaluator():
     """The evaluator the scheduler uses with the test's settings."""
-    from engine.settings import load_settings
+    from engine.runtime.settings import load_settings
 
     return scheduler._evaluator("reference", load_settings().receipts_complete_from)
 
@@ -203,8 +204,8 @@ def pdf_fonts_and_pages(data: bytes) -> tuple[set[str], int]:
 def test_the_isu_approves_a_batch_over_the_api_and_the_dashboard_offers_it(mailing_db, smtp_server, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from engine.api import ApiConfig, create_app
-    from engine.settings import load_settings
+    from engine.web.app import ApiConfig, create_app
+    from engine.runtime.settings import load_settings
 
     monkeypatch.setenv("CCM_ISU_TOKEN", "isu-secret-token")
     result = scheduler.daily_job("2025-05-01")

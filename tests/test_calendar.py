@@ -1,4 +1,4 @@
-"""Calendar feeds (engine/calendar_feed.py): parsed back with icalendar. Stable UIDs across
+"""Calendar feeds (engine/web/calendar.py): parsed back with icalendar. Stable UIDs across
 generations, SEQUENCE growing when a deadline moves (a decision in the registry, then one
 recorded), alarms before open deadlines, the legal basis in the description, a deterministic
 DTSTAMP; the same feed from the HTTP API and from ``ccm calendar``."""
@@ -16,9 +16,9 @@ CHECKED = datetime(2025, 1, 2, 6, 30, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def evaluator():
-    from engine.evaluate import Evaluator
-    from engine.registry import load_registry
-    from engine.rulebook import load_rulebook
+    from engine.core.evaluate import Evaluator
+    from engine.registry.load import load_registry
+    from engine.core.rulebook import load_rulebook
 
     return Evaluator(load_rulebook(), load_registry(), "durable")
 
@@ -26,8 +26,8 @@ def evaluator():
 @pytest.fixture
 def db(tmp_path, evaluator, monkeypatch):
     """An initialised SQLite database, set as CCM_DATABASE_URL for the CLI."""
-    from engine import record_source, store
-
+    from engine.record import source as record_source
+    from engine.store import database as store
     url = f"sqlite:///{tmp_path / 'ccm.sqlite'}"
     store.upgrade(url)
     monkeypatch.setenv("CCM_DATABASE_URL", url)
@@ -39,8 +39,7 @@ def db(tmp_path, evaluator, monkeypatch):
 
 
 def feed(evaluator, iso3s, as_of, events=(), stamp=None) -> bytes:
-    from engine import calendar_feed
-
+    from engine.web import calendar as calendar_feed
     evaluations = [evaluator.evaluate(iso3, as_of, [e for e in events if e.party == iso3]) for iso3 in iso3s]
     return calendar_feed.build(evaluations, evaluator.rulebook, name="test", domain="example.org",
                                stamp=calendar_feed.dtstamp(stamp, as_of))
@@ -77,7 +76,7 @@ def test_uids_are_stable_and_the_feed_deterministic(evaluator):
 def test_sequence_counts_the_extensions(evaluator, db):
     """Lao PDR's clearance deadline: 1 Aug 2020, moved by 9MSP (registry) to 1 Aug 2025, then by
     a decision recorded in the database to 1 Aug 2030: SEQUENCE 0, 1, 2 under one UID."""
-    from engine.record import NewEvent, load_events, record
+    from engine.record.events import NewEvent, load_events, record
 
     before = vevents(feed(evaluator, ["LAO"], date(2019, 6, 1)))[CLEARANCE]
     assert (before.decoded("DTSTART"), int(before["SEQUENCE"])) == (date(2020, 8, 1), 0)
@@ -115,11 +114,11 @@ def test_description_gives_the_legal_basis(evaluator):
 def test_api_feeds(db, evaluator, tmp_path):
     from fastapi.testclient import TestClient
 
-    from engine.api import ApiConfig, create_app
-    from engine.check import run_check
-    from engine.settings import Settings
+    from engine.web.app import ApiConfig, create_app
+    from engine.check.run import run_check
+    from engine.runtime.settings import Settings
 
-    from engine.calendar_feed import last_check_finished
+    from engine.web.calendar import last_check_finished
 
     run_check(db, evaluator, date(2025, 1, 2), now=CHECKED)
     finished = last_check_finished(db).replace(tzinfo=timezone.utc, microsecond=0)
@@ -144,7 +143,7 @@ def test_api_feeds(db, evaluator, tmp_path):
 def test_cli_calendar(db, evaluator):
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.cli.main import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["calendar", "LAO", "--as-of", "2019-06-01"])

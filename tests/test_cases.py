@@ -18,11 +18,11 @@ from typing import Any, Callable
 
 import pytest
 
-from engine.dates import fmt
-from engine.evaluate import Evaluator
-from engine.explain import explain
-from engine.registry import load_registry
-from engine.rulebook import load_rulebook
+from engine.core.dates import fmt
+from engine.core.evaluate import Evaluator
+from engine.core.explain import explain
+from engine.registry.load import load_registry
+from engine.core.rulebook import load_rulebook
 
 PROJECT = Path(__file__).resolve().parent.parent
 CASES_CSV = Path(__file__).parent / "cases" / "cases.csv"
@@ -41,7 +41,7 @@ def ccm_command() -> list[str]:
     script = Path(sys.executable).parent / ("ccm.exe" if os.name == "nt" else "ccm")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from engine.cli import app; app()"]
+    return [sys.executable, "-c", "from engine.cli.main import app; app()"]
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from engine import store
-from engine.check import run_check
+from engine.store import database as store
+from engine.check.run import run_check
 
 
 def _snapshot(url: str):
@@ -61,7 +61,7 @@ def test_the_next_day_updates_reasons_but_logs_only_what_moved(db_url, record_ev
 
 
 def test_the_digest_lists_initial_reports_first_then_by_days_late(db_url, record_evaluator):
-    from engine.check import digest_context
+    from engine.check.run import digest_context
 
     store.upgrade(db_url)
     context = digest_context(run_check(db_url, record_evaluator, date(2013, 6, 1)), record_evaluator)
@@ -73,7 +73,7 @@ def test_the_digest_lists_initial_reports_first_then_by_days_late(db_url, record
 
 
 def test_the_digest_lists_extension_requests_due_before_the_next_meeting(db_url, record_evaluator):
-    from engine.check import digest_context
+    from engine.check.run import digest_context
 
     store.upgrade(db_url)
     context = digest_context(run_check(db_url, record_evaluator, date(2019, 11, 1)), record_evaluator)
@@ -140,7 +140,7 @@ def _stored(url: str):
 
 
 def _expected(evaluator, day, events=()):
-    from engine.check import obligation_values
+    from engine.check.run import obligation_values
 
     expected = {}
     for iso3 in sorted(evaluator.registry.participants):
@@ -154,8 +154,8 @@ def _expected(evaluator, day, events=()):
 
 
 def test_in_small_chunks_and_batches_the_table_holds_what_the_engine_says(db_url, record_evaluator, monkeypatch):
-    from engine import check
-    from engine.record import NewEvent, load_events, record
+    from engine.check import run as check
+    from engine.record.events import NewEvent, load_events, record
 
     monkeypatch.setattr(check, "CHUNK_PARTIES", 7)    # 18 chunks of the 125 participants
     monkeypatch.setattr(check, "BATCH_ROWS", 50)      # many executemany batches inside the one transaction
@@ -178,8 +178,7 @@ def test_in_small_chunks_and_batches_the_table_holds_what_the_engine_says(db_url
 
 
 def test_a_check_in_chunks_moves_and_logs_what_one_pass_does(db_url, record_evaluator, monkeypatch):
-    from engine import check
-
+    from engine.check import run as check
     store.upgrade(db_url)
     run_check(db_url, record_evaluator, date(2013, 6, 1))
     whole = run_check(db_url, record_evaluator, date(2019, 11, 1))
@@ -197,8 +196,8 @@ def test_a_check_in_chunks_moves_and_logs_what_one_pass_does(db_url, record_eval
 
 
 def test_a_party_that_cannot_be_evaluated_keeps_what_was_stored(db_url, record_evaluator):
-    from engine.compute import EvaluationError
-    from engine.evaluate import Evaluator
+    from engine.core.compute import EvaluationError
+    from engine.core.evaluate import Evaluator
 
     class Failing(Evaluator):
         def evaluate(self, iso3, as_of, recorded=()):
@@ -222,7 +221,7 @@ def test_a_party_that_cannot_be_evaluated_keeps_what_was_stored(db_url, record_e
 def test_the_rows_of_a_party_no_longer_in_the_registry_are_removed_and_logged(db_url, record_evaluator):
     from dataclasses import replace
 
-    from engine.evaluate import Evaluator
+    from engine.core.evaluate import Evaluator
 
     store.upgrade(db_url)
     run_check(db_url, record_evaluator, date(2025, 6, 1))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.evaluate import STATUSES
+from engine.core.evaluate import STATUSES
 
 PROJECT = Path(__file__).resolve().parent.parent
 PARTY_STATUSES = {"state_party", "signatory", "former_state_party", "not_party"}
@@ -23,7 +23,7 @@ def ccm(tmp_path_factory):
     absent = tmp_path_factory.mktemp("no-record") / "absent.sqlite"
     env = {**os.environ, "CCM_DATABASE_URL": f"sqlite:///{absent}"}
     script = Path(sys.executable).parent / ("ccm.exe" if os.name == "nt" else "ccm")
-    command = [str(script)] if script.exists() else [sys.executable, "-c", "from engine.cli import app; app()"]
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from engine.cli.main import app; app()"]
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([*command, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)

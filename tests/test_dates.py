@@ -1,4 +1,4 @@
-"""Property tests and published cases for engine/dates.py: every calendar step the engine takes."""
+"""Property tests and published cases for engine/core/dates.py: every calendar step the engine takes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.dates import (
+from engine.core.dates import (
     AmbiguousDateError,
     Step,
     add_days,

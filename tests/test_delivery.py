@@ -13,8 +13,8 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from engine import store
-from engine.contacts import set_contacts, validate
+from engine.store import database as store
+from engine.store.contacts import set_contacts, validate
 from notifiers import delivery
 from notifiers import batches
 from notifiers.base import message_id

@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine import store
-from engine.contacts import ContactError, set_contacts, validate
+from engine.store import database as store
+from engine.store.contacts import ContactError, set_contacts, validate
 from notifiers import delivery
 from notifiers.config import load_letters_config
 from notifiers.log import LetterRow, RecipientRow

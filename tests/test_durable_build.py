@@ -8,8 +8,8 @@ from pathlib import Path
 
 import durable_rules_engine
 
-from engine.evaluate import Evaluator
-from engine.settings import load_settings
+from engine.core.evaluate import Evaluator
+from engine.runtime.settings import load_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -19,11 +19,12 @@ from datetime import date
 import pytest
 from durable import engine as durable_engine
 
-from engine import durable_adapter, reference
-from engine.compute import EvaluationError
-from engine.durable_adapter import DurableBackend, HashCollisionError, _Session, fnv1a32
-from engine.evaluate import Evaluator
-from engine.rulebook import load_rulebook
+from engine.backends import durable as durable_adapter
+from engine.backends import reference
+from engine.core.compute import EvaluationError
+from engine.backends.durable import DurableBackend, HashCollisionError, _Session, fnv1a32
+from engine.core.evaluate import Evaluator
+from engine.core.rulebook import load_rulebook
 
 AS_OF = date(2026, 11, 28)
 
@@ -279,10 +280,10 @@ def test_raw_durable_rules_crashes_deleting_a_session_whose_action_is_still_pend
 ADAPTER_INPUT_COLLISION = '''
 import itertools
 from datetime import date
-from engine import durable_adapter as da
-from engine.evaluate import Evaluator
-from engine.registry import load_registry
-from engine.rulebook import load_rulebook
+from engine.backends import durable as da
+from engine.core.evaluate import Evaluator
+from engine.registry.load import load_registry
+from engine.core.rulebook import load_rulebook
 rulebook = load_rulebook()
 facts = Evaluator(rulebook, load_registry(), "reference").facts("PER", date(2026, 11, 28))
 padding = [{"k": "decision:extension:art4", "id": f"pad{n}", "seq": 99, "date": "2020-01-01",

@@ -36,9 +36,9 @@ def test_the_adapter_survives_a_party_whose_facts_fire_no_rule():
     # Afghanistan before its deposit (8 Sep 2011): its facts complete no rule's pattern.
     code = textwrap.dedent('''
         from datetime import date
-        from engine.evaluate import Evaluator
-        from engine.registry import load_registry
-        from engine.rulebook import load_rulebook
+        from engine.core.evaluate import Evaluator
+        from engine.registry.load import load_registry
+        from engine.core.rulebook import load_rulebook
         evaluator = Evaluator(load_rulebook(), load_registry(), "durable")
         for _ in range(3):
             evaluation = evaluator.evaluate("AFG", date(2011, 8, 20))

@@ -12,8 +12,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from engine import store
-
+from engine.store import database as store
 ROW = {"party": "LBN", "kind": "initial", "year": "", "received": "2011-12-01", "symbol": "CCM/LBN/INIT", "source": ""}
 HEADER = "party,kind,year,received,symbol,source\n"
 
@@ -66,8 +65,8 @@ def test_a_long_user_name_is_refused_with_the_way_out(db_url, ccm, monkeypatch):
 def test_a_nul_byte_through_the_api_is_a_422_on_both_databases(db_url, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from engine.api import ApiConfig, create_app
-    from engine.settings import Settings
+    from engine.web.app import ApiConfig, create_app
+    from engine.runtime.settings import Settings
 
     monkeypatch.setenv("CCM_ISU_TOKEN", "isu-token")
     store.upgrade(db_url)
@@ -255,7 +254,7 @@ def test_export_neutralises_formulas_and_round_trips_through_import(db_url, ccm,
 
 
 def test_export_for_a_terminal_shows_control_characters_as_escapes():
-    from engine.record import format_export
+    from engine.record.events import format_export
 
     row = {"party": "LBN", "kind": "initial", "year": "", "received": "2011-12-01",
            "symbol": "CCM\x1b[2J\x1b]0;owned\x07", "source": ""}
@@ -293,7 +292,7 @@ def test_a_digest_that_fails_while_writing_rolls_the_check_back(db_url, ccm, tmp
 
 
 def test_the_markdown_digest_escapes_recorded_html(db_url, ccm, tmp_path, record_evaluator):
-    from engine.check import run_check
+    from engine.check.run import run_check
 
     assert ccm("init")[0] == 0
     run_check(db_url, record_evaluator, date(2012, 1, 1))
@@ -313,8 +312,8 @@ def test_security_headers_and_calendar_links_from_the_configured_base_url_never_
     from fastapi.testclient import TestClient
     from icalendar import Calendar
 
-    from engine.api import ApiConfig, create_app
-    from engine.settings import Settings
+    from engine.web.app import ApiConfig, create_app
+    from engine.runtime.settings import Settings
 
     store.upgrade(db_url)
     settings = Settings(database_url=db_url, output_folder=tmp_path)

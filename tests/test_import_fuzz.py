@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import store
-
+from engine.store import database as store
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 COLUMNS = ["party", "kind", "year", "received", "symbol", "source"]
 HEADER = (",".join(COLUMNS) + "\n").encode()

@@ -7,9 +7,9 @@ from datetime import date
 import jinja2
 import pytest
 
-from engine import letters
-from engine.notes import consolidate
-from engine.planner import Due, Policy, plan
+from notifiers import letters
+from notifiers.notes import consolidate
+from notifiers.planner import Due, Policy, plan
 from notifiers import snapshots
 from notifiers.config import Signer, defaults
 
@@ -50,9 +50,9 @@ def _render(evaluator, note, language="en", mission=None):
 
 @pytest.fixture(scope="module")
 def evaluator():
-    from engine.evaluate import Evaluator
-    from engine.registry import load_registry
-    from engine.rulebook import load_rulebook
+    from engine.core.evaluate import Evaluator
+    from engine.registry.load import load_registry
+    from engine.core.rulebook import load_rulebook
 
     return Evaluator(load_rulebook(), load_registry(), "reference")
 
@@ -97,8 +97,7 @@ def test_the_reference_number_is_stable_for_the_same_letter():
 
 
 def test_contacts_set_and_import_and_a_party_without_a_contact_is_reported(tmp_path, monkeypatch, ccm):
-    from engine import store
-
+    from engine.store import database as store
     monkeypatch.setenv("CCM_DATABASE_URL", f"sqlite:///{tmp_path / 'ccm.sqlite'}")
     monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "out"))
     (tmp_path / "none.toml").write_text("")

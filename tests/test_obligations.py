@@ -10,9 +10,9 @@ from datetime import date
 
 import pytest
 
-from engine.evaluate import PARTY_STATUSES, STATUSES, Evaluator
-from engine.registry import load_registry
-from engine.rulebook import load_rulebook
+from engine.core.evaluate import PARTY_STATUSES, STATUSES, Evaluator
+from engine.registry.load import load_registry
+from engine.core.rulebook import load_rulebook
 
 LAST_3MSP_DAY = date(2026, 11, 28)
 

@@ -12,8 +12,10 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from engine import logs, scheduler, store
-from engine.cli import app
+from engine.runtime import logs
+from engine.check import scheduler
+from engine.store import database as store
+from engine.cli.main import app
 
 
 def run(*args: str):
@@ -142,7 +144,7 @@ def test_text_log_lines_carry_time_level_and_logger(db_url):
 def test_status_reports_the_last_check_the_letters_the_lock_and_the_hashes(db_url):
     from fastapi.testclient import TestClient
 
-    from engine.api import create_app
+    from engine.web.app import create_app
 
     code, out, _ = run("status", "--json")
     before = json.loads(out)
@@ -169,7 +171,7 @@ def test_status_reports_the_last_check_the_letters_the_lock_and_the_hashes(db_ur
 
 
 def test_status_reads_the_next_run_from_the_scheduler_job_store(db_url, tmp_path, monkeypatch):
-    from engine.settings import load_settings
+    from engine.runtime.settings import load_settings
     from notifiers.config import load_letters_config
 
     store.upgrade(db_url)
@@ -188,7 +190,7 @@ def test_status_reads_the_next_run_from_the_scheduler_job_store(db_url, tmp_path
 def test_status_and_healthz_say_when_the_database_cannot_be_reached(monkeypatch):
     from fastapi.testclient import TestClient
 
-    from engine.api import create_app
+    from engine.web.app import create_app
 
     monkeypatch.setenv("CCM_DATABASE_URL", f"postgresql+psycopg://nobody@127.0.0.1:{closed_port()}/none")
     code, out, _ = run("status", "--json")
@@ -239,7 +241,7 @@ def test_version_and_shell_completion():
 def test_the_api_docs_work_offline_from_locally_served_assets():
     from fastapi.testclient import TestClient
 
-    from engine.api import create_app
+    from engine.web.app import create_app
 
     with TestClient(create_app()) as client:
         page = client.get("/docs")
@@ -287,7 +289,7 @@ def test_the_check_digest_fits_80_columns_with_readable_names(db_url, monkeypatc
 
 
 def test_rules_have_titles_and_the_id_stays_in_json_and_explain():
-    from engine.rulebook import load_rulebook
+    from engine.core.rulebook import load_rulebook
 
     rulebook = load_rulebook()
     assert all(rule.title for rule in rulebook.rules)
@@ -353,9 +355,9 @@ def test_the_systemd_units_run_commands_that_exist(unit):
 
 
 def test_exit_for_maps_each_class_of_failure():
-    from engine.errors import exit_for
-    from engine.registry import UnknownPartyError
-    from engine.settings import SettingsError
+    from engine.runtime.errors import exit_for
+    from engine.core.model import UnknownPartyError
+    from engine.runtime.settings import SettingsError
 
     cases = [(SettingsError("config.toml: [smtp] port is 'x'."), 2), (UnknownPartyError("No participant matches 'X'."), 2),
              (sa.exc.DataError("INSERT", {}, Exception("value too long for type character varying(3)")), 2),
@@ -373,7 +375,7 @@ def test_exit_for_maps_each_class_of_failure():
 def test_the_pages_take_the_language_code_in_any_case():
     from fastapi.testclient import TestClient
 
-    from engine.api import create_app
+    from engine.web.app import create_app
 
     with TestClient(create_app()) as client:
         upper, lower = client.get("/parties/CHE?lang=FR"), client.get("/parties/CHE?lang=fr")
@@ -417,7 +419,7 @@ def test_the_database_failure_names_the_configured_database_without_its_password
 def test_status_says_when_the_stored_next_run_is_past(db_url):
     from datetime import datetime, timedelta, timezone
 
-    from engine.settings import load_settings
+    from engine.runtime.settings import load_settings
     from notifiers.config import load_letters_config
 
     store.upgrade(db_url)

@@ -14,10 +14,10 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.config_schema import SCHEMA
-from engine.errors import exit_for
-from engine.settings import SettingsError, load_settings
+from engine.cli.main import app
+from engine.runtime.schema import SCHEMA
+from engine.runtime.errors import exit_for
+from engine.runtime.settings import SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -174,7 +174,7 @@ def test_config_option_naming_a_missing_file_is_an_error(clean_env, tmp_path):
 # --------------------------------------------------------------------------- the loader, fuzzed
 
 def _load_everything():
-    from engine.api import load_api_config
+    from engine.web.app import load_api_config
     from notifiers.config import load_letters_config
 
     settings = load_settings()

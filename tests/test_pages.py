@@ -32,7 +32,7 @@ def _free_port() -> int:
 
 
 def _ccm(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from engine.cli import app; app()", *args], env=env,
+    return subprocess.run([sys.executable, "-c", "from engine.cli.main import app; app()", *args], env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -45,7 +45,7 @@ def server(tmp_path_factory):
         result = _ccm(*args, env=env)
         assert result.returncode in (0, 1), result.stderr
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "engine.api:create_app", "--factory", "--host", "127.0.0.1",
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "engine.web.app:create_app", "--factory", "--host", "127.0.0.1",
                                 "--port", str(port), "--log-level", "warning"], env=env, cwd=folder,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 from hypothesis import given, settings, strategies as st
 
-from engine.planner import Due, KindPolicy, Policy, PolicyError, Stage, plan
+from notifiers.planner import Due, KindPolicy, Policy, PolicyError, Stage, plan
 from notifiers.config import defaults
 
 POLICY = Policy.from_toml(defaults()["letters"])

@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.registry import (
-    COLUMNS,
-    RegistryError,
-    UnknownPartyError,
-    default_directory,
-    load_registry,
-)
+from engine.registry.load import COLUMNS, default_directory, load_registry
+from engine.core.model import RegistryError, UnknownPartyError
 
 REGISTRY_DIR = default_directory()
 CASES_CSV = Path(__file__).parent / "cases" / "cases.csv"

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine import registry_store, store
-from engine.registry import (COLUMNS, TREATY_FILE, Registry, _threshold_deposit, default_directory, load_registry,
-                             parse_sources, registry_hash)
+from engine.store import snapshot as registry_store
+from engine.store import database as store
+from engine.registry.load import COLUMNS, default_directory, load_registry, registry_hash
+from engine.core.model import TREATY_FILE, Registry, _threshold_deposit, parse_sources
 
 
 def _copy_registry(tmp_path: Path) -> Path:
@@ -240,7 +241,7 @@ def test_init_with_another_registry_replaces_the_snapshot_and_a_check_puts_back_
 
 
 def test_a_check_replaces_the_snapshot_in_its_own_transaction(db_url, ccm, tmp_path, record_evaluator, monkeypatch):
-    from engine.check import run_check
+    from engine.check.run import run_check
 
     directory = _edited_copy(tmp_path)
     edited_hash = load_registry(directory).hash

@@ -8,9 +8,9 @@ import shutil
 import pytest
 import sqlalchemy as sa
 
-from engine import rulebook as rulebook_module
-from engine import store
-from engine.rulebook import RulebookError, default_directory, load_rulebook
+from engine.core import rulebook as rulebook_module
+from engine.store import database as store
+from engine.core.rulebook import RulebookError, default_directory, load_rulebook
 
 
 @pytest.fixture
@@ -67,8 +67,7 @@ def test_the_packaged_pack_needs_its_manifest(pack, monkeypatch):
 
 
 def test_a_check_with_a_rule_file_missing_writes_nothing(db_url, ccm, pack, monkeypatch):
-    from engine import cli
-
+    from engine.cli import main as cli
     (pack / "art04_clearance.toml").unlink()
     monkeypatch.setattr(rulebook_module, "default_directory", lambda: pack)
     cli._evaluator.cache_clear()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.rulebook import (
+from engine.core.rulebook import (
     MAX_QUOTE_CHARS,
     STATUS_MODES,
     RulebookError,
@@ -186,7 +186,7 @@ def test_an_empty_folder_is_refused_with_a_sentence(tmp_path):
 
 
 def test_a_quotation_in_another_language_needs_its_source(rulebook, tmp_path):
-    from engine.rulebook import RulebookError
+    from engine.core.rulebook import RulebookError
 
     for path in default_directory().glob("*.toml"):
         shutil.copy(path, tmp_path / path.name)

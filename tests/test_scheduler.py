@@ -13,8 +13,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from engine import scheduler, store
-from engine.contacts import set_contacts, validate
+from engine.check import scheduler
+from engine.store import database as store
+from engine.store.contacts import set_contacts, validate
 from notifiers.log import ItemRow, LetterRow
 
 
@@ -136,7 +137,7 @@ def test_a_second_scheduler_on_the_same_database_refuses_to_start(tmp_path, monk
         with pytest.raises(scheduler.SchedulerAlreadyRunning, match="another scheduler is already running"):
             with scheduler.scheduler_lock(url):
                 pass
-        code = "from engine.cli import app; app()"
+        code = "from engine.cli.main import app; app()"
         result = subprocess.run([sys.executable, "-c", code, "schedule", "run"], capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 3           # an operational failure, not a mistake in the input
@@ -152,7 +153,7 @@ def test_two_checks_racing_on_postgresql_send_each_letter_once(tmp_path, monkeyp
     configure(tmp_path, monkeypatch, postgres_url, smtp_server.port, auto_send=True)
     set_contacts(postgres_url, [validate("SSD", "mission@ssd.example", "en"), validate("LBN", "lb@lebanon.example", "fr"),
                                 validate("TCD", "td@chad.example", "fr")])
-    code = "from engine.scheduler import daily_job; print(daily_job('2025-08-16'))"
+    code = "from engine.check.scheduler import daily_job; print(daily_job('2025-08-16'))"
     processes = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=120) for p in processes]

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import store
-from engine.check import digest_context, run_check
-from engine.evaluate import Evaluator
-from engine.registry import Meeting, load_registry
-from engine.rulebook import load_rulebook
+from engine.store import database as store
+from engine.check.run import digest_context, run_check
+from engine.core.evaluate import Evaluator
+from engine.core.model import Meeting
+from engine.registry.load import load_registry
+from engine.core.rulebook import load_rulebook
 
 TODAY = date(2026, 11, 30)
 PROJECT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,7 @@ def todays_check(tmp_path_factory):
     env = {**os.environ, "CCM_DATABASE_URL": f"sqlite:///{folder / 'ccm.sqlite'}", "CCM_OUTPUT_FOLDER": str(folder)}
     env.pop("CCM_RECEIPTS_COMPLETE_FROM", None)
     env.pop("CCM_CONFIG", None)
-    result = subprocess.run([sys.executable, "-c", "from engine.cli import app; app()", "check", "--as-of",
+    result = subprocess.run([sys.executable, "-c", "from engine.cli.main import app; app()", "check", "--as-of",
                              TODAY.isoformat(), "--json"], cwd=PROJECT, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 1, result.stderr
@@ -141,7 +142,7 @@ def test_listed_then_left_out_means_received_late(embedded, registry):
 
 
 def test_a_receipt_recorded_by_the_isu_wins_over_an_observation(embedded):
-    from engine.facts import RecordedEvent
+    from engine.core.facts import RecordedEvent
 
     receipt = RecordedEvent(kind="report:initial", party="COM", on=date(2012, 1, 5), label="received (recorded)")
     initial = _only(embedded.evaluate("COM", TODAY, [receipt]), "ccm.art7.initial_report")

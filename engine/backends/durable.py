@@ -1,0 +1,265 @@
+"""The durable_rules backend: compiles the rulebook to one ruleset and evaluates one party per session.
+
+This is the only module that imports durable_rules. It handles the hazards of
+durable_rules 2.0.28 (each reproduced in tests/test_durable_hazards.py):
+
+* an exception raised in an action is swallowed into the session state: every action
+  records it here too, and :meth:`DurableBackend.infer` raises it after the evaluation;
+* a fact that matches no rule is rejected (``MessageNotHandledException``) and, asserted
+  from an action, silently lost: facts no rule reads (input or derived) stay on the Python
+  side and are never sent to the engine; the one rule that matches nothing else is the
+  session marker's;
+* facts are told apart by a 32-bit FNV-1a hash of their id, with no comparison of the ids
+  themselves: each fact gets an id whose hash is unused in its session, and a duplicate
+  reported for a fact never asserted is raised as :class:`HashCollisionError`;
+* there is no truth maintenance: each evaluation uses a fresh session id, deleted after;
+* deleting a session in which no action ever ran, or whose actions are still pending,
+  crashes the process (``delete_state``; found here, not in DESIGN.md): every session
+  asserts a marker fact that a no-op rule fires on, and is drained before it is deleted;
+  a session in which the engine rejected a duplicate cannot be deleted at all and is left
+  in place (ids are chosen so that this cannot happen; if it does, it is raised);
+* ``Host`` starts polling threads: this host disables them and drains pending actions
+  itself; the C engine caps live sessions at 1,024 and first use is not thread-safe, so
+  evaluations are serialised by one lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from typing import Any
+
+from durable import engine as durable_engine
+
+from engine.core.compute import EvaluationError, Fact, apply_exception, fire, optional_kinds
+from engine.core.rulebook import Rule, Rulebook
+
+RULESET = "ccm_deadlines"
+SESSION_MARKER = "$session"  # asserted in every session so that at least one action runs
+_FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 16777619
+
+
+class HashCollisionError(RuntimeError):
+    """durable_rules took two distinct facts for one (their ids share a 32-bit hash)."""
+
+
+def fnv1a32(text: str) -> int:
+    """The hash durable_rules keys stored facts by.
+
+    >>> hex(fnv1a32("a"))
+    '0xe40c292c'
+    """
+    value = _FNV_OFFSET
+    for byte in text.encode("utf-8"):
+        value = ((value ^ (byte if byte < 128 else byte - 256)) * _FNV_PRIME) & 0xFFFFFFFF
+    return value
+
+
+class _Host(durable_engine.Host):
+    """A Host without the polling timer threads; actions are drained by the caller."""
+
+    def _run(self) -> None:  # the base class starts two threading.Timer loops here
+        return None
+
+
+class _Session:
+    """The Python side of one durable_rules session: full facts by id, errors, derivations."""
+
+    def __init__(self, sid: str, facts: list[Fact]):
+        self.sid = sid
+        self.payload: dict[str, Fact] = {}
+        self.hashes: set[int] = set()
+        self.derived: list[Fact] = []
+        self.errors: list[BaseException] = []
+        by_kind: dict[str, list[Fact]] = {}
+        for fact in facts:
+            by_kind.setdefault(fact["k"], []).append(fact)
+        self.singletons = {kind: found[0] for kind, found in by_kind.items() if len(found) == 1}
+
+    def slim(self, fact: Fact) -> dict[str, Any]:
+        """The part of a fact the C engine matches on, under a short id whose hash is unused here."""
+        key = f"{self.sid}/{len(self.payload)}"
+        salt = 0
+        hashed = fnv1a32(key)
+        while hashed in self.hashes:
+            salt += 1
+            key = f"{self.sid}/{len(self.payload)}~{salt}"
+            hashed = fnv1a32(key)
+        self.hashes.add(hashed)
+        self.payload[key] = fact
+        slim = {"id": key, "sid": self.sid, "k": fact["k"]}
+        if "seq" in fact:
+            slim["seq"] = fact["seq"]
+        return slim
+
+
+class DurableBackend:
+    """Evaluates parties on durable_rules; one instance per process (see :func:`backend`)."""
+
+    def __init__(self, rulebook: Rulebook):
+        self.rulebook = rulebook
+        self._lock = threading.Lock()
+        self._sessions: dict[str, _Session] = {}
+        self._counter = itertools.count(1)
+        self._host = _Host()
+        self._consumed = self.consumed_kinds
+        self._host.register_rulesets({RULESET: self._compile()})
+        self._ruleset = self._host.get_ruleset(RULESET)
+
+    # -- compilation ---------------------------------------------------------------------
+
+    def _compile(self) -> dict[str, Any]:
+        definition: dict[str, Any] = {}
+        for index, rule in enumerate(self.rulebook.rules):
+            if rule.produces == "termination":
+                continue
+            if rule.produces == "exception":
+                definition[f"r{index}"] = {
+                    "all": [
+                        {"base": {"k": rule.exception_to}},
+                        {"decision": {"$and": [{"k": rule.when[0]},
+                                               {"seq": {"$add": {"$l": {"base": "seq"}, "$r": 1}}}]}},
+                    ],
+                    "run": self._exception_action(rule),
+                }
+                continue
+            patterns: list[dict[str, Any]] = [{f"f{i}": {"k": kind}} for i, kind in enumerate(rule.when)]
+            patterns += [{f"n{i}$not": {"k": kind}} for i, kind in enumerate(rule.unless)]
+            definition[f"r{index}"] = {"all": patterns, "run": self._rule_action(rule)}
+        # Facts no rule reads are never sent to the engine (see consumed_kinds and
+        # _assert_derived): a sink for them fired on most derivations and cost 40 % of the time.
+        # The session marker still needs a rule of its own (see SESSION_MARKER).
+        definition["marker"] = {"all": [{"m": {"k": SESSION_MARKER}}], "run": lambda c: None}
+        return definition
+
+    @property
+    def consumed_kinds(self) -> set[str]:
+        """Fact kinds some rule pattern matches on."""
+        kinds: set[str] = set()
+        for rule in self.rulebook.rules:
+            if rule.produces == "termination":
+                continue
+            kinds.update(rule.when)
+            kinds.update(rule.unless)
+            if rule.exception_to:
+                kinds.add(rule.exception_to)
+        return kinds
+
+    def _rule_action(self, rule: Rule):
+        def action(c: Any) -> None:
+            session = self._sessions[c.s.sid]
+            try:
+                matched = c._m
+                binding = {kind: session.payload[matched[f"f{i}"]["id"]] for i, kind in enumerate(rule.when)}
+                for kind in optional_kinds(rule):
+                    if kind in session.singletons:
+                        binding[kind] = session.singletons[kind]
+                for new in fire(rule, binding):
+                    self._assert_derived(c, session, new)
+            except BaseException as error:
+                session.errors.append(error)
+                raise
+        return action
+
+    def _exception_action(self, rule: Rule):
+        def action(c: Any) -> None:
+            session = self._sessions[c.s.sid]
+            try:
+                base = session.payload[c._m["base"]["id"]]
+                decision = session.payload[c._m["decision"]["id"]]
+                self._assert_derived(c, session, apply_exception(rule, base, decision))
+            except BaseException as error:
+                session.errors.append(error)
+                raise
+        return action
+
+    def _assert_derived(self, c: Any, session: _Session, fact: Fact) -> None:
+        session.derived.append(fact)
+        if fact["k"] not in self._consumed:   # no rule reads it: it stays on the Python side
+            return
+        slim = session.slim(fact)
+        try:
+            c.assert_fact(slim)
+        except durable_engine.MessageObservedException as error:
+            raise HashCollisionError(
+                f"durable_rules rejected derived fact {fact['id']} as a duplicate of another fact in session {session.sid}"
+            ) from error
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def infer(self, facts: list[Fact]) -> list[Fact]:
+        """All facts the rulebook derives from ``facts``, in the order durable_rules fired them.
+
+        Raises :class:`EvaluationError` (from a rule), :class:`HashCollisionError`, or
+        RuntimeError for any other failure inside durable_rules.
+        """
+        with self._lock:
+            sid = f"s{next(self._counter)}"
+            session = _Session(sid, facts)
+            self._sessions[sid] = session
+            poisoned = False  # a session that saw a rejected duplicate crashes delete_state: left in place
+            try:
+                consumed = self._consumed
+                slims = [session.slim(fact) for fact in facts if fact["k"] in consumed]
+                slims.append(session.slim({"k": SESSION_MARKER, "id": SESSION_MARKER}))
+                collision = None
+                for slim in slims:  # one by one: the batch call corrupts memory on a duplicate
+                    try:
+                        self._ruleset.assert_fact(slim)
+                    except durable_engine.MessageObservedException as error:
+                        collision = error
+                        break
+                self._drain(session)  # always: deleting a session with pending actions crashes the process
+                if collision is not None:
+                    poisoned = True
+                    raise HashCollisionError(f"durable_rules rejected an input fact as a duplicate in session {sid}") from collision
+                state = self._ruleset.get_state(sid)
+                if session.errors:
+                    raise session.errors[0]
+                if state.get("exception"):
+                    raise RuntimeError(f"durable_rules action failed: {state['exception']}")
+                return list(session.derived)
+            finally:
+                try:
+                    self._drain(session)
+                except BaseException:  # already failing; the drain only makes the delete safe
+                    pass
+                self._sessions.pop(sid, None)
+                try:
+                    if not poisoned:
+                        self._ruleset.delete_state(sid)
+                except BaseException:  # a session that never got state has nothing to delete
+                    pass
+
+    def _drain(self, session: _Session) -> None:
+        """Run every pending action now (no polling thread will)."""
+        failures: list[BaseException] = []
+
+        def complete(error: BaseException | None, _state: Any) -> None:
+            if error:
+                failures.append(error)
+
+        while True:
+            result = durable_engine.durable_rules_engine.start_action(self._ruleset._handle)
+            if not result:
+                break
+            self._ruleset._flush_actions(json.loads(result[0]), {"message": json.loads(result[1])}, result[2], complete)
+            if failures:
+                raise RuntimeError(f"durable_rules could not complete an action: {failures[0]}")
+
+    def live_sessions(self) -> int:
+        """Sessions still held on the Python side (0 between evaluations)."""
+        return len(self._sessions)
+
+
+_BACKENDS: dict[str, DurableBackend] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def backend(rulebook: Rulebook) -> DurableBackend:
+    """The process's backend for this rulebook (one Host per process and rulebook)."""
+    with _BACKENDS_LOCK:
+        if rulebook.hash not in _BACKENDS:
+            _BACKENDS[rulebook.hash] = DurableBackend(rulebook)
+        return _BACKENDS[rulebook.hash]

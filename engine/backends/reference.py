@@ -1,0 +1,63 @@
+"""A plain-Python interpreter of the rulebook: the oracle the durable_rules backend is tested against.
+
+It reads the same rules and calls the same arithmetic (:mod:`engine.core.compute`); only the
+matching is different: rules run in dependency order, each over every combination of the
+facts its ``when`` names, and an obligation's exceptions are chained right after it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from itertools import product
+
+from engine.core.compute import Fact, apply_exception, fire, optional_kinds
+from engine.core.rulebook import Rulebook
+
+
+def infer(rulebook: Rulebook, facts: list[Fact]) -> list[Fact]:
+    """All facts the rulebook derives from ``facts`` (input facts are not returned).
+
+    Raises :class:`engine.core.compute.EvaluationError` as the rules do.
+    """
+    by_kind: dict[str, list[Fact]] = defaultdict(list)
+    for fact in facts:
+        by_kind[fact["k"]].append(fact)
+    singletons = {kind: found[0] for kind, found in by_kind.items() if len(found) == 1}
+    derived: list[Fact] = []
+    for rule in rulebook.rules:
+        if rule.produces in ("exception", "termination"):
+            continue
+        if any(by_kind.get(kind) for kind in rule.unless):
+            continue
+        candidates = [by_kind.get(kind, []) for kind in rule.when]
+        if not all(candidates):
+            continue
+        for combination in product(*candidates):
+            binding = dict(zip(rule.when, combination))
+            for kind in optional_kinds(rule):
+                if kind in singletons:
+                    binding[kind] = singletons[kind]
+            for new in fire(rule, binding):
+                derived.append(new)
+                by_kind[new["k"]].append(new)
+                derived.extend(_chain_exceptions(rulebook, rule.id, new, by_kind))
+    return derived
+
+
+def _chain_exceptions(rulebook: Rulebook, base_id: str, base: Fact, by_kind: dict[str, list[Fact]]) -> list[Fact]:
+    chained: list[Fact] = []
+    current = base
+    progressed = True
+    while progressed:
+        progressed = False
+        for exception in rulebook.exceptions_to(base_id):
+            for decision in by_kind.get(exception.when[0], []):
+                if decision.get("seq") == current["seq"] + 1:
+                    current = apply_exception(exception, current, decision)
+                    chained.append(current)
+                    by_kind[current["k"]].append(current)
+                    progressed = True
+                    break
+            if progressed:
+                break
+    return chained

@@ -1,0 +1,253 @@
+"""The scheduler process (APScheduler 3.x): the daily check, then the letters, at the configured UTC time.
+
+One BlockingScheduler with a SQLAlchemyJobStore on the configured database; fixed job ids,
+jobs referenced by text ("engine.check.scheduler:daily_job"), replace_existing, coalesce and a long
+misfire grace, so a scheduler that was down for days runs the daily job once when it comes back
+(and the planner, working "as of" today, sends each due letter once). A lock held while it runs
+(a PostgreSQL advisory lock, or a lock file beside a SQLite database) makes a second scheduler on
+the same database refuse to start. Nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+
+from engine.runtime.errors import OperationalFailure
+
+DAILY_JOB_ID = "ccm-daily"
+RETRY_JOB_ID = "ccm-retry-deliveries"
+DAILY_JOB = "engine.check.scheduler:daily_job"
+RETRY_JOB = "engine.check.scheduler:retry_job"
+SCHEDULER_LOCK_KEY = 0x434D02
+JOBS_TABLE = "apscheduler_jobs"
+
+
+class SchedulerAlreadyRunning(OperationalFailure):
+    """Another scheduler holds the lock on this database; the message says who (exit status 3)."""
+
+
+@dataclass
+class DailyResult:
+    as_of: date
+    check_run_id: int
+    planned: int
+    queued: int
+    sent: int
+    failed: int
+    no_contact: dict[str, int]
+    batch_id: int | None = None          # the mailing planned today
+    awaiting_approval: bool = False      # over SMTP without auto_send: `ccm letters approve BATCH` sends it
+    rejected: int = 0          # refused for good (bad address, 5xx): they wait for a contact change or a retry
+    attention: bool = False              # the check found something that needs attention
+    digest: tuple[Path, Path] | None = None
+
+
+def _logged(job: str):
+    """Log the job's start, its end with its outcome, or its failure with the traceback (then re-raise,
+    so APScheduler records the failure too)."""
+    def wrap(function):
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            from engine.runtime.logs import get
+
+            log = get("scheduler")
+            log.info("job %s started", job, extra={"event": "job_start", "job": job})
+            started = time.perf_counter()
+            try:
+                result = function(*args, **kwargs)
+            except Exception as error:
+                log.exception("job %s failed after %.1f s: %s", job, time.perf_counter() - started, error,
+                              extra={"event": "job_end", "job": job, "outcome": "failed", "error": str(error)})
+                raise
+            outcome = _outcome(result)
+            log.info("job %s finished in %.1f s: %s", job, time.perf_counter() - started, outcome,
+                     extra={"event": "job_end", "job": job, "outcome": "ok", "result": outcome})
+            return result
+        return run
+    return wrap
+
+
+def _outcome(result) -> str:
+    if isinstance(result, DailyResult):
+        return (f"check run {result.check_run_id} as of {result.as_of.isoformat()}"
+                f" ({'needs attention' if result.attention else 'nothing needs attention'}), digest "
+                f"{result.digest[0] if result.digest else 'not written'}; letters: {result.planned} item(s) planned"
+                + (f" in batch {result.batch_id}" + (" (awaiting approval)" if result.awaiting_approval else "")
+                   if result.batch_id else "")
+                + f", {result.queued} note(s) queued, {result.sent} sent, {result.failed} failed, "
+                f"{len(result.no_contact)} part{'y' if len(result.no_contact) == 1 else 'ies'} without a contact")
+    return f"{result} letter(s) sent"
+
+
+@_logged("daily")
+def daily_job(as_of: str | None = None) -> DailyResult:
+    """The daily check with its digest files (as ``ccm check``), then the letters, as of ``as_of``
+    (YYYY-MM-DD; default today, UTC): plans a batch and, unless it awaits the coordinator's
+    approval, queues its notes; delivers every approved note due."""
+    from engine.store import database as store
+    from engine.check.run import check_and_digest
+    from engine.runtime.settings import load_settings
+    from notifiers import delivery
+    from notifiers.config import load_letters_config
+
+    settings = load_settings()
+    config = load_letters_config(settings)
+    day = date.fromisoformat(as_of) if as_of else datetime.now(timezone.utc).date()
+    url = settings.database_url
+    if store.current_revision(url) != store.head_revision():
+        store.upgrade(url)
+    evaluator = _evaluator(settings.backend, settings.receipts_complete_from)
+    check, context, paths = check_and_digest(url, evaluator, day, settings.output_folder)
+    result = delivery.send(url, evaluator, config, day)
+    return DailyResult(as_of=day, check_run_id=check.run_id, planned=len(result.plan.items), queued=result.queued,
+                       sent=len(result.delivery.sent), failed=len(result.delivery.failed),
+                       no_contact={p: len(ls) for p, ls in result.plan.no_contact.items()},
+                       batch_id=result.plan.batch_id, awaiting_approval=result.awaiting_approval,
+                       rejected=len(result.delivery.rejected), attention=context["attention"], digest=paths)
+
+
+@_logged("retry")
+def retry_job() -> int:
+    """Deliver the approved notes whose next attempt is due (between daily runs, and soon after an approval).
+    Returns how many were sent."""
+    from engine.runtime.settings import load_settings
+    from notifiers import delivery
+    from notifiers.config import load_letters_config
+
+    settings = load_settings()
+    config = load_letters_config(settings)
+    return len(delivery.deliver(settings.database_url, delivery.make_notifier(config), config).sent)
+
+
+_EVALUATORS: dict = {}
+
+
+def _evaluator(backend: str, receipts_complete_from=None):
+    key = (backend, receipts_complete_from)
+    if key not in _EVALUATORS:
+        from engine.core.evaluate import Evaluator
+        from engine.registry.load import load_registry
+        from engine.core.rulebook import load_rulebook
+
+        _EVALUATORS[key] = Evaluator(load_rulebook(), load_registry(), backend, receipts_complete_from=receipts_complete_from)
+    return _EVALUATORS[key]
+
+
+def _holder() -> str:
+    return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+@contextmanager
+def scheduler_lock(url: str) -> Iterator[None]:
+    """Hold the scheduler lock for the block, or raise SchedulerAlreadyRunning.
+
+    PostgreSQL: a session advisory lock on a connection kept open while the block runs (released
+    when the process dies). SQLite: an exclusive lock on ``<database>.scheduler-lock`` (likewise).
+    The ``scheduler_lock`` row records who holds it, for the message.
+    """
+    from engine.store import database as store
+    from notifiers.log import SchedulerLockRow
+
+    engine = store.get_engine(url)
+    connection = None
+    handle = None
+    got = False
+    try:
+        if store.is_sqlite(url):
+            import fcntl
+
+            path = store.sqlite_path(url)
+            lock_path = Path(f"{path}.scheduler-lock") if path else Path(".ccm-scheduler-lock")
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock_path, "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                handle = None
+                raise SchedulerAlreadyRunning(_refusal(url)) from None
+        else:
+            connection = engine.connect()
+            # Keyed by the schema too: two deployments in one PostgreSQL database do not exclude each other.
+            got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"),
+                                     {"k": SCHEDULER_LOCK_KEY}).scalar()
+            connection.commit()
+            if not got:
+                raise SchedulerAlreadyRunning(_refusal(url))
+        with store.writer_session(url) as session, session.begin():
+            row = session.get(SchedulerLockRow, "scheduler") or SchedulerLockRow(name="scheduler")
+            row.holder, row.acquired_at = _holder(), datetime.now(timezone.utc)
+            session.add(row)
+        yield
+    finally:
+        if connection is not None and got:
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:k, hashtext(current_schema()))"),
+                               {"k": SCHEDULER_LOCK_KEY})
+            connection.commit()
+        if connection is not None:
+            connection.close()      # (a process that dies loses its session, and the lock with it)
+        if handle is not None:
+            handle.close()
+
+
+def _refusal(url: str) -> str:
+    from engine.store import database as store
+    from notifiers.log import SchedulerLockRow
+
+    try:
+        with store.reader_session(url) as session:
+            row = session.get(SchedulerLockRow, "scheduler")
+        who = f" ({row.holder}, since {row.acquired_at:%Y-%m-%d %H:%M} UTC)" if row else ""
+    except Exception:
+        who = ""
+    return (f"another scheduler is already running on the database {store.safe_url(url)}{who}; "
+            "only one may run at a time. Stop it first, or use it: it runs the daily check and sends the letters.")
+
+
+def build_scheduler(url: str, config, blocking: bool = True):
+    """The scheduler with its two jobs (not started). ``config`` is notifiers.config.LettersConfig."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from engine.store import database as store
+    cls = BlockingScheduler if blocking else BackgroundScheduler
+    scheduler = cls(jobstores={"default": SQLAlchemyJobStore(engine=store.get_engine(url), tablename=JOBS_TABLE)},
+                    job_defaults={"coalesce": True, "max_instances": 1,
+                                  "misfire_grace_time": config.scheduler.misfire_grace_seconds},
+                    timezone=timezone.utc)
+    scheduler.add_job(DAILY_JOB, CronTrigger(hour=config.scheduler.hour, minute=config.scheduler.minute,
+                                             timezone=timezone.utc),
+                      id=DAILY_JOB_ID, name="daily check, then letters", replace_existing=True)
+    scheduler.add_job(RETRY_JOB, IntervalTrigger(minutes=config.scheduler.retry_every_minutes, timezone=timezone.utc),
+                      id=RETRY_JOB_ID, name="retry failed deliveries", replace_existing=True)
+    return scheduler
+
+
+def run(url: str, config) -> None:
+    """Start the blocking scheduler under the lock (raises SchedulerAlreadyRunning)."""
+    from engine.runtime.logs import get
+    from engine.store.database import safe_url
+
+    log = get("scheduler")
+    with scheduler_lock(url):
+        scheduler = build_scheduler(url, config)
+        log.info("scheduler started (%s) on %s: daily check and letters at %02d:%02d UTC, retries every %d min",
+                 _holder(), safe_url(url), config.scheduler.hour, config.scheduler.minute,
+                 config.scheduler.retry_every_minutes, extra={"event": "scheduler_start"})
+        try:
+            scheduler.start()
+        finally:
+            log.info("scheduler stopped", extra={"event": "scheduler_stop"})

@@ -1,0 +1,285 @@
+"""The ``ccm`` command line: query parties, deadlines and explanations (the record's commands are added by their modules).
+
+Every command runs inside :class:`CcmGroup`, the one place that turns an exception into an exit
+status and a sentence on standard error (engine/runtime/errors.py says which status means what); the
+traceback is printed only with ``ccm --debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from engine.core.compute import EvaluationError
+from engine.core.dates import fmt
+from engine.runtime.errors import CcmError, exit_for
+from engine.core.evaluate import Evaluator
+from engine.core.model import UnknownPartyError
+from engine.registry.load import load_registry
+from engine.core.rulebook import load_rulebook
+from engine.runtime.settings import load_settings
+
+
+OPTIONS = {"debug": False, "verbose": False}   # the global options of the command being run
+
+
+class CcmGroup(TyperGroup):
+    """The ``ccm`` group: maps whatever a command raises to its exit status (engine.runtime.errors.exit_for)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as error:   # noqa: BLE001 - the one place every failure becomes a sentence
+            if type(error).__module__.split(".")[0] in ("typer", "click"):   # Exit, Abort, usage errors
+                raise
+            code, message = exit_for(error)
+            if OPTIONS["debug"]:
+                import traceback
+
+                traceback.print_exc()
+            from rich.markup import escape
+
+            err = Console(stderr=True)
+            err.print(f"[bold red]error:[/] {escape(message or type(error).__name__)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code) from None
+        finally:   # the --config of this run ends with it (tests and embedders run several in one process)
+            from engine.runtime.settings import use_config
+
+            use_config(None)
+
+
+app = typer.Typer(cls=CcmGroup, no_args_is_help=True, add_completion=True,
+                  help="Deadlines of the Convention on Cluster Munitions, computed from declarative rules.")
+console = Console()
+AS_OF_HELP = "Evaluate as of this date (YYYY-MM-DD); default today (UTC)."
+STATUS_STYLE = {"overdue": "bold red", "pending": "yellow", "fulfilled": "green", "fulfilled_late": "dark_orange",
+                "lapsed": "dim", "unknown": "magenta", "received": "green", "awaiting_decision": "cyan",
+                "not_needed": "dim", "missed": "red"}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"ccm-deadlines {version('ccm-deadlines')}")
+        except PackageNotFoundError:   # run from a source tree that was never installed
+            print("ccm-deadlines (not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(config: Optional[Path] = typer.Option(None, "--config", help="The config file to use (default: $CCM_CONFIG, "
+                                                       "./config.toml, then the user's config folder).", show_default=False),
+                 debug: bool = typer.Option(False, "--debug", help="Log everything, and print the traceback of an error."),
+                 verbose: bool = typer.Option(False, "-v", "--verbose", help="Log what the command does (INFO)."),
+                 version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                              help="Print the version and exit.")) -> None:
+    """Deadlines of the Convention on Cluster Munitions, computed from declarative rules."""
+    from engine.runtime import logs
+    from engine.record import source as record_source
+    from engine.runtime.settings import use_config
+
+    OPTIONS.update(debug=debug, verbose=verbose)
+    use_config(config)
+    record_source._url.cache_clear()
+    _evaluator.cache_clear()
+    settings = load_settings()
+    logs.configure(settings.log_level, settings.log_format, verbosity=2 if debug else 1 if verbose else 0)
+
+
+def daemon_logging(settings) -> None:
+    """Logging for a long-running command: INFO unless the config or -v/--debug says otherwise."""
+    from engine.runtime import logs
+    logs.configure(settings.log_level, settings.log_format, daemon=True,
+                   verbosity=2 if OPTIONS["debug"] else 1 if OPTIONS["verbose"] else 0)
+
+
+class UserError(CcmError):
+    """An error the user can fix; printed as a sentence, exit status 2."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Stop the command: ``message`` on stderr (by :class:`CcmGroup`), exit status ``code``."""
+    raise CcmError(message, code)
+
+
+def parse_date(text: Optional[str], what: str = "--as-of") -> date:
+    if not text:
+        from datetime import datetime, timezone
+        return datetime.now(timezone.utc).date()
+    from engine.record.textsafe import TextError, parse_day
+
+    try:
+        day = parse_day(text, what)
+    except TextError as error:
+        fail(str(error))
+        raise  # unreachable
+    if what == "--as-of":
+        # The API's range: far-future dates are refused at once rather than evaluated for minutes
+        # (thousands of annual reports per State).
+        adopted = evaluator().registry.treaty.adopted
+        high = date(adopted.year + 100, 12, 31)
+        if not adopted <= day <= high:
+            fail(f"--as-of {day.isoformat()} is out of range; give a date from {adopted.isoformat()} (the "
+                 f"Convention's adoption) to {high.isoformat()}")
+    return day
+
+
+def evaluator(backend: str | None = None) -> Evaluator:
+    """The process's evaluator for the settings in force (one per backend and record setting)."""
+    settings = load_settings()
+    return _evaluator(backend or settings.backend, settings.receipts_complete_from)
+
+
+@lru_cache(maxsize=4)
+def _evaluator(backend: str, receipts_complete_from: date | None) -> Evaluator:
+    return Evaluator(load_rulebook(), load_registry(), backend, receipts_complete_from=receipts_complete_from)
+
+
+def find_party(ev: Evaluator, query: str):
+    try:
+        return ev.registry.find(query)
+    except UnknownPartyError as error:
+        fail(str(error))
+
+
+@app.command()
+def parties(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+            json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List every participant: ISO3, name, status and entry into force."""
+    ev, day = evaluator(), parse_date(as_of)
+    rows = []
+    for iso3 in sorted(ev.registry.participants):
+        evaluation = ev.evaluate(iso3, day)
+        rows.append(evaluation.to_json()["party"])
+    if json_output:
+        print(json.dumps({"as_of": day.isoformat(), "parties": rows}, ensure_ascii=False, indent=1))
+        return
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"Participants as of {fmt(day)}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("ISO3", no_wrap=True)
+    table.add_column("Name", overflow="fold", ratio=1)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Entry into force", no_wrap=True)
+    for row in rows:
+        table.add_row(row["iso3"], row["name"], row["status"], row["entry_into_force"] or "")
+    console.print(table)
+
+
+@app.command()
+def deadlines(party: str = typer.Argument(..., help="ISO3 code or name, case-insensitive."),
+              as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+              json_output: bool = typer.Option(False, "--json", help="Print the JSON other tools parse."),
+              backend: Optional[str] = typer.Option(None, help="durable or reference (default: config.toml).")) -> None:
+    """A party's obligations as of a date: due dates, original dates, statuses."""
+    ev, day = evaluator(backend), parse_date(as_of)
+    participant = find_party(ev, party)
+    try:
+        evaluation = ev.evaluate(participant.iso3, day, _recorded(participant.iso3))
+    except EvaluationError as error:
+        fail(f"{participant.name}: {error}")
+    if json_output:
+        print(json.dumps(evaluation.to_json(), ensure_ascii=False, indent=1))
+        return
+    head = evaluation.to_json()["party"]
+    console.print(f"[bold]{participant.name}[/] ({participant.iso3}) — {head['status'].replace('_', ' ')}"
+                  + (f", bound since {fmt(evaluation.entry_into_force)}" if evaluation.entry_into_force else "")
+                  + (f", withdrawal effective {fmt(evaluation.withdrawal_effective)}" if evaluation.withdrawal_effective else ""),
+                  highlight=False)
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"Obligations as of {fmt(day)} (rulebook {evaluation.rulebook_hash})", box=box.SIMPLE_HEAD,
+                  pad_edge=False, padding=(0, 1, 0, 0))
+    # 80 columns: the name wraps; the article, period, dates and status never do.
+    table.add_column("Obligation", overflow="fold", ratio=1, min_width=12)
+    for column in ("Art.", "Period", "Due", "Original", "Status"):
+        table.add_column(column, no_wrap=True)
+    for o in evaluation.obligations:
+        table.add_row(ev.rulebook.name_of(o.id), o.article, o.period or "", o.due.isoformat() + (" (est.)" if o.estimated else ""),
+                      "" if o.original_due == o.due else o.original_due.isoformat(),
+                      f"[{STATUS_STYLE.get(o.status, 'default')}]{o.status}[/]")
+    console.print(table)
+    if any(o.estimated for o in evaluation.obligations):
+        console.print("(est.) estimated: the meeting's dates are not yet set; the date counts from the projected opening.")
+    if not evaluation.obligations:
+        console.print("No obligations: the Convention does not bind this participant on that date.")
+    console.print(f"Explain one: ccm explain {participant.iso3} 'OBLIGATION (id or title)' [--period P] --as-of {day.isoformat()}")
+
+
+@app.command(name="explain")
+def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
+                    obligation_id: str = typer.Argument(..., help='Its id or title, e.g. ccm.art4.clearance or "Clearance (Art. 4)".'),
+                    period: Optional[str] = typer.Option(None, "--period", help="Year or meeting code, e.g. 2011 or 9MSP."),
+                    as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The chain behind one date: facts with sources, rules with articles and quotations, the arithmetic."""
+    ev, day = evaluator(), parse_date(as_of)
+    participant = find_party(ev, party)
+    try:
+        evaluation = ev.evaluate(participant.iso3, day, _recorded(participant.iso3))
+    except EvaluationError as error:
+        fail(f"{participant.name}: {error}")
+    obligation_id = _obligation_id(ev, obligation_id)
+    found = evaluation.find(obligation_id, period)
+    if not found:
+        periods = sorted({o.period or "" for o in evaluation.find(obligation_id)})
+        hint = f"; its periods are: {', '.join(periods)}" if any(periods) else ""
+        fail(f"{participant.name} has no {obligation_id}" + (f" for period {period}" if period else "")
+             + f" as of {day.isoformat()}{hint}")
+    if len(found) > 1 and period is None:
+        fail(f"{obligation_id} has {len(found)} periods for {participant.name}; choose one with --period: "
+             + ", ".join(o.period or "" for o in found))
+    from engine.core.explain import explain
+
+    explanation = explain(evaluation, ev.rulebook, found[0])
+    if json_output:
+        print(json.dumps(explanation.to_json(), ensure_ascii=False, indent=1))
+    else:
+        print(explanation.to_text())
+
+
+def _obligation_id(ev: Evaluator, given: str) -> str:
+    """The obligation's id from its id or its title (any case); else exit 2 with "Did you mean"."""
+    from difflib import get_close_matches
+
+    obligations = [r for r in ev.rulebook.rules if r.is_obligation]
+    for rule in obligations:
+        if given == rule.id or given.casefold() in (rule.id.casefold(), rule.name.casefold()):
+            return rule.id
+    names = {rule.id: rule.id for rule in obligations} | {rule.name.casefold(): rule.id for rule in obligations}
+    close = get_close_matches(given.casefold(), list(names), n=3, cutoff=0.6)
+    suggestion = list(dict.fromkeys(names[c] for c in close))     # best match first
+    hint = f" Did you mean: {', '.join(suggestion)}?" if suggestion else ""
+    fail(f"no rule {given!r}.{hint} Obligations are: {', '.join(r.id for r in obligations)}")
+    raise AssertionError  # unreachable
+
+
+def _recorded(iso3: str):
+    """Recorded events for a party; the record (database) adds them when it exists."""
+    from engine.record import source as record_source
+    return record_source.events_for(iso3)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+from engine.cli import record as cli_record  # noqa: E402,F401  (the record and the daily check)
+from engine.cli import web as cli_web  # noqa: E402,F401  (the HTTP API, pages and calendar feeds)
+from notifiers import cli as cli_letters  # noqa: E402,F401  (reminder letters, contacts, the scheduler)
+from engine.cli import ops as cli_ops  # noqa: E402,F401  (status and config show)

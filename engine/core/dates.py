@@ -1,0 +1,209 @@
+"""All calendar arithmetic of the engine, with explicit rounding and a plain-words trace of each step.
+
+Every function returns a :class:`Step`: the resulting date and a sentence saying how it
+was reached, so that an explanation can print the arithmetic rather than just the answer.
+
+Edge cases, stated once:
+
+* "N years after" keeps day and month. A 29 February anchor has no single answer in a
+  common year; the caller must say how to resolve it (``on_leap_day``): ``"error"``
+  (the default, refuse), ``"round_down"`` (28 February) or ``"round_up"`` (1 March).
+  python-dateutil's ``relativedelta`` clamps silently to 28 February; we never rely on it.
+* "N months before/after" keeps the day of the month; a day the target month lacks
+  (31 in a 30-day month, 29-31 in February) is resolved by ``on_month_end`` in the same way.
+* "N days after" counts calendar days.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+_MONTH_ABBR = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+Rounding = Literal["error", "round_down", "round_up"]
+ROUNDINGS: tuple[str, ...] = ("error", "round_down", "round_up")
+
+
+class AmbiguousDateError(ValueError):
+    """A date computation has no single answer and the rule did not say how to round."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One computed date and the sentence that explains it."""
+
+    value: date
+    text: str
+
+
+def fmt(value: date) -> str:
+    """Format a date for explanations, unambiguous in every language.
+
+    >>> fmt(date(2013, 1, 1))
+    '1 Jan 2013'
+    """
+    return f"{value.day} {_MONTH_ABBR[value.month]} {value.year}"
+
+
+def _resolve_day(year: int, month: int, day: int, rounding: str, what: str) -> date:
+    last = calendar.monthrange(year, month)[1]
+    if day <= last:
+        return date(year, month, day)
+    if rounding == "round_down":
+        return date(year, month, last)
+    if rounding == "round_up":
+        return date(year, month, last) + timedelta(days=1)
+    raise AmbiguousDateError(
+        f"{what}: {calendar.month_name[month]} {year} has no day {day}; "
+        "the rule must say whether to round down or up"
+    )
+
+
+def add_years(anchor: date, years: int, on_leap_day: Rounding = "error") -> Step:
+    """The same day and month, ``years`` later (negative: earlier).
+
+    >>> add_years(date(2010, 8, 1), 8).value
+    datetime.date(2018, 8, 1)
+    >>> add_years(date(2012, 2, 29), 10)
+    Traceback (most recent call last):
+    ...
+    engine.core.dates.AmbiguousDateError: 29 Feb 2012 + 10 years: February 2022 has no day 29; the rule must say whether to round down or up
+    >>> add_years(date(2012, 2, 29), 10, "round_down").value
+    datetime.date(2022, 2, 28)
+    >>> add_years(date(2012, 2, 29), 10, "round_up").value
+    datetime.date(2022, 3, 1)
+    >>> add_years(date(2012, 2, 29), 4).value
+    datetime.date(2016, 2, 29)
+    """
+    _check_rounding(on_leap_day)
+    what = f"{fmt(anchor)} {'+' if years >= 0 else '-'} {abs(years)} years"
+    value = _resolve_day(anchor.year + years, anchor.month, anchor.day, on_leap_day, what)
+    note = "" if value.day == anchor.day else f" (29 February rounded {on_leap_day.split('_')[1]})"
+    return Step(value, f"{what} = {fmt(value)}{note}")
+
+
+def add_months(anchor: date, months: int, on_month_end: Rounding = "error") -> Step:
+    """The same day of the month, ``months`` later (negative: earlier).
+
+    >>> add_months(date(2019, 9, 2), -9).value
+    datetime.date(2018, 12, 2)
+    >>> add_months(date(2021, 11, 30), -9)
+    Traceback (most recent call last):
+    ...
+    engine.core.dates.AmbiguousDateError: 30 Nov 2021 - 9 months: February 2021 has no day 30; the rule must say whether to round down or up
+    >>> add_months(date(2021, 11, 30), -9, "round_down").value
+    datetime.date(2021, 2, 28)
+    >>> add_months(date(2024, 1, 31), 1, "round_down").value
+    datetime.date(2024, 2, 29)
+    """
+    _check_rounding(on_month_end)
+    index = anchor.year * 12 + (anchor.month - 1) + months
+    year, month = divmod(index, 12)
+    what = f"{fmt(anchor)} {'+' if months >= 0 else '-'} {abs(months)} months"
+    value = _resolve_day(year, month + 1, anchor.day, on_month_end, what)
+    note = "" if value.day == anchor.day else f" (month end rounded {on_month_end.split('_')[1]})"
+    return Step(value, f"{what} = {fmt(value)}{note}")
+
+
+def add_days(anchor: date, days: int) -> Step:
+    """Calendar days after (negative: before).
+
+    >>> add_days(date(2010, 8, 1), 180).value
+    datetime.date(2011, 1, 28)
+    >>> add_days(date(2015, 11, 1), 180).value   # across 29 February 2016
+    datetime.date(2016, 4, 29)
+    >>> add_days(date(2019, 7, 1), 180).text
+    '1 Jul 2019 + 180 days = 28 Dec 2019'
+    """
+    value = date.fromordinal(anchor.toordinal() + days)
+    return Step(value, f"{fmt(anchor)} {'+' if days >= 0 else '-'} {abs(days)} days = {fmt(value)}")
+
+
+def first_day_of_month_after(anchor: date, months: int) -> Step:
+    """The first day of the month that is ``months`` after the month of ``anchor``.
+
+    This is the reading of Art. 17 used by the depositary: "the first day of the sixth
+    month after" a date is the first day of (that date's month + 6).
+
+    >>> first_day_of_month_after(date(2012, 7, 17), 6).value
+    datetime.date(2013, 1, 1)
+    >>> first_day_of_month_after(date(2019, 1, 3), 6).value
+    datetime.date(2019, 7, 1)
+    >>> first_day_of_month_after(date(2010, 9, 7), 6).text
+    'first day of the 6th month after September 2010 = 1 Mar 2011'
+    """
+    index = anchor.year * 12 + (anchor.month - 1) + months
+    year, month = divmod(index, 12)
+    value = date(year, month + 1, 1)
+    return Step(
+        value,
+        f"first day of the {_ordinal(months)} month after "
+        f"{calendar.month_name[anchor.month]} {anchor.year} = {fmt(value)}",
+    )
+
+
+def day_of_following_year(year: int, month: int, day: int) -> Step:
+    """A fixed day and month of the year after ``year`` (e.g. 30 April following a reporting year).
+
+    >>> day_of_following_year(2011, 4, 30).value
+    datetime.date(2012, 4, 30)
+    >>> day_of_following_year(2011, 4, 30).text
+    '30 April of the year following 2011 = 30 Apr 2012'
+    """
+    value = date(year + 1, month, day)
+    return Step(value, f"{day} {calendar.month_name[month]} of the year following {year} = {fmt(value)}")
+
+
+def entry_into_force(deposit: date, threshold_deposit: date, months: int = 6) -> Step:
+    """Art. 17: first day of the sixth month after the month of deposit, or of the threshold deposit.
+
+    A State that deposited on or before the date of the instrument that brought the
+    Convention into force (the thirtieth) is bound from the Convention's own entry into
+    force (17(1)); a later one from the first day of the sixth month after its own
+    deposit (17(2)).
+
+    >>> entry_into_force(date(2009, 6, 16), date(2010, 2, 16)).value
+    datetime.date(2010, 8, 1)
+    >>> entry_into_force(date(2010, 2, 16), date(2010, 2, 16)).value
+    datetime.date(2010, 8, 1)
+    >>> entry_into_force(date(2010, 7, 28), date(2010, 2, 16)).value
+    datetime.date(2011, 1, 1)
+    >>> entry_into_force(date(2012, 7, 17), date(2010, 2, 16)).text
+    'deposit 17 Jul 2012 is after the threshold deposit of 16 Feb 2010: first day of the 6th month after July 2012 = 1 Jan 2013'
+    """
+    if deposit <= threshold_deposit:
+        step = first_day_of_month_after(threshold_deposit, months)
+        lead = f"deposit {fmt(deposit)} is on or before the threshold deposit of {fmt(threshold_deposit)}"
+    else:
+        step = first_day_of_month_after(deposit, months)
+        lead = f"deposit {fmt(deposit)} is after the threshold deposit of {fmt(threshold_deposit)}"
+    return Step(step.value, f"{lead}: {step.text}")
+
+
+def end_of_period(value: date, precision: str) -> date:
+    """The last day a date known only to a month or a year can stand for.
+
+    >>> end_of_period(date(2023, 6, 1), "month")
+    datetime.date(2023, 6, 30)
+    >>> end_of_period(date(2017, 1, 1), "year")
+    datetime.date(2017, 12, 31)
+    >>> end_of_period(date(2020, 7, 10), "day")
+    datetime.date(2020, 7, 10)
+    """
+    if precision == "month":
+        return date(value.year, value.month, calendar.monthrange(value.year, value.month)[1])
+    if precision == "year":
+        return date(value.year, 12, 31)
+    return value
+
+
+def _check_rounding(rounding: str) -> None:
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"unknown rounding {rounding!r}; use one of {', '.join(ROUNDINGS)}")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

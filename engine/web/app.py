@@ -1,0 +1,1028 @@
+"""The HTTP surface: a JSON API, calendar feeds and server-rendered pages (FastAPI).
+
+``create_app(settings=None)`` builds the application; nothing happens at import time (no
+database, no registry, no network). The rulebook and registry are loaded on the first request,
+and the database is only read then. The scheduler is never started here (DESIGN.md: one
+scheduler process, never inside the web process).
+
+Reads are public: the registry is published data, and a State's deadlines are computed from
+it and from the ISU's record. Writes (a report received, a decision) need the ISU's bearer
+token, read from the environment variable named by ``[api] isu_token_env`` in config.toml;
+a State's read token (``[api] state_tokens_env``, ``"CHE:token1,LAO:token2"``) is refused
+with 403, no token or an unknown one with 401.
+
+Caching: evaluations and the JSON bytes sent are cached per (query, as_of, state), the state
+being the last check run (id, end) and a fingerprint of the recorded events. The state is read
+from the database at most once per ``[api] state_ttl_seconds`` (default 1 s) and at once after a
+write through this API; the ETag is derived from it, so ``If-None-Match`` gives 304 until a check
+or a recording changes something.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+import tomllib
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Callable, Literal, Optional
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.registry.names import display_name
+from engine.runtime.settings import Settings
+
+JSON_TYPE = "application/json"
+ICS_TYPE = "text/calendar; charset=utf-8"
+LANGUAGES = ("en", "fr", "es")
+BABEL_LOCALE = {"en": "en_GB", "fr": "fr", "es": "es"}
+MAX_QUERY = 120
+
+
+class ApiError(Exception):
+    """A refusal with an HTTP status and a sentence saying why."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.headers = status, detail, headers or {}
+
+
+# ----------------------------------------------------------------------------- configuration
+
+@dataclass(frozen=True)
+class ApiConfig:
+    isu_token_env: str = "CCM_ISU_TOKEN"
+    state_tokens_env: str = "CCM_STATE_TOKENS"
+    calendar_domain: str = "ccm-deadlines.local"
+    alarm_days: tuple[int, ...] = (30, 7)
+    state_ttl_seconds: float = 1.0
+    cache_size: int = 4096
+    base_url: str = ""        # the public address (https://deadlines.example.org): calendar links use it, never Host
+
+
+def load_api_config(settings: Settings) -> ApiConfig:
+    """The ``[api]`` table of config.toml (defaults when absent). Tokens are never in the file."""
+    data: dict[str, Any] = settings.file_data.get("api", {})   # type-checked by load_settings
+    known = ApiConfig.__dataclass_fields__
+    values = {k: v for k, v in data.items() if k in known}
+    if "alarm_days" in values:
+        values["alarm_days"] = tuple(int(d) for d in values["alarm_days"])
+    return ApiConfig(**values)
+
+
+# ----------------------------------------------------------------------------- the service
+
+@dataclass(frozen=True)
+class State:
+    """What the answers depend on besides the query: the last check and the record."""
+
+    check_id: int | None
+    check_finished: datetime | None
+    check_as_of: date | None
+    first_check: bool
+    events: tuple[Any, ...]      # (count, last recorded_at, superseded count)
+
+    @property
+    def key(self) -> tuple:
+        return (self.check_id, self.check_finished.isoformat() if self.check_finished else None, self.events)
+
+
+NO_STATE = State(None, None, None, True, (0, None, 0))
+
+
+class Service:
+    """Evaluations with the configured rulebook, registry, backend and record, cached."""
+
+    def __init__(self, settings: Settings, config: ApiConfig):
+        self.settings, self.config = settings, config
+        self.url = settings.database_url
+        self._evaluator = None
+        self._lock = threading.RLock()
+        self._state: State | None = None
+        self._state_read = 0.0
+        self._events: tuple[tuple, dict[str, list]] | None = None
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+
+    # -- the engine
+    @property
+    def evaluator(self):
+        if self._evaluator is None:
+            with self._lock:
+                if self._evaluator is None:
+                    from engine.core.evaluate import Evaluator
+                    from engine.registry.load import load_registry
+                    from engine.core.rulebook import load_rulebook
+
+                    self._evaluator = Evaluator(load_rulebook(), load_registry(), self.settings.backend,
+                                                receipts_complete_from=self.settings.receipts_complete_from)
+        return self._evaluator
+
+    # -- the record
+    def state(self) -> State:
+        now = time.monotonic()
+        if self._state is not None and now - self._state_read < self.config.state_ttl_seconds:
+            return self._state
+        state = self._read_state()
+        with self._lock:
+            self._state, self._state_read = state, now
+        return state
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._state = None
+
+    def _read_state(self) -> State:
+        import sqlalchemy as sa
+        import sqlalchemy.exc
+
+        from engine.store import database as store
+        if not store.database_exists(self.url):
+            return NO_STATE
+        try:
+            with store.reader_session(self.url) as session:
+                run = session.execute(sa.select(store.CheckRunRow.id, store.CheckRunRow.finished_at, store.CheckRunRow.as_of)
+                                      .order_by(store.CheckRunRow.id.desc()).limit(1)).first()
+                first = session.scalar(sa.select(sa.func.min(store.CheckRunRow.id)))
+                R = store.RecordedEventRow
+                events = session.execute(sa.select(sa.func.count(R.id), sa.func.max(R.recorded_at),
+                                                   sa.func.count(R.superseded_by))).first()
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+            return NO_STATE
+        finished = run.finished_at if run else None
+        return State(check_id=run.id if run else None, check_finished=finished, check_as_of=run.as_of if run else None,
+                     first_check=(run is None or run.id == first),
+                     events=(events[0], events[1].isoformat() if events[1] else None, events[2]))
+
+    def events(self, state: State) -> dict[str, list]:
+        """Live recorded events by party, read once per state."""
+        cached = self._events
+        if cached is not None and cached[0] == state.key:
+            return cached[1]
+        by_party: dict[str, list] = {}
+        if state is not NO_STATE and state.events[0]:
+            import sqlalchemy.exc
+
+            from engine.record.events import load_events
+
+            try:
+                for event in load_events(self.url):
+                    by_party.setdefault(event.party, []).append(event)
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+                by_party = {}
+        self._events = (state.key, by_party)
+        return by_party
+
+    # -- caching
+    def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        value = compute()
+        with self._lock:
+            self._cache[key] = value
+            while len(self._cache) > self.config.cache_size:
+                self._cache.popitem(last=False)
+        return value
+
+    def evaluate(self, iso3: str, as_of: date, state: State):
+        from engine.core.compute import EvaluationError
+
+        def compute():
+            try:
+                return self.evaluator.evaluate(iso3, as_of, self.events(state).get(iso3, []))
+            except EvaluationError as error:
+                name = self.evaluator.registry.participant(iso3).name
+                raise ApiError(409, f"{name}'s obligations cannot be computed from the recorded facts: {error}.") from None
+
+        return self.cached(("evaluation", iso3, as_of, state.key), compute)
+
+    def evaluate_all(self, as_of: date, state: State):
+        """(evaluations, errors) of every participant."""
+        from engine.core.compute import EvaluationError
+
+        def compute():
+            evaluations, errors = [], []
+            for iso3 in sorted(self.evaluator.registry.participants):
+                try:
+                    evaluations.append(self.evaluate(iso3, as_of, state))
+                except ApiError as error:
+                    errors.append((iso3, error.detail))
+                except EvaluationError as error:   # pragma: no cover - evaluate() maps it
+                    errors.append((iso3, str(error)))
+            return evaluations, errors
+
+        return self.cached(("all", as_of, state.key), compute)
+
+    # -- parameters
+    def party(self, query: str):
+        from engine.core.model import UnknownPartyError
+
+        text = (query or "").strip()
+        participants = self.evaluator.registry.participants
+        if text.upper() in participants:
+            return participants[text.upper()]
+        if not text or len(text) > MAX_QUERY or any(ord(c) < 32 for c in text):
+            raise ApiError(404, f"No participant matches {text[:40]!r}. Give an ISO 3166-1 alpha-3 code (e.g. LAO) "
+                                "or a country name; /api/parties lists them.")
+        try:
+            return self.evaluator.registry.find(text)
+        except UnknownPartyError as error:
+            raise ApiError(404, str(error)) from None
+
+    def as_of(self, text: str | None, name: str = "as_of") -> date:
+        if text is None or text == "":
+            return datetime.now(timezone.utc).date()
+        from engine.record.textsafe import TextError, parse_day
+
+        try:
+            day = parse_day(text)
+        except TextError:
+            day = None
+        if day is None:
+            raise ApiError(422, f"The parameter {name} {text[:40]!r} is not a date; write it as YYYY-MM-DD, e.g. 2019-06-01.")
+        low, high = self.as_of_range()
+        if not low <= day <= high:
+            raise ApiError(422, f"The parameter {name} {day.isoformat()} is out of range; give a date from "
+                                f"{low.isoformat()} (the Convention's adoption) to {high.isoformat()}.")
+        return day
+
+    def as_of_range(self) -> tuple[date, date]:
+        adopted = self.evaluator.registry.treaty.adopted
+        return adopted, date(adopted.year + 100, 12, 31)
+
+    def etag(self, state: State, *parts: Any) -> str:
+        raw = repr((state.key, self.evaluator.rulebook.hash, parts)).encode()
+        return '"' + hashlib.sha256(raw).hexdigest()[:24] + '"'
+
+
+# ----------------------------------------------------------------------------- documented shapes
+
+class Problem(BaseModel):
+    detail: str = Field(description="A sentence saying what was wrong and what to do.")
+
+
+class PartyHead(BaseModel):
+    iso3: str
+    name: str
+    status: Literal["state_party", "signatory", "former_state_party", "not_party"]
+    entry_into_force: Optional[date]
+    withdrawal_effective: Optional[date]
+
+
+class ObligationOut(BaseModel):
+    id: str
+    article: str
+    period: Optional[str]
+    due: date
+    original_due: date
+    status: Literal["pending", "overdue", "fulfilled", "fulfilled_late", "lapsed"]
+    basis: list[str]
+
+
+class Deadlines(BaseModel):
+    """Exactly the shape of ``ccm deadlines PARTY --json``."""
+
+    party: PartyHead
+    as_of: date
+    rulebook: str
+    obligations: list[ObligationOut]
+
+
+class PartyList(BaseModel):
+    as_of: date
+    parties: list[PartyHead]
+
+
+class ReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["initial", "annual", "retention"]
+    year: Optional[int] = Field(None, ge=1900, le=2200, description="The calendar year covered (annual, retention).")
+    received: date
+    symbol: Optional[str] = Field(None, max_length=200)
+    source: Optional[str] = Field(None, max_length=2000)
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    article: Literal["3", "4"]
+    meeting: str = Field(max_length=40, description="Meeting code, e.g. 9MSP.")
+    decided: date
+    granted: date = Field(description="The new deadline granted.")
+    document: Optional[str] = Field(None, max_length=200)
+    source: Optional[str] = Field(None, max_length=2000)
+
+
+class Recorded(BaseModel):
+    id: str
+    created: bool
+    party: str
+    kind: str
+    on: date
+    message: str
+
+
+ERRORS = {code: {"model": Problem, "description": text} for code, text in (
+    (404, "Unknown participant, obligation or address (with close matches)."),
+    (422, "A parameter that is not valid (a sentence says which and why)."))}
+WRITE_ERRORS = {**ERRORS, 401: {"model": Problem, "description": "No token, or not a known token."},
+                403: {"model": Problem, "description": "A State's read token: recording is for the ISU."}}
+CACHED = {304: {"description": "Not modified (If-None-Match matched the ETag)."}}
+
+
+class ApproveIn(BaseModel):
+    """Who approves a mailing (recorded in the delivery log with the time)."""
+
+    model_config = ConfigDict(extra="forbid")
+    by: str = Field(min_length=1, max_length=200, description="Who approves, e.g. the coordinator's name.")
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {JSON_TYPE: {"schema": model.model_json_schema()}}}}
+
+
+# ----------------------------------------------------------------------------- the app
+
+#: On every answer: no MIME sniffing, never framed (clickjacking), no address leaked to other sites.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff",
+                    "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+                    "Referrer-Policy": "no-referrer"}
+
+
+def create_app(settings: Settings | None = None, config: ApiConfig | None = None) -> FastAPI:
+    """The application. ``settings`` default to config.toml and the environment."""
+    if settings is None:
+        from engine.runtime.settings import load_settings
+
+        settings = load_settings()
+    config = config or load_api_config(settings)
+    service = Service(settings, config)
+    app = FastAPI(title="CCM deadlines", version="1", docs_url=None, redoc_url=None,
+                  description="Deadlines of the Convention on Cluster Munitions for each State Party, with the "
+                              "legal basis of each date. Reads are public; recording needs the ISU's bearer token.")
+    app.state.service = service
+    _register_operations(app, service)
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    # -- errors: always a sentence, never a stack trace
+    def problem(request: Request, status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+        if _is_page(request.url.path):
+            return HTMLResponse(_render_error(request, status, detail), status_code=status, headers=headers)
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, error: ApiError):
+        return problem(request, error.status, error.detail, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, error: RequestValidationError):
+        return problem(request, 422, _sentence(error.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException):
+        if error.status_code == 404:
+            detail = "There is nothing at this address; the API is described at /openapi.json (and /docs)."
+        elif error.status_code == 405:
+            detail = f"The method {request.method} is not allowed at this address; see /openapi.json."
+        else:
+            detail = str(error.detail) if isinstance(error.detail, str) else "The request was refused."
+        return problem(request, error.status_code, detail, getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception):  # pragma: no cover - a bug; logged by the server
+        import logging
+
+        logging.getLogger("engine.web.app").exception("unexpected error on %s", request.url.path)
+        return problem(request, 500, "The server failed on this request; the error was logged.")
+
+    # -- helpers
+    def answer(request: Request, state: State, key: tuple, build: Callable[[], Any]) -> Response:
+        def compute():
+            body = json.dumps(build(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            return body, service.etag(state, key)
+
+        body, etag = service.cached(("json",) + key + (state.key,), compute)
+        return _conditional(request, body, etag, JSON_TYPE)
+
+    # -- reads
+    @app.get("/api/parties", response_model=PartyList, responses={**ERRORS, **CACHED}, tags=["read"],
+             summary="Every participant: ISO3, name, status, entry into force (as `ccm parties --json`).")
+    async def list_parties(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today (UTC).")):
+        state, day = service.state(), service.as_of(as_of)
+
+        def build():
+            evaluations, errors = service.evaluate_all(day, state)
+            return {"as_of": day.isoformat(), "parties": [e.to_json()["party"] for e in evaluations]}
+
+        return answer(request, state, ("parties", day), build)
+
+    @app.get("/api/parties/{iso3}", responses={**ERRORS, **CACHED}, tags=["read"],
+             summary="One participant: status, entry into force, names in English, French and Spanish, links.")
+    async def get_party(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+        state, participant = service.state(), service.party(iso3)
+        day = service.as_of(as_of)
+
+        def build():
+            evaluation = service.evaluate(participant.iso3, day, state)
+            code = participant.iso3
+            return {"party": evaluation.to_json()["party"], "as_of": day.isoformat(),
+                    "names": {lang: display_name(code, lang, participant.localized_name(lang)) for lang in LANGUAGES},
+                    "obligations": len(evaluation.obligations),
+                    "overdue": sum(1 for o in evaluation.obligations if o.status == "overdue"),
+                    "links": {"obligations": f"/api/parties/{code}/obligations", "calendar": f"/parties/{code}/calendar.ics",
+                              "page": f"/parties/{code}", "history": f"/api/parties/{code}/history"}}
+
+        return answer(request, state, ("party", participant.iso3, day), build)
+
+    @app.get("/api/parties/{iso3}/obligations", response_model=Deadlines, responses={**ERRORS, **CACHED}, tags=["read"],
+             summary="A party's obligations as of a date: exactly the JSON of `ccm deadlines PARTY --json`.")
+    async def obligations(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+        state, participant = service.state(), service.party(iso3)
+        day = service.as_of(as_of)
+        return answer(request, state, ("obligations", participant.iso3, day),
+                      lambda: service.evaluate(participant.iso3, day, state).to_json())
+
+    @app.get("/api/parties/{iso3}/obligations/{obligation_id}/explain", responses={**ERRORS, **CACHED}, tags=["read"],
+             summary="The chain behind one date (as `ccm explain --json`): facts with sources, rules with quotations, arithmetic.")
+    async def explain_obligation(request: Request, iso3: str, obligation_id: str,
+                                 period: Optional[str] = Query(None, max_length=MAX_QUERY, description="Year or meeting code, e.g. 2011 or 9MSP."),
+                                 as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+        state, participant = service.state(), service.party(iso3)
+        day = service.as_of(as_of)
+        obligation = _one_obligation(service, service.evaluate(participant.iso3, day, state), obligation_id, period or None)
+
+        def build():
+            from engine.core.explain import explain
+
+            return explain(service.evaluate(participant.iso3, day, state), service.evaluator.rulebook, obligation).to_json()
+
+        return answer(request, state, ("explain", participant.iso3, obligation.id, obligation.period, day), build)
+
+    @app.get("/api/parties/{iso3}/history", responses={**ERRORS, **CACHED}, tags=["read"],
+             summary="Registry facts and recorded events, dated, with sources (who recorded an event: ISU token only).")
+    async def party_history(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+        state, participant = service.state(), service.party(iso3)
+        day = service.as_of(as_of)
+        isu = _token_role(request, config) == ("isu", None)
+        items = _history(service, state, participant.iso3, day)
+        if not isu:
+            items = [{k: v for k, v in item.items() if k not in ("recorded_by",)} for item in items]
+        return answer(request, state, ("history", participant.iso3, day, isu),
+                      lambda: {"party": participant.iso3, "as_of": day.isoformat(), "history": items})
+
+    @app.get("/api/overdue", responses={**ERRORS, **CACHED}, tags=["read"],
+             summary="Every obligation overdue as of a date, reports first (initial reports first), most days late first.")
+    async def overdue(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+        state, day = service.state(), service.as_of(as_of)
+
+        def build():
+            evaluations, errors = service.evaluate_all(day, state)
+            rows = [{"party": e.participant.iso3, "name": e.participant.name, **o.to_json(), "days_late": (day - o.due).days}
+                    for e in evaluations for o in e.obligations if o.status == "overdue"]
+            reports = {r.id for r in service.evaluator.rulebook.rules if r.is_obligation and r.status == "report"}
+            rows.sort(key=lambda r: (r["id"] not in reports, r["id"] != "ccm.art7.initial_report", -r["days_late"], r["party"]))
+            return {"as_of": day.isoformat(), "count": len(rows), "overdue": rows,
+                    "errors": [{"party": p, "message": m} for p, m in errors]}
+
+        return answer(request, state, ("overdue", day), build)
+
+    @app.get("/api/stats", responses={**ERRORS, **CACHED}, tags=["read"],
+             summary="Counts like the Meetings of States Parties' progress reports (as `ccm stats --json`).")
+    async def get_stats(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+        state, day = service.state(), service.as_of(as_of)
+
+        def build():
+            from engine.check.run import stats
+
+            events = [e for party in service.events(state).values() for e in party]
+            return stats(service.evaluator, day, events)
+
+        return answer(request, state, ("stats", day), build)
+
+    # -- writes (the ISU only)
+    @app.post("/api/parties/{iso3}/reports", status_code=201, response_model=Recorded, responses=WRITE_ERRORS,
+              tags=["write"], openapi_extra=_body_schema(ReportIn),
+              summary="Record a transparency (Art. 7) or retention (Art. 3(8)) report received. ISU token.")
+    async def post_report(request: Request, iso3: str):
+        who = _require_isu(request, config)
+        body = _parse(ReportIn, await request.body())
+        participant = service.party(iso3)
+        if body.kind != "initial" and body.year is None:
+            raise ApiError(422, f"A {body.kind} report covers a calendar year; give it as \"year\": YYYY.")
+        if body.kind == "initial" and body.year is not None:
+            raise ApiError(422, "An initial report has no year; leave out \"year\".")
+        from engine.record.events import NewEvent
+
+        event = NewEvent(party=participant.iso3, kind=f"report:{body.kind}", on=body.received,
+                         period=str(body.year) if body.year is not None else None, symbol=body.symbol,
+                         source=body.source, recorded_by=who)
+        return await _write(service, event)
+
+    @app.post("/api/parties/{iso3}/decisions", status_code=201, response_model=Recorded, responses=WRITE_ERRORS,
+              tags=["write"], openapi_extra=_body_schema(DecisionIn),
+              summary="Record a meeting's decision extending an Art. 3 or 4 deadline (checked against the ceiling). ISU token.")
+    async def post_decision(request: Request, iso3: str):
+        who = _require_isu(request, config)
+        body = _parse(DecisionIn, await request.body())
+        participant = service.party(iso3)
+        try:
+            service.evaluator.registry.meeting(body.meeting)
+        except LookupError as error:
+            raise ApiError(422, str(error.args[0])) from None
+        from engine.record.events import NewEvent
+
+        event = NewEvent(party=participant.iso3, kind=f"decision:extension:art{body.article}", on=body.decided,
+                         period=body.meeting, symbol=body.document, source=body.source, recorded_by=who,
+                         extra={"granted_deadline": body.granted.isoformat(), "meeting": body.meeting,
+                                "document": body.document})
+        return await _write(service, event)
+
+    # -- mailings: reviewed before they go
+    @app.get("/api/letters/batches", responses=WRITE_ERRORS, tags=["letters"],
+             summary="The mailings planned, newest first, with who approved them. ISU token.")
+    async def get_batches(request: Request):
+        _require_isu(request, config)
+        rows = await run_in_threadpool(_batches, service)
+        return JSONResponse(rows, headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/letters/batches/{batch_id}/approve", responses=WRITE_ERRORS, tags=["letters"],
+              openapi_extra=_body_schema(ApproveIn),
+              summary="Approve a planned mailing: its notes are dated today and queued for delivery. ISU token.")
+    async def approve_batch(request: Request, batch_id: int):
+        _require_isu(request, config)
+        body = _parse(ApproveIn, await request.body())
+        approval = await run_in_threadpool(_approve, service, batch_id, body.by)
+        return JSONResponse({"batch": approval.batch_id, "approved_by": approval.approved_by,
+                             "approved_at": approval.approved_at.isoformat(), "notes": approval.notes,
+                             "items": approval.items, "no_contact": approval.no_contact,
+                             "settled": approval.settled},
+                            headers={"Cache-Control": "no-store"})
+
+    # -- calendars
+    @app.get("/parties/{iso3}/calendar.ics", responses={**ERRORS, **CACHED, 200: {"content": {"text/calendar": {}}}},
+             response_class=Response, tags=["calendar"],
+             summary="A party's deadlines as an iCalendar feed (all-day events, alarms, legal basis).")
+    async def party_calendar(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+        state, participant = service.state(), service.party(iso3)
+        day = service.as_of(as_of)
+        return _calendar(request, service, state, day, [participant.iso3],
+                         f"CCM deadlines: {participant.name}", ("ics", participant.iso3, day))
+
+    @app.get("/calendar.ics", responses={**ERRORS, **CACHED, 200: {"content": {"text/calendar": {}}}},
+             response_class=Response, tags=["calendar"], summary="The ISU's feed: every party's deadlines.")
+    async def all_calendar(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+        state, day = service.state(), service.as_of(as_of)
+        return _calendar(request, service, state, day, None, "CCM deadlines: all parties", ("ics-all", day))
+
+    _register_pages(app, service)
+    return app
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _register_operations(app: FastAPI, service: Service) -> None:
+    """/healthz, /api/status, and /docs with the Swagger UI served from this server (no CDN)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
+
+    @app.get("/healthz", tags=["operations"], summary="200 when the database answers, else 503")
+    async def healthz():
+        from engine.check.status import database_state
+
+        state = await run_in_threadpool(database_state, service.url)
+        ok = state["reachable"]
+        return JSONResponse({"status": "ok" if ok else "unavailable", "database": "reachable" if ok else state["error"]},
+                            status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/status", tags=["operations"],
+             summary="Last check and its outcome, next run, letters, scheduler lock, rulebook and registry hashes")
+    async def api_status():
+        from engine.check.status import gather
+
+        body = await run_in_threadpool(gather, service.settings, service.evaluator)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+def _is_page(path: str) -> bool:
+    return not path.startswith("/api") and not path.endswith((".ics", ".json", ".svg", ".css")) and path != "/docs"
+
+
+def _conditional(request: Request, body: bytes, etag: str, media_type: str) -> Response:
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    match = request.headers.get("if-none-match")
+    if match and (match.strip() == "*" or etag in [m.strip().removeprefix("W/") for m in match.split(",")]):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _one_obligation(service: Service, evaluation, obligation_id: str, period: str | None):
+    rulebook = service.evaluator.rulebook
+    name = evaluation.participant.name
+    if obligation_id not in rulebook.ids or not rulebook.rule(obligation_id).is_obligation:
+        known = ", ".join(r.id for r in rulebook.rules if r.is_obligation)
+        raise ApiError(404, f"There is no obligation {obligation_id[:80]!r}; the obligations are: {known}.")
+    found = evaluation.find(obligation_id, period)
+    if not found:
+        periods = sorted({o.period or "" for o in evaluation.find(obligation_id)})
+        hint = f"; its periods are: {', '.join(periods)}" if any(periods) else ""
+        raise ApiError(404, f"{name} has no {obligation_id}" + (f" for period {period[:40]!r}" if period else "")
+                       + f" as of {evaluation.as_of.isoformat()}{hint}.")
+    if len(found) > 1:
+        raise ApiError(422, f"The obligation {obligation_id} has {len(found)} periods for {name}; choose one with ?period=: "
+                       + ", ".join(o.period or "" for o in found) + ".")
+    return found[0]
+
+
+def _history(service: Service, state: State, iso3: str, day: date) -> list[dict[str, Any]]:
+    from engine.record.events import RecordError, history
+
+    def compute():
+        url = service.url if state is not NO_STATE and state.events[0] else None
+        try:
+            return history(url, service.evaluator, iso3, day)
+        except RecordError as error:
+            raise ApiError(409, str(error)) from None
+
+    return service.cached(("history", iso3, day, state.key), compute)
+
+
+def _calendar(request: Request, service: Service, state: State, day: date, parties: list[str] | None,
+              name: str, key: tuple) -> Response:
+    from engine.web import calendar as calendar_feed
+    def compute():
+        if parties is None:
+            evaluations, _errors = service.evaluate_all(day, state)
+        else:
+            evaluations = [service.evaluate(p, day, state) for p in parties]
+        stamp = calendar_feed.dtstamp(state.check_finished, day)
+        body = calendar_feed.build(evaluations, service.evaluator.rulebook, name=name, stamp=stamp,
+                                   domain=service.config.calendar_domain, alarm_days=service.config.alarm_days,
+                                   url_for_party=_party_link(service.config.base_url))
+        return body, service.etag(state, key, service.config.base_url)
+
+    body, etag = service.cached(("ics",) + key + (state.key, service.config.base_url), compute)
+    return _conditional(request, body, etag, ICS_TYPE)
+
+
+def _party_link(base_url: str):
+    """Links to the party pages from ``[api] base_url``; none without it. The request's Host header
+    is the client's to choose, so a link built from it could point anywhere."""
+    base = base_url.strip().rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        return None
+    return lambda iso3: f"{base}/parties/{iso3}"
+
+
+def _state_tokens(config: ApiConfig) -> list[tuple[str, str]]:
+    pairs = []
+    for item in (os.environ.get(config.state_tokens_env) or "").split(","):
+        party, sep, token = item.strip().partition(":")
+        if sep and party.strip() and token.strip():
+            pairs.append((party.strip().upper(), token.strip()))
+    return pairs
+
+
+def _token_role(request: Request, config: ApiConfig) -> tuple[str, str | None] | None:
+    """("isu", None), ("state", ISO3), ("unknown", None), or None without a bearer token."""
+    header = request.headers.get("authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    given = token.strip().encode("utf-8", "surrogateescape")
+    isu = os.environ.get(config.isu_token_env) or ""
+    if isu and hmac.compare_digest(given, isu.encode()):
+        return ("isu", None)
+    for party, secret in _state_tokens(config):
+        if hmac.compare_digest(given, secret.encode()):
+            return ("state", party)
+    return ("unknown", None)
+
+
+def _letters_ready(service: Service) -> None:
+    from engine.store import database as store
+    if store.current_revision(service.url) is None:
+        raise ApiError(404, "No mailing was planned: the database holds no letters yet (`ccm letters plan`).")
+    store.require_current(service.url)
+
+
+def _batches(service: Service) -> list[dict[str, Any]]:
+    from notifiers import batches
+
+    _letters_ready(service)
+    return [{"batch": b.id, "as_of": b.as_of.isoformat(), "planned_at": b.created_at.isoformat(), "items": items,
+             "states": states, "status": b.status, "approved_by": b.approved_by,
+             "approved_at": b.approved_at.isoformat() if b.approved_at else None}
+            for b, items, states in batches.list_batches(service.url, 50)]
+
+
+def _approve(service: Service, batch_id: int, by: str):
+    from notifiers import batches
+    from notifiers.config import load_letters_config
+
+    _letters_ready(service)
+    try:
+        return batches.approve(service.url, batch_id, by, service.evaluator,
+                               load_letters_config(service.settings), datetime.now(timezone.utc))
+    except batches.BatchError as error:
+        text = str(error)
+        status = 404 if text.startswith("there is no batch") else 409 if "already approved" in text else 422
+        raise ApiError(status, text[0].upper() + text[1:] + ".") from None
+
+
+def _require_isu(request: Request, config: ApiConfig) -> str:
+    role = _token_role(request, config)
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if role is None:
+        raise ApiError(401, "Recording needs the ISU's token: send the header 'Authorization: Bearer <token>'.", challenge)
+    if role[0] == "state":
+        raise ApiError(403, f"This is {role[1]}'s read token: States can read their deadlines, only the ISU records events.")
+    if role[0] != "isu":
+        raise ApiError(401, "The bearer token is not one this server knows; recording needs the ISU's token.", challenge)
+    return "isu (api)"
+
+
+def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
+    try:
+        data = json.loads(raw or b"null")
+    except RecursionError:
+        raise ApiError(422, "The request body nests too deeply; send a flat object such as " + _example(model) + ".") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "The request body is not valid JSON; send an object such as "
+                            + _example(model) + ".") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "The request body must be a JSON object such as " + _example(model) + ".")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ApiError(422, _sentence(error.errors())) from None
+
+
+def _example(model: type[BaseModel]) -> str:
+    if model is ApproveIn:
+        return '{"by": "J. Smith"}'
+    if model is ReportIn:
+        return '{"kind": "annual", "year": 2024, "received": "2025-04-30"}'
+    return '{"article": "4", "meeting": "12MSP", "decided": "2024-09-13", "granted": "2030-08-01"}'
+
+
+def _sentence(errors: list[dict[str, Any]]) -> str:
+    """Pydantic's error list as one sentence."""
+    parts = []
+    for e in errors[:5]:
+        where = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(where) or "the request"
+        message = str(e.get("msg", "is not valid"))
+        if e.get("type") == "missing":
+            message = "is required"
+        elif e.get("type") == "extra_forbidden":
+            message = "is not a known field"
+        parts.append(f"'{field}' {message[0].lower() + message[1:] if message else message}")
+    return "The request is not valid: " + "; ".join(parts) + "."
+
+
+async def _write(service: Service, event) -> Response:
+    from engine.store import database as store
+    from engine.record.events import RecordError, record
+
+    def run():
+        import sqlalchemy.exc
+
+        try:
+            if store.current_revision(service.url) is None:
+                store.upgrade(service.url)
+            store.require_current(service.url)
+            return record(service.url, service.evaluator, event)
+        except store.DatabaseNotInitialised as error:
+            raise ApiError(503, str(error)[0].upper() + str(error)[1:] + ".") from None
+        except sqlalchemy.exc.OperationalError as error:
+            raise ApiError(503, f"The database cannot be reached: {str(error.orig).strip().splitlines()[0]}.") from None
+        except RecordError as error:
+            raise ApiError(422, str(error)) from None
+
+    event_id, created = await run_in_threadpool(run)
+    service.invalidate()
+    name = service.evaluator.registry.participant(event.party).name
+    message = (f"Recorded {event_id}: {event.kind} of {name} on {event.on.isoformat()}." if created
+               else f"Already recorded as {event_id}; nothing written.")
+    payload = {"id": event_id, "created": created, "party": event.party, "kind": event.kind,
+               "on": event.on.isoformat(), "message": message}
+    return JSONResponse(payload, status_code=201 if created else 200,
+                        headers={"Location": f"/api/parties/{event.party}/history"})
+
+
+
+# ----------------------------------------------------------------------------- pages
+
+_JINJA = None
+_MESSAGES: dict[str, dict[str, str]] | None = None
+
+
+def messages() -> dict[str, dict[str, str]]:
+    """The pages' message catalogue (engine/web/messages.toml), by language."""
+    global _MESSAGES
+    if _MESSAGES is None:
+        from importlib.resources import files
+
+        _MESSAGES = tomllib.loads((files("engine") / "web" / "messages.toml").read_text(encoding="utf-8"))
+    return _MESSAGES
+
+
+def translator(lang: str) -> Callable[..., str]:
+    catalogue, english = messages().get(lang, {}), messages()["en"]
+
+    def t(key: str, **values: Any) -> str:
+        text = catalogue.get(key) or english.get(key) or key
+        return text.format(**values) if values else text
+
+    return t
+
+
+def _jinja():
+    global _JINJA
+    if _JINJA is None:
+        from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+        env = Environment(loader=PackageLoader("engine.web", "templates"), undefined=StrictUndefined,
+                          autoescape=select_autoescape(["html", "html.j2", "j2"]), trim_blocks=True, lstrip_blocks=True)
+        env.filters["safe_href"] = lambda href: href if str(href).startswith(("https://", "http://")) else "#"
+        _JINJA = env
+    return _JINJA
+
+
+def _lang(request: Request) -> str:
+    lang = request.query_params.get("lang", "en").lower()     # ?lang=FR as ?lang=fr
+    return lang if lang in LANGUAGES else "en"
+
+
+def _page_context(request: Request, lang: str) -> dict[str, Any]:
+    from babel.dates import format_date
+
+    t = translator(lang)
+    locale = BABEL_LOCALE[lang]
+
+    def fmt_date(value: Any) -> str:
+        if isinstance(value, str):
+            try:
+                value = date.fromisoformat(value[:10])
+            except ValueError:
+                return value
+        return format_date(value, format="long", locale=locale)
+
+    def ob(obligation_id: str) -> str:
+        return t("ob_" + obligation_id.rsplit(".", 1)[-1])
+
+    languages = []
+    for code in LANGUAGES:
+        params = dict(request.query_params)
+        params["lang"] = code
+        from urllib.parse import urlencode
+
+        languages.append((code, messages()[code]["lang_name"], f"{request.url.path}?{urlencode(params)}"))
+    return {"t": t, "lang": lang, "fmt_date": fmt_date, "ob": ob, "languages": languages}
+
+
+def _render_error(request: Request, status: int, detail: str) -> str:
+    lang = _lang(request)
+    return _jinja().get_template("error.html.j2").render(status=status, detail=detail, **_page_context(request, lang))
+
+
+def _planned_batches(service: Service) -> list[dict[str, Any]]:
+    """The mailings awaiting approval (none before the letters' tables exist)."""
+    from engine.store import database as store
+    if store.current_revision(service.url) != store.head_revision():
+        return []
+    return [b for b in _batches(service) if b["status"] == "planned"]
+
+
+def _last_check(service: Service, state: State) -> dict[str, Any] | None:
+    if state.check_id is None:
+        return None
+    return {"id": state.check_id, "as_of": state.check_as_of, "first": state.first_check}
+
+
+def _changes(service: Service, state: State) -> list[dict[str, Any]]:
+    """The change log of the last check run."""
+    if state.check_id is None or state.first_check:
+        return []
+
+    def compute():
+        import sqlalchemy as sa
+
+        from engine.store import database as store
+        names = {iso3: p.name for iso3, p in service.evaluator.registry.participants.items()}
+        C = store.ChangeRow
+        with store.reader_session(service.url) as session:
+            rows = session.execute(sa.select(C.party, C.obligation_id, C.period, C.field, C.old, C.new, C.reason)
+                                   .where(C.check_run_id == state.check_id)
+                                   .order_by(C.party, C.obligation_id, C.period, C.field)).all()
+        return [{**r._asdict(), "name": names.get(r.party, r.party)} for r in rows]
+
+    return service.cached(("changes", state.key), compute)
+
+
+def dashboard_context(service: Service, state: State, day: date) -> dict[str, Any]:
+    """The dashboard's sections (the daily digest's, computed live as of ``day``) and the timeline."""
+    from engine.web import timeline
+    from engine.check.run import CheckResult, digest_context, next_meeting, obligation_values
+
+    def compute():
+        evaluations, errors = service.evaluate_all(day, state)
+        keep = ("party", "obligation_id", "period", "article", "due", "status", "status_reason", "meeting")
+        obligations = [{**{k: v for k, v in obligation_values(e.participant.iso3, o, e.rulebook_hash).items() if k in keep},
+                        "estimated": o.estimated}
+                       for e in evaluations for o in e.obligations]
+        names = {iso3: p.name for iso3, p in service.evaluator.registry.participants.items()}
+        result = CheckResult(run_id=state.check_id or 0, as_of=day, rulebook_hash=service.evaluator.rulebook.hash,
+                             first_check=state.first_check, obligations=obligations, changes=[], errors=errors,
+                             counts={}, names=names, next_meeting=next_meeting(service.evaluator, day))
+        context = digest_context(result, service.evaluator)
+        rows = timeline.rows(evaluations, service.evaluator.rulebook)
+        context["timeline_rows"] = rows
+        context["parties"] = [{"iso3": e.participant.iso3, "name": e.participant.name} for e in evaluations]
+        return context
+
+    return service.cached(("dashboard", day, state.key), compute)
+
+
+def _register_pages(app: FastAPI, service: Service) -> None:
+    from engine.web import timeline
+    @app.get("/", response_class=HTMLResponse, tags=["pages"], responses=ERRORS,
+             summary="The ISU dashboard: overdue reports, deadlines ahead, extension requests, changes, timeline.")
+    async def dashboard(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                        lang: Optional[str] = Query(None, description="en, fr or es.")):
+        state, day = service.state(), service.as_of(as_of)
+        lang = _lang(request)
+        page = _page_context(request, lang)
+        context = dashboard_context(service, state, day)
+        svg = timeline.render(context["timeline_rows"], day, title=page["t"]("timeline"), date_format=page["fmt_date"],
+                              labels={"as_of": page["t"]("as_of")})
+        html = _jinja().get_template("dashboard.html.j2").render(
+            **{k: v for k, v in context.items() if k not in ("as_of", "changes")}, **page, as_of=day, svg=svg,
+            check=_last_check(service, state), changes=_changes(service, state), mailings=_planned_batches(service))
+        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/timeline.svg", tags=["pages"], responses={**ERRORS, 200: {"content": {"image/svg+xml": {}}}},
+             response_class=Response, summary="The timeline of Art. 3 and 4 deadlines and extensions alone, as SVG.")
+    async def timeline_svg(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+        state, day = service.state(), service.as_of(as_of)
+
+        def compute():
+            context = dashboard_context(service, state, day)
+            body = timeline.render(context["timeline_rows"], day).encode("utf-8")
+            return body, service.etag(state, ("timeline", day))
+
+        body, etag = service.cached(("svg", day, state.key), compute)
+        return _conditional(request, body, etag, "image/svg+xml")
+
+    @app.get("/parties/{iso3}", response_class=HTMLResponse, tags=["pages"], responses=ERRORS,
+             summary="A State's page: status, deadlines with their explanation, history; ?lang=en|fr|es.")
+    async def party_page(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                         lang: Optional[str] = Query(None, description="en, fr or es.")):
+        from engine.core.explain import explain
+
+        state, participant = service.state(), service.party(iso3)
+        day = service.as_of(as_of)
+        lang = _lang(request)
+        evaluation = service.evaluate(participant.iso3, day, state)
+        items = [{"obligation": o, "explanation": explain(evaluation, service.evaluator.rulebook, o)}
+                 for o in evaluation.obligations]
+        page = _page_context(request, lang)
+        html = _jinja().get_template("party.html.j2").render(
+            **page, iso3=participant.iso3, name=display_name(participant.iso3, lang, participant.localized_name(lang)),
+            registry_name=participant.name,
+            party=evaluation.to_json()["party"], as_of=day, obligations=items,
+            history=_history(service, state, participant.iso3, day))
+        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/static/style.css", include_in_schema=False)
+    async def style():
+        from importlib.resources import files
+
+        return Response((files("engine") / "web" / "static" / "style.css").read_bytes(), media_type="text/css",
+                        headers={"Cache-Control": "max-age=3600"})

@@ -1,0 +1,679 @@
+"""The letters' commands on the ``ccm`` app: contacts, letters plan|batches|preview|approve|discard|deliver|send|log|
+cancel|retry|snapshots, schedule run.
+
+Registered by the last line of engine/cli/main.py. Exit statuses: 0 success; 1 ``letters send`` left a
+letter failed (retried later) or rejected (waits for a contact change or ``letters retry``); 2 an
+error the user can fix (the message says why).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from engine.cli.main import app, evaluator, fail, find_party, parse_date
+
+console = Console()
+contacts_app = typer.Typer(no_args_is_help=True, help="Where each State's letters go (mission, e-mail, language).")
+letters_app = typer.Typer(no_args_is_help=True, help="Reminder notes: plan a batch, preview, approve, send, and the delivery log.")
+schedule_app = typer.Typer(no_args_is_help=True, help="The scheduler process: the daily check, then the letters.")
+app.add_typer(contacts_app, name="contacts")
+app.add_typer(letters_app, name="letters")
+app.add_typer(schedule_app, name="schedule")
+AS_OF_HELP = "Plan as of this date (YYYY-MM-DD); default today (UTC)."
+
+
+def Table(*args, **kwargs):  # noqa: N802 - rich's Table, imported when a command prints one
+    from rich.table import Table as RichTable
+    return RichTable(*args, **kwargs)
+
+
+def _box():
+    from rich import box
+    return box
+
+
+def _fitted(title: str | None = None):
+    """A table for an 80-column terminal: a rule under the header, one space between columns."""
+    return Table(title=title, box=_box().SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+
+
+def _settings():
+    from engine.runtime.settings import load_settings
+    from notifiers.config import load_letters_config
+
+    settings = load_settings()
+    return settings, load_letters_config(settings)
+
+
+def _ready(url: str) -> None:
+    from engine.cli.record import _ready as ready
+
+    ready(url, create=True)
+
+
+# ----------------------------------------------------------------------------- contacts
+
+@contacts_app.command("set")
+def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
+                 email: str = typer.Option(..., "--email", help="Address(es), comma-separated."),
+                 language: str = typer.Option(..., "--language", help="en, fr, es or zh."),
+                 mission: Optional[str] = typer.Option(None, "--mission", help='The addressee without its article, '
+                                                       'e.g. "Permanent Mission of Lebanon to the United Nations Office at Geneva".'),
+                 cc: Optional[str] = typer.Option(None, "--cc", help="Copied addresses, comma-separated."),
+                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Set (or replace) the contact of one State."""
+    from engine.store.contacts import ContactError, set_contacts, validate
+
+    settings, _ = _settings()
+    iso3 = find_party(evaluator(), party).iso3
+    try:
+        contact = validate(iso3, email, language, mission, cc)
+    except ContactError as error:
+        fail(f"{iso3}: {error}")
+    _ready(settings.database_url)
+    set_contacts(settings.database_url, [contact])
+    problems = _rerender([iso3], quiet=json_output)
+    if json_output:
+        print(json.dumps({"party": iso3, "email": list(contact.email), "language": contact.language,
+                          "mission": contact.mission, "cc": list(contact.cc),
+                          "not_rerendered": [{"letter": k, "why": p} for k, p in problems]}, ensure_ascii=False))
+        return
+    console.print(f"Contact of {iso3}: {', '.join(contact.email)} in {contact.language}"
+                  + (f", addressed to the {contact.mission}" if contact.mission else ""), highlight=False)
+
+
+def _rerender(parties: list[str], quiet: bool = False) -> list[tuple[str, str]]:
+    """A contact changed: its State's unsent letters are rendered again for it (and rejected ones queued again)."""
+    from notifiers import delivery
+
+    settings, config = _settings()
+    problems = delivery.rerender_for_parties(settings.database_url, evaluator(), config, parties)
+    if not quiet:
+        for key, problem in problems:
+            console.print(f"[yellow]not re-rendered:[/] {key}: {problem}", highlight=False)
+    return problems
+
+
+@contacts_app.command("import")
+def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                                help="CSV with columns party,email,language,mission,cc."),
+                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Import contacts from a CSV file: all rows or none."""
+    from engine.store.contacts import ContactError, read_csv, set_contacts
+
+    settings, _ = _settings()
+    try:
+        contacts = read_csv(file, set(evaluator().registry.participants))
+    except ContactError as error:
+        fail(str(error))
+    _ready(settings.database_url)
+    imported = set_contacts(settings.database_url, contacts)
+    problems = _rerender([c.party for c in contacts], quiet=json_output)
+    if json_output:
+        print(json.dumps({"imported": imported, "parties": [c.party for c in contacts],
+                          "not_rerendered": [{"letter": k, "why": p} for k, p in problems]}, ensure_ascii=False))
+        return
+    console.print(f"Imported {imported} contact(s).", highlight=False)
+
+
+@contacts_app.command("list")
+def contacts_list(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Every contact."""
+    from engine.store.contacts import load_contacts
+
+    settings, _ = _settings()
+    _ready(settings.database_url)
+    contacts = sorted(load_contacts(settings.database_url).values(), key=lambda c: c.party)
+    if json_output:
+        print(json.dumps([{"party": c.party, "email": list(c.email), "language": c.language, "mission": c.mission,
+                           "cc": list(c.cc)} for c in contacts], ensure_ascii=False, indent=1))
+        return
+    table = _fitted()
+    table.add_column("Party", no_wrap=True)
+    table.add_column("Lang.", no_wrap=True)
+    for column in ("E-mail", "Mission", "Cc"):
+        table.add_column(column, overflow="fold")
+    for c in contacts:
+        table.add_row(c.party, c.language, ", ".join(c.email), c.mission or "(default)", ", ".join(c.cc))
+    console.print(table)
+
+
+# ----------------------------------------------------------------------------- letters
+
+def _plan(as_of: Optional[str]):
+    from notifiers import delivery
+
+    settings, config = _settings()
+    day = parse_date(as_of)
+    _ready(settings.database_url)
+    return settings, config, day, delivery.make_plan(settings.database_url, evaluator(), config, day)
+
+
+def _print_no_contact(no_contact) -> None:
+    if no_contact:
+        console.print(f"[bold red]No contact[/] for {len(no_contact)} part{'y' if len(no_contact) == 1 else 'ies'} "
+                      f"({sum(len(v) for v in no_contact.values())} item(s) not planned; set one with "
+                      "`ccm contacts set PARTY --email ... --language ...`):", highlight=False)
+        for party, letters in sorted(no_contact.items()):
+            kinds: dict[str, int] = {}
+            for p in letters:
+                kinds[p.kind] = kinds.get(p.kind, 0) + 1
+            console.print(f"  {party}: no contact — {len(letters)} item(s): "
+                          + ", ".join(f"{k} x{n}" if n > 1 else k for k, n in kinds.items()), highlight=False)
+
+
+def _today():
+    return datetime.now(timezone.utc).date()
+
+
+@letters_app.command("plan")
+def letters_plan(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+                 limit: int = typer.Option(40, "--limit", help="Rows printed (--json prints all)."),
+                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Plan a mailing: record a batch of the items due and not yet planned (one note per State), to preview and approve.
+
+    A date after today only shows what would be planned (nothing is recorded).
+    """
+    from notifiers import batches
+
+    settings, config, day, the_plan = _plan(as_of)
+    now = datetime.now(timezone.utc)
+    future = day > now.date()
+    if not future and the_plan.items:
+        the_plan = batches.plan_batch(settings.database_url, config, day, _dues(settings, day), now)
+    if json_output:
+        print(json.dumps({"as_of": day.isoformat(), "batch": the_plan.batch_id, "recorded": the_plan.batch_id is not None,
+                          "items": [
+            {"key": p.key, "party": p.party, "obligation": p.obligation_id, "period": p.period, "stage": p.stage,
+             "kind": p.kind, "due": p.due.isoformat(), "stage_date": p.stage_date.isoformat(),
+             "skipped_stages": list(p.skipped)} for p in the_plan.items],
+            "no_contact": {party: [p.key for p in ps] for party, ps in the_plan.no_contact.items()}},
+            ensure_ascii=False, indent=1))
+        return
+    title = (f"Batch {the_plan.batch_id}: " if the_plan.batch_id else "") + \
+        f"items due as of {day.isoformat()} ({len(the_plan.items)} in {len(the_plan.parties)} note(s))"
+    table = _fitted(title)
+    for column in ("Party", "Obligation", "Period", "Stage", "Due"):    # names wrap; the rest never does
+        table.add_column(column, no_wrap=column != "Obligation", overflow="fold", ratio=1 if column == "Obligation" else None,
+                         min_width=14 if column == "Obligation" else None)
+    names = evaluator().rulebook.name_of
+    for p in the_plan.items[:limit]:
+        table.add_row(p.party, names(p.obligation_id), p.period, p.stage, p.due.isoformat())
+    console.print(table)
+    if len(the_plan.items) > limit:
+        console.print(f"  ... and {len(the_plan.items) - limit} more (--limit N, or --json)", highlight=False)
+    if the_plan.batch_id:
+        console.print(f"Recorded as batch {the_plan.batch_id}, awaiting review: `ccm letters preview {the_plan.batch_id}` "
+                      f"then `ccm letters approve {the_plan.batch_id} --by NAME`.", highlight=False)
+    elif future:
+        console.print(f"{day.isoformat()} is after today: shown only, no batch recorded.", highlight=False)
+    else:
+        console.print("Nothing new to plan.", highlight=False)
+    _print_no_contact(the_plan.no_contact)
+
+
+def _dues(settings, day):
+    from notifiers import delivery
+
+    return delivery.obligations_as_of(settings.database_url, evaluator(), day)
+
+
+@letters_app.command("batches")
+def letters_batches(limit: int = typer.Option(20, "--limit"), json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The mailings planned, newest first: items, States, and who approved them."""
+    from notifiers import batches
+
+    settings, _ = _settings()
+    _ready(settings.database_url)
+    if json_output:
+        print(json.dumps([{"batch": batch.id, "as_of": batch.as_of.isoformat(), "planned_at": batch.created_at.isoformat(),
+                           "items": items, "states": states, "status": batch.status, "approved_by": batch.approved_by,
+                           "approved_at": batch.approved_at.isoformat() if batch.approved_at else None}
+                          for batch, items, states in batches.list_batches(settings.database_url, limit)],
+                         ensure_ascii=False, indent=1))
+        return
+    table = _fitted("Batches")
+    for column in ("Batch", "As of", "Planned", "Items", "States", "Status", "Approved by", "Approved at"):
+        table.add_column(column, no_wrap=column != "Approved by", overflow="fold")
+    for batch, items, states in batches.list_batches(settings.database_url, limit):
+        table.add_row(str(batch.id), batch.as_of.isoformat(), f"{batch.created_at:%Y-%m-%d %H:%M}", str(items),
+                      str(states), batch.status, batch.approved_by or "",
+                      f"{batch.approved_at:%Y-%m-%d %H:%M}" if batch.approved_at else "")
+    console.print(table)
+
+
+@letters_app.command("preview")
+def letters_preview(batch: Optional[int] = typer.Argument(None, help="The batch (from `ccm letters plan`); "
+                                                          "without it, the notes a batch planned as of --as-of would hold."),
+                    as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " Without BATCH only."),
+                    party: Optional[str] = typer.Option(None, "--party", help="Only this party."),
+                    language: Optional[str] = typer.Option(None, "--language", help="Render in this language instead."),
+                    html: bool = typer.Option(False, "--html", help="Print the HTML instead of the text."),
+                    pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the notes to this PDF file, one per page, "
+                                                       "with room for the letterhead."),
+                    limit: int = typer.Option(0, "--limit", help="At most this many notes (0: all)."),
+                    json_output: bool = typer.Option(False, "--json", help="Print JSON: each note's recipient, "
+                                                     "subject, text and HTML.")) -> None:
+    """Show the notes as they would be sent today: dated today, one per State, in each contact's language."""
+    from engine.store.contacts import Contact, load_contacts
+    from notifiers.notes import consolidate
+    from notifiers import batches
+
+    language = language.lower() if language else language     # EN as en
+    if language and language not in ("en", "fr", "es", "zh"):
+        fail(f"--language {language}: use en, fr, es or zh")
+    if json_output and pdf is not None:
+        fail("--json and --pdf: choose one")
+    settings, config = _settings()
+    _ready(settings.database_url)
+    url = settings.database_url
+    now = datetime.now(timezone.utc)
+    iso3 = find_party(evaluator(), party).iso3 if party else None
+    if batch is not None:
+        if as_of:
+            fail("--as-of applies without BATCH only: a batch's notes are dated the day they are approved")
+        try:
+            row, items = batches.get_batch(url, batch)
+        except batches.BatchError as error:
+            fail(str(error))
+            return
+        if row.status == "approved":
+            _preview_sent(url, batch, iso3, html, pdf, limit, json_output)
+            return
+        notes = batches.notes_of(url, items, max(now.date(), row.as_of))
+        batch_id = batch
+    else:
+        _, _, day, the_plan = _plan(as_of)
+        notes = consolidate(the_plan.items + [p for ps in the_plan.no_contact.values() for p in ps],
+                            batches.sent_items(url), max(day, now.date()))
+        batch_id = 0
+    contacts = load_contacts(url)
+    notes = [n for n in notes if iso3 is None or n.party == iso3]
+    if limit:
+        notes = notes[:limit]
+    rendered = []
+    shown = []
+    for note in notes:
+        contact = contacts.get(note.party) or Contact(note.party, ("no-contact@invalid.example",), language or "en")
+        out = batches.render_note(note, contact, evaluator(), config, batch_id, now, language)
+        rendered.append(out.rendered)
+        if json_output:
+            shown.append({"party": note.party, "items": len(note.items), "contact": note.party in contacts,
+                          "batch": batch, "language": language or contact.language, "to": out.message["To"],
+                          "subject": out.rendered.subject, "text": out.rendered.text, "html": out.rendered.html})
+        elif pdf is None:
+            print(f"# {note.party}: {len(note.items)} item(s)" + ("" if note.party in contacts else "  (no contact)")
+                  + (f", batch {batch}" if batch is not None else " (not recorded)"))
+            print(f"To: {out.message['To']}\nSubject: {out.rendered.subject}\n")
+            print(out.rendered.html if html else out.rendered.text)
+    if json_output:
+        print(json.dumps({"batch": batch, "notes": shown}, ensure_ascii=False, indent=1))
+        return
+    if pdf is not None:
+        _write_pdf(pdf, rendered)
+    if not notes:
+        console.print("No notes.", highlight=False)
+
+
+def _preview_sent(url, batch_id, iso3, html, pdf, limit, json_output=False) -> None:
+    """An approved batch: its notes as queued (and sent), from the log."""
+    import email
+    import email.policy
+
+    from notifiers import batches
+
+    rows = [r for r in batches.batch_letters(url, batch_id) if iso3 is None or r.party == iso3]
+    if limit:
+        rows = rows[:limit]
+    pages = []
+    if json_output:
+        notes = []
+        for row in rows:
+            message = email.message_from_string(row.message, policy=email.policy.default)
+            notes.append({"party": row.party, "status": row.status, "approved_by": row.approved_by, "to": row.recipients,
+                          "subject": row.subject, "text": message.get_body(("plain",)).get_content(),
+                          "html": message.get_body(("html",)).get_content()})
+        print(json.dumps({"batch": batch_id, "notes": notes}, ensure_ascii=False, indent=1))
+        return
+    for row in rows:
+        message = email.message_from_string(row.message, policy=email.policy.default)
+        part = message.get_body(("html",) if (html or pdf) else ("plain",))
+        pages.append(part.get_content())
+        if pdf is None:
+            print(f"# {row.party}: {row.status}, approved by {row.approved_by}\nTo: {row.recipients}\nSubject: {row.subject}\n")
+            print(pages[-1])
+    if pdf is not None:
+        from notifiers import pdf as pdf_notes
+
+        pdf_notes.write_html_pages(pdf, pages)
+        console.print(f"Wrote {len(pages)} note(s) to {pdf}.", highlight=False)
+
+
+def _write_pdf(path: Path, rendered) -> None:
+    from notifiers import pdf as pdf_notes
+
+    try:
+        pdf_notes.write_notes(path, rendered)
+    except pdf_notes.PdfUnavailable as error:
+        fail(str(error))
+    console.print(f"Wrote {len(rendered)} note(s) to {path}.", highlight=False)
+
+
+@letters_app.command("approve")
+def letters_approve(batch: int = typer.Argument(..., help="The batch to approve."),
+                    by: str = typer.Option(..., "--by", help="Who approves (recorded in the delivery log)."),
+                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Approve a batch: render its notes dated today and queue them; the scheduler (or `ccm letters deliver`) sends them."""
+    from notifiers import batches
+
+    settings, config = _settings()
+    _ready(settings.database_url)
+    try:
+        approval = batches.approve(settings.database_url, batch, by, evaluator(), config, datetime.now(timezone.utc))
+    except batches.BatchError as error:
+        fail(str(error))
+        return
+    if json_output:
+        print(json.dumps({"batch": batch, "approved_by": approval.approved_by, "approved_at": approval.approved_at.isoformat(),
+                          "notes": approval.notes, "items": approval.items, "settled": approval.settled,
+                          "no_contact": approval.no_contact,
+                          "not_rendered": [{"party": p, "why": w} for p, w in approval.not_rendered]}, ensure_ascii=False))
+        return
+    console.print(f"Batch {batch} approved by {approval.approved_by}: {approval.notes} note(s) ({approval.items} item(s)) "
+                  "queued; `ccm letters deliver` sends them now, the scheduler within "
+                  f"{config.scheduler.retry_every_minutes} min.", highlight=False)
+    if approval.settled:
+        console.print(f"{len(approval.settled)} item(s) settled since planning (a report recorded, a deadline moved) "
+                      "were left out.", highlight=False)
+    if approval.no_contact:
+        console.print(f"[red]No contact any more[/] for {', '.join(approval.no_contact)}: their items were returned "
+                      "to planning.", highlight=False)
+
+
+@letters_app.command("discard")
+def letters_discard(batch: int = typer.Argument(..., help="The planned batch to discard."), json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Discard a batch not yet approved: nothing of it is sent, and its items are planned again next time."""
+    from notifiers import batches
+
+    settings, _ = _settings()
+    _ready(settings.database_url)
+    try:
+        items = batches.discard(settings.database_url, batch)
+    except batches.BatchError as error:
+        fail(str(error))
+        return
+    if json_output:
+        print(json.dumps({"batch": batch, "discarded": True, "items_returned": items}))
+        return
+    console.print(f"Batch {batch} discarded: {items} item(s) return to planning.", highlight=False)
+
+
+@letters_app.command("deliver")
+def letters_deliver(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Deliver the approved notes that are queued or due for a retry (plans nothing)."""
+    from notifiers import delivery
+
+    settings, config = _settings()
+    _ready(settings.database_url)
+    report = delivery.deliver(settings.database_url, delivery.make_notifier(config), config)
+    if json_output:
+        print(json.dumps({"sent": report.sent, "failed": [{"letter": k, "why": e} for k, e in report.failed],
+                          "rejected": [{"letter": k, "why": e} for k, e in report.rejected]}, ensure_ascii=False))
+        raise typer.Exit(1 if report.failed or report.rejected else 0)
+    console.print(f"{len(report.sent)} sent, {len(report.failed)} failed (retried later), {len(report.rejected)} "
+                  "rejected (not retried: fix the contact, or `ccm letters retry`).", highlight=False)
+    for label, items in (("failed", report.failed), ("rejected", report.rejected)):
+        for key, error in items:
+            console.print(f"[red]{label}:[/] {_terminal(key)}: {_terminal(error)}", highlight=False)
+    raise typer.Exit(1 if report.failed or report.rejected else 0)
+
+
+@letters_app.command("send")
+def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " Not after today."),
+                 dry_run: bool = typer.Option(False, "--dry-run", help="Plan and render, write and send nothing."),
+                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Plan a batch and, unless it needs review (SMTP without auto_send), queue and deliver its notes."""
+    from notifiers import batches, delivery
+
+    settings, config = _settings()
+    day = parse_date(as_of)
+    now = datetime.now(timezone.utc)
+    try:
+        batches.refuse_future(day, now.date())
+    except batches.FutureDateRefused as error:
+        fail(str(error))
+        return
+    _ready(settings.database_url)
+    url = settings.database_url
+    if dry_run:
+        from engine.store.contacts import load_contacts
+        from notifiers.notes import consolidate
+
+        the_plan = delivery.make_plan(url, evaluator(), config, day)
+        contacts = load_contacts(url)
+        notes = consolidate(the_plan.items, batches.sent_items(url), now.date())
+        would = []
+        for note in notes:
+            out = batches.render_note(note, contacts[note.party], evaluator(), config, 0, now)
+            would.append({"party": note.party, "items": len(note.items), "to": out.message["To"],
+                          "subject": out.rendered.subject, "needs_approval": config.needs_approval})
+            if json_output:
+                continue
+            console.print(f"would {'await approval for' if config.needs_approval else 'send'} a note to {note.party} "
+                          f"({len(note.items)} item(s)) to {out.message['To']}: {out.rendered.subject}", highlight=False)
+        waiting = delivery.due_for_delivery(url, now)
+        if json_output:
+            print(json.dumps({"as_of": day.isoformat(), "dry_run": True, "would_send": would,
+                              "queued_or_failed_waiting": len(waiting),
+                              "no_contact": {party: len(ps) for party, ps in sorted(the_plan.no_contact.items())}},
+                             ensure_ascii=False, indent=1))
+            return
+        console.print(f"Dry run: {len(notes)} new note(s), {len(waiting)} queued or failed note(s) "
+                      "would be delivered; nothing was written.", highlight=False)
+        _print_no_contact(the_plan.no_contact)
+        return
+    _require_delivery(config)
+    try:
+        result = delivery.send(url, evaluator(), config, day, now=now, dues=None)
+    except (delivery.FirstRunRefused, batches.FutureDateRefused, batches.BatchError) as error:
+        fail(str(error))
+        return
+    where = config.outbox if config.notifier == "outbox" else f"{config.smtp.host}:{config.smtp.port}"
+    d = result.delivery
+    if json_output:
+        print(json.dumps({"as_of": day.isoformat(), "dry_run": False, "batch": result.plan.batch_id,
+                          "items_planned": len(result.plan.items), "queued": result.queued,
+                          "awaiting_approval": result.awaiting_approval, "notifier": config.notifier, "where": str(where),
+                          "sent": list(d.sent),
+                          "failed": [{"key": key, "error": error} for key, error in d.failed],
+                          "rejected": [{"key": key, "error": error} for key, error in d.rejected],
+                          "not_rendered": [{"key": key, "error": error} for key, error in d.not_rendered],
+                          "no_contact": {party: len(ps) for party, ps in sorted(result.plan.no_contact.items())}},
+                         ensure_ascii=False, indent=1))
+        raise typer.Exit(1 if d.failed or d.rejected or d.not_rendered else 0)
+    console.print(f"Letters as of {day.isoformat()}: {len(result.plan.items)} item(s) planned"
+                  + (f" in batch {result.plan.batch_id}" if result.plan.batch_id else "")
+                  + f", {result.queued} note(s) queued, {len(d.sent)} sent ({config.notifier}: {where}), "
+                  f"{len(d.failed)} failed (retried later), {len(d.rejected)} rejected (not retried: fix the contact, "
+                  "or `ccm letters retry`).", highlight=False)
+    if result.awaiting_approval:
+        console.print(f"Batch {result.plan.batch_id} awaits review: `ccm letters preview {result.plan.batch_id}`, then "
+                      f"`ccm letters approve {result.plan.batch_id} --by NAME` ([letters] auto_send is false).",
+                      highlight=False)
+    for label, items in (("failed", d.failed), ("rejected", d.rejected), ("not rendered", d.not_rendered)):
+        for key, error in items:
+            console.print(f"[red]{label}:[/] {_terminal(key)}: {_terminal(error)}", highlight=False)
+    _print_no_contact(result.plan.no_contact)
+    raise typer.Exit(1 if d.failed or d.rejected or d.not_rendered else 0)
+
+
+def _terminal(text: object) -> str:
+    from engine.record.textsafe import printable
+
+    return printable(text)
+
+
+def _require_delivery(config) -> None:
+    """An outbox folder that cannot be written, or SMTP chosen but not usable as configured: an
+    operational failure (exit 3) before anything is written."""
+    from engine.runtime.errors import OperationalFailure
+
+    if config.notifier == "outbox":
+        import tempfile
+
+        config.outbox.mkdir(parents=True, exist_ok=True)      # OSError: exit 3, naming the folder
+        with tempfile.TemporaryFile(dir=config.outbox):
+            pass
+        return
+    if config.notifier != "smtp":
+        return
+    if not config.smtp.host.strip():
+        raise OperationalFailure("SMTP is not configured: [smtp] host is empty (or set CCM_SMTP_HOST); "
+                                 "no letter was sent.")
+    if config.smtp.user and not config.smtp.password():
+        raise OperationalFailure(f"SMTP is not configured: [smtp] user is {config.smtp.user!r} but the environment "
+                                 f"variable {config.smtp.password_env or '(password_env is empty)'} holding its password "
+                                 "is not set; no letter was sent.")
+
+
+@letters_app.command("log")
+def letters_log(party: Optional[str] = typer.Option(None, "--party"),
+                status: Optional[str] = typer.Option(None, "--status",
+                                                     help="queued, sent, failed, rejected, partial or cancelled."),
+                limit: int = typer.Option(50, "--limit"),
+                json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The delivery log, newest first: what was sent, to whom (the outcome per recipient), when; failures with their error."""
+    from rich.markup import escape
+
+    from notifiers import delivery
+    from notifiers.log import STATUSES
+
+    if status and status not in STATUSES:
+        fail(f"--status {status!r}: give one of {', '.join(STATUSES)}")
+    settings, _ = _settings()
+    _ready(settings.database_url)
+    iso3 = find_party(evaluator(), party).iso3 if party else None
+    rows = delivery.log_rows(settings.database_url, iso3, status, limit)
+    outcomes = delivery.recipients_of(settings.database_url, [r.id for r in rows])
+    if json_output:
+        print(json.dumps([{"id": r.id, "key": r.key, "reference": r.reference, "message_id": r.message_id,
+                           "to": r.recipients, "language": r.language, "subject": r.subject, "status": r.status,
+                           "attempts": r.attempts, "created_at": str(r.created_at),
+                           "sent_at": str(r.sent_at) if r.sent_at else None,
+                           "next_attempt_at": str(r.next_attempt_at) if r.next_attempt_at else None,
+                           "error": r.last_error, "batch": r.batch_id, "approved_by": r.approved_by,
+                           "approved_at": str(r.approved_at) if r.approved_at else None,
+                           "recipients": [{"address": o.address, "status": o.status, "detail": o.detail}
+                                          for o in outcomes.get(r.id, [])]} for r in rows], ensure_ascii=False, indent=1))
+        return
+    table = _fitted(f"Delivery log ({len(rows)})")
+    # 80 columns: the id, reference, status, tries and time never wrap; the note's cell holds to
+    # whom (the outcome per recipient), who approved it and the error, and wraps.
+    table.add_column("Id", no_wrap=True)
+    table.add_column("Reference", no_wrap=True)
+    table.add_column("Note", overflow="fold", ratio=1)
+    for column in ("Status", "Tries", "Sent or next"):
+        table.add_column(column, no_wrap=True)
+    for r in rows:
+        when = r.sent_at if r.status in ("sent", "partial") else r.next_attempt_at
+        per = outcomes.get(r.id)
+        to = ", ".join(f"{o.address} ({o.status})" for o in per) if per else r.recipients
+        lines = [f"{r.party} to {escape(_terminal(to))}"]
+        if r.approved_at:
+            lines.append(f"approved by {escape(_terminal(r.approved_by or ''))}, {r.approved_at:%Y-%m-%d %H:%M}")
+        if r.last_error:
+            lines.append(f"[red]{escape(_terminal(r.last_error))}[/]")
+        table.add_row(str(r.id), _terminal(r.reference), "\n".join(lines), r.status, str(r.attempts),
+                      f"{when:%Y-%m-%d %H:%M}" if when else "")
+    console.print(table)
+    for r in rows:
+        for o in outcomes.get(r.id, []):
+            if o.status != "sent":
+                console.print(f"  letter {r.id}: {_terminal(o.address)}: {o.status}"
+                              + (f" ({_terminal(o.detail)})" if o.detail else ""), highlight=False, soft_wrap=True)
+
+
+@letters_app.command("cancel")
+def letters_cancel(letter_id: Optional[int] = typer.Argument(None, help="The letter's id (ccm letters log)."),
+                   party: Optional[str] = typer.Option(None, "--party", help="Every unsent letter of this party."),
+                   json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Cancel an unsent letter (or every unsent letter of a party): it is never sent."""
+    from notifiers import delivery
+
+    if (letter_id is None) == (party is None):
+        fail("give a letter id or --party PARTY (one of them)")
+    settings, _ = _settings()
+    _ready(settings.database_url)
+    iso3 = find_party(evaluator(), party).iso3 if party else None
+    try:
+        keys = delivery.cancel(settings.database_url, letter_id, iso3)
+    except delivery.LetterNotFound as error:
+        fail(str(error))
+        return
+    if json_output:
+        print(json.dumps({"cancelled": keys}, ensure_ascii=False))
+        return
+    console.print(f"Cancelled {len(keys)} letter(s)" + (f" of {iso3}" if iso3 else "") + ".", highlight=False)
+    for key in keys:
+        console.print(f"  {_terminal(key)}", highlight=False)
+
+
+@letters_app.command("retry")
+def letters_retry(letter_id: Optional[int] = typer.Argument(None, help="The letter's id (ccm letters log)."),
+                  failed: bool = typer.Option(False, "--failed", help="Every failed, rejected or partial letter."),
+                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Queue a letter again, re-rendered with its State's current contact; the next `letters send` delivers it."""
+    from notifiers import delivery
+
+    if (letter_id is None) == (not failed):
+        fail("give a letter id or --failed (one of them)")
+    settings, config = _settings()
+    _ready(settings.database_url)
+    try:
+        keys, problems = delivery.retry(settings.database_url, evaluator(), config, letter_id)
+    except delivery.LetterNotFound as error:
+        fail(str(error))
+        return
+    if json_output:
+        print(json.dumps({"queued": keys, "not_queued": [{"letter": k, "why": p} for k, p in problems]}, ensure_ascii=False))
+        raise typer.Exit(2 if problems and not keys else 0)
+    console.print(f"Queued {len(keys)} letter(s) again; `ccm letters send` (or the scheduler) delivers them.",
+                  highlight=False)
+    for key, problem in problems:
+        console.print(f"[yellow]not queued:[/] {_terminal(key)}: {_terminal(problem)}", highlight=False)
+    raise typer.Exit(2 if problems and not keys else 0)
+
+
+@letters_app.command("snapshots")
+def letters_snapshots(update: bool = typer.Option(False, "--update", help="Rewrite tests/snapshots/letters.")) -> None:
+    """Compare (or with --update rewrite) the golden snapshots of every template in every language."""
+    from notifiers import snapshots
+
+    changed = snapshots.main(update=update)
+    raise typer.Exit(1 if changed and not update else 0)
+
+
+# ----------------------------------------------------------------------------- scheduler
+
+@schedule_app.command("run")
+def schedule_run() -> None:
+    """Run the scheduler in the foreground: the daily check then the letters, at [scheduler] time (UTC)."""
+    from engine.check import scheduler
+    from engine.cli.main import daemon_logging
+
+    settings, config = _settings()
+    daemon_logging(settings)
+    _ready(settings.database_url)
+    console.print(f"Scheduler on {settings.database_url.split('@')[-1]}: daily check and letters at "
+                  f"{config.scheduler.hour:02d}:{config.scheduler.minute:02d} UTC, failed deliveries retried every "
+                  f"{config.scheduler.retry_every_minutes} min. Ctrl-C stops it.", highlight=False)
+    try:
+        scheduler.run(settings.database_url, config)
+    except (KeyboardInterrupt, SystemExit):
+        pass
