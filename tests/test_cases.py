@@ -1,4 +1,4 @@
-"""The published cases of tests/cases/cases.csv, each checked through the JSON of `ccm deadlines`.
+"""The published cases of rules/ccm/cases.csv, each checked through the JSON of `ccm deadlines`.
 
 Also the cases where a secondary source publishes another date than the treaty gives: the
 engine keeps the treaty's date and its explanation shows the chain, so a reader sees why.
@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
+from engine.core import packs
 from engine.core.dates import fmt
 from engine.core.evaluate import Evaluator
 from engine.core.explain import explain
@@ -25,7 +26,7 @@ from engine.registry.load import load_registry
 from engine.core.rulebook import load_rulebook
 
 PROJECT = Path(__file__).resolve().parent.parent
-CASES_CSV = Path(__file__).parent / "cases" / "cases.csv"
+CASES_CSV = packs.find("ccm").cases   # a pack carries its published cases (rules/ccm/cases.csv)
 
 
 def read_cases() -> list[dict[str, str]]:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from engine.core import packs
 from engine.registry.load import COLUMNS, default_directory, load_registry
 from engine.core.model import RegistryError, UnknownPartyError
 
 REGISTRY_DIR = default_directory()
-CASES_CSV = Path(__file__).parent / "cases" / "cases.csv"
+CASES_CSV = packs.find("ccm").cases   # a pack carries its published cases (rules/ccm/cases.csv)
 
 
 @pytest.fixture(scope="module")

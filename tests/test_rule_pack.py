@@ -8,6 +8,7 @@ import shutil
 import pytest
 import sqlalchemy as sa
 
+from engine.core import packs
 from engine.core import rulebook as rulebook_module
 from engine.store import database as store
 from engine.core.rulebook import RulebookError, default_directory, load_rulebook
@@ -69,7 +70,8 @@ def test_the_packaged_pack_needs_its_manifest(pack, monkeypatch):
 def test_a_check_with_a_rule_file_missing_writes_nothing(db_url, ccm, pack, monkeypatch):
     from engine.cli import main as cli
     (pack / "art04_clearance.toml").unlink()
-    monkeypatch.setattr(rulebook_module, "default_directory", lambda: pack)
+    shutil.copytree(default_directory() / "registry", pack / "registry")
+    monkeypatch.setattr(packs, "root", lambda: pack.parent)     # the packs are now this folder's
     cli._evaluator.cache_clear()
     try:
         code, out = ccm("check", "--as-of", "2024-07-31")

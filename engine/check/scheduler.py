@@ -106,7 +106,7 @@ def daily_job(as_of: str | None = None) -> DailyResult:
     url = settings.database_url
     if store.current_revision(url) != store.head_revision():
         store.upgrade(url)
-    evaluator = _evaluator(settings.backend, settings.receipts_complete_from)
+    evaluator = _evaluator(settings.backend, settings.receipts_complete_from, settings.packs)
     check, context, paths = check_and_digest(url, evaluator, day, settings.output_folder)
     result = delivery.send(url, evaluator, config, day)
     return DailyResult(as_of=day, check_run_id=check.run_id, planned=len(result.plan.items), queued=result.queued,
@@ -132,14 +132,17 @@ def retry_job() -> int:
 _EVALUATORS: dict = {}
 
 
-def _evaluator(backend: str, receipts_complete_from=None):
-    key = (backend, receipts_complete_from)
+def _evaluator(backend: str, receipts_complete_from=None, pack_names: tuple[str, ...] | None = None):
+    key = (backend, receipts_complete_from, pack_names)
     if key not in _EVALUATORS:
+        from engine.core import packs
         from engine.core.evaluate import Evaluator
         from engine.registry.load import load_registry
         from engine.core.rulebook import load_rulebook
 
-        _EVALUATORS[key] = Evaluator(load_rulebook(), load_registry(), backend, receipts_complete_from=receipts_complete_from)
+        pack = packs.single(pack_names or packs.DEFAULT)
+        _EVALUATORS[key] = Evaluator(load_rulebook(pack.directory), load_registry(pack.registry), backend,
+                                     receipts_complete_from=receipts_complete_from)
     return _EVALUATORS[key]
 
 

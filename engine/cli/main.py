@@ -24,6 +24,7 @@ from engine.runtime.errors import CcmError, exit_for
 from engine.core.evaluate import Evaluator
 from engine.core.model import UnknownPartyError
 from engine.registry.load import load_registry
+from engine.core import packs
 from engine.core.rulebook import load_rulebook
 from engine.runtime.settings import load_settings
 
@@ -137,12 +138,14 @@ def parse_date(text: Optional[str], what: str = "--as-of") -> date:
 def evaluator(backend: str | None = None) -> Evaluator:
     """The process's evaluator for the settings in force (one per backend and record setting)."""
     settings = load_settings()
-    return _evaluator(backend or settings.backend, settings.receipts_complete_from)
+    return _evaluator(backend or settings.backend, settings.receipts_complete_from, settings.packs)
 
 
 @lru_cache(maxsize=4)
-def _evaluator(backend: str, receipts_complete_from: date | None) -> Evaluator:
-    return Evaluator(load_rulebook(), load_registry(), backend, receipts_complete_from=receipts_complete_from)
+def _evaluator(backend: str, receipts_complete_from: date | None, pack_names: tuple[str, ...] = packs.DEFAULT) -> Evaluator:
+    pack = packs.single(pack_names)
+    return Evaluator(load_rulebook(pack.directory), load_registry(pack.registry), backend,
+                     receipts_complete_from=receipts_complete_from)
 
 
 def find_party(ev: Evaluator, query: str):

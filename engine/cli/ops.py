@@ -105,7 +105,7 @@ def effective(settings) -> list[dict[str, Any]]:
     from notifiers.config import defaults
 
     base = defaults()
-    resolved = {"engine.backend": settings.backend, "database.url": safe_url(settings.database_url),
+    resolved = {"engine.backend": settings.backend, "engine.pack": list(settings.packs), "database.url": safe_url(settings.database_url),
                 "output.folder": str(settings.output_folder), "logging.level": settings.log_level,
                 "logging.format": settings.log_format}
     rows = []

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from engine.core import packs
 from engine.core.dates import ROUNDINGS
 
 PRODUCES = ("date", "obligation", "exception", "termination")
@@ -191,12 +191,12 @@ class Rulebook:
 
 
 def default_directory() -> Path:
-    """The packaged CCM rulebook."""
-    return Path(str(resources.files("rules") / "ccm"))
+    """The rule folder of the default pack (the first of packs.DEFAULT)."""
+    return packs.find(packs.DEFAULT[0]).directory
 
 
 #: The pack's manifest: the rule files and obligations the folder must hold, no more, no less.
-MANIFEST = "pack.toml"
+MANIFEST = packs.MANIFEST
 
 
 def _read_manifest(directory: Path, required: bool) -> dict[str, Any] | None:
@@ -239,9 +239,11 @@ def load_rulebook(directory: Path | None = None) -> Rulebook:
 
     Raises :class:`RulebookError` listing every problem found, each naming file and key.
     """
+    # A packaged pack, or the default one, must have its manifest; a bare folder (tests, drafts) need not.
+    required = not directory or Path(directory).parent == packs.root()
     directory = Path(directory) if directory else default_directory()
-    pack = _read_manifest(directory, required=directory == default_directory())
-    files = sorted(p for p in directory.glob("*.toml") if p.name != MANIFEST)
+    pack = _read_manifest(directory, required=required)
+    files = sorted(p for p in directory.glob("*.toml") if p.name not in packs.NOT_RULES)
     problems: list[str] = []
     if not files:
         raise RulebookError([f"{directory}: no rule files (*.toml) found"])

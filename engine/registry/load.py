@@ -8,13 +8,12 @@ import hashlib
 import re
 import tomllib
 from datetime import date
-from importlib.resources import files
 from pathlib import Path
 from typing import Iterator
 
 from babel.core import get_global
 
-from engine.core import dates
+from engine.core import dates, packs
 from engine.core.model import (
     _ISO_DATE,
     COLUMNS,
@@ -62,8 +61,8 @@ def _alpha3_codes() -> frozenset[str]:
 
 
 def default_directory() -> Path:
-    """The packaged registry directory (rules/ccm/registry)."""
-    return Path(str(files("rules") / "ccm" / "registry"))
+    """The registry folder of the default pack."""
+    return packs.find(packs.DEFAULT[0]).registry
 
 
 def registry_hash(directory: Path | None = None) -> str:

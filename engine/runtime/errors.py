@@ -60,7 +60,7 @@ def exit_for(error: BaseException) -> tuple[int, str]:
     if isinstance(error, CcmError):
         return error.exit_code, str(error)
     names = {cls.__name__ for cls in type(error).__mro__}
-    if names & {"SettingsError", "RulebookError", "RegistryError", "PolicyError", "UnknownPartyError",
+    if names & {"SettingsError", "PackError", "RulebookError", "RegistryError", "PolicyError", "UnknownPartyError",
                 "RecordError", "ContactError", "ImportError_", "EvaluationError", "DatabaseNotInitialised"}:
         return INPUT, str(error)     # as written: it may start with a file name
     if "DBAPIError" in names and "DataError" in names:     # a value the database's column refuses

@@ -43,6 +43,16 @@ def _date_or_empty(value: Any) -> str | None:
     return None
 
 
+def _pack_names(value: list[str]) -> str | None:
+    # Whether each named pack exists is checked where packs are found (engine.core.packs), which
+    # names the folders that do; here only the shape.
+    if not value:
+        return "must name at least one rule pack, e.g. [\"ccm\"]"
+    if not all(re.fullmatch(r"[a-z][a-z0-9_]*", v) for v in value):
+        return "must list rule pack names (folder names under rules/: lower-case letters, digits, _)"
+    return None
+
+
 def _time(value: str) -> str | None:
     return None if _TIME.match(value) else "is not a time; write it as HH:MM (UTC), e.g. 06:00"
 
@@ -92,7 +102,8 @@ def normalise_database_url(value: str) -> str:
 
 
 SCHEMA: dict[str, dict[str, Key]] = {
-    "engine": {"backend": Key("str", env="CCM_BACKEND", choices=("durable", "reference"))},
+    "engine": {"backend": Key("str", env="CCM_BACKEND", choices=("durable", "reference")),
+               "pack": Key("list[str]", env="CCM_PACK", check=_pack_names)},
     "database": {"url": Key("str", env="CCM_DATABASE_URL", check=database_url_problem, secret=True)},
     "output": {"folder": Key("str", env="CCM_OUTPUT_FOLDER", check=_not_blank)},
     "record": {"receipts_complete_from": Key("date", env="CCM_RECEIPTS_COMPLETE_FROM", check=_date_or_empty)},
@@ -152,7 +163,7 @@ def problem(key: Key, value: Any) -> str | None:
             return f"must be {_KIND_WORDS[kind]}"
         if inner == "int" and key.minimum is not None and any(v < key.minimum for v in value):
             return f"must list whole numbers of at least {key.minimum:g}"
-        return None
+        return key.check(value) if key.check else None
     if kind in ("int", "number"):
         if value != value or value in (float("inf"), float("-inf")):   # NaN and infinities
             return f"must be a finite number{_range_words(key)}"
@@ -253,6 +264,8 @@ def env_value(key: Key, raw: str) -> Any:
             value = float(raw.strip())
         except ValueError:
             raise ValueError(f"must be {_KIND_WORDS['number']}{_range_words(key)}") from None
+    elif key.kind == "list[str]":     # a list in one variable: comma-separated, e.g. CCM_PACK=ccm,apmbc
+        value = [part.strip() for part in raw.split(",") if part.strip()]
     else:
         value = raw
     wrong = problem(key, value)

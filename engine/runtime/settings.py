@@ -21,6 +21,7 @@ from engine.runtime.schema import SCHEMA, check_env, check_file, normalise_datab
 ENV_CONFIG = "CCM_CONFIG"
 APP_NAME = "ccm-deadlines"
 DEFAULT_BACKEND = "durable"
+DEFAULT_PACKS = ("ccm",)   # the rule packs under rules/ the engine evaluates; engine.core.packs finds them
 
 
 class SettingsError(ValueError):
@@ -30,6 +31,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     backend: str = DEFAULT_BACKEND
+    packs: tuple[str, ...] = DEFAULT_PACKS
     database_url: str = "sqlite:///var/ccm.sqlite"
     output_folder: Path = Path("var/digests")
     config_path: Path | None = None
@@ -147,6 +149,7 @@ def load_settings(path: Path | None = None) -> Settings:
         return data_folder
 
     backend = pick("engine", "backend", DEFAULT_BACKEND)
+    pack_names = tuple(pick("engine", "pack", list(DEFAULT_PACKS)))
     url = pick("database", "url", None)
     if url is None:
         url = f"sqlite:///{data_home() / 'ccm.sqlite'}"
@@ -162,7 +165,7 @@ def load_settings(path: Path | None = None) -> Settings:
         complete_from = date.fromisoformat(complete_from) if complete_from else None
     level = pick("logging", "level", None)
     log_format = pick("logging", "format", "text")
-    return Settings(backend=backend, database_url=url, output_folder=folder, config_path=path, config_found_by=found_by,
+    return Settings(backend=backend, packs=pack_names, database_url=url, output_folder=folder, config_path=path, config_found_by=found_by,
                     log_level=level.upper() if level else None, log_format=log_format.lower(),
                     receipts_complete_from=complete_from, file_data=data,
                     sources=sources)

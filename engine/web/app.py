@@ -119,11 +119,13 @@ class Service:
         if self._evaluator is None:
             with self._lock:
                 if self._evaluator is None:
+                    from engine.core import packs
                     from engine.core.evaluate import Evaluator
                     from engine.registry.load import load_registry
                     from engine.core.rulebook import load_rulebook
 
-                    self._evaluator = Evaluator(load_rulebook(), load_registry(), self.settings.backend,
+                    pack = packs.single(self.settings.packs)
+                    self._evaluator = Evaluator(load_rulebook(pack.directory), load_registry(pack.registry), self.settings.backend,
                                                 receipts_complete_from=self.settings.receipts_complete_from)
         return self._evaluator
 
