@@ -50,8 +50,6 @@ def test_treaty_settings_come_from_treaty_toml(registry):
     assert registry.treaty.opened_for_signature == date(2008, 12, 3)
     assert registry.treaty.adopted == date(2008, 5, 30)
     assert registry.treaty.instruments_for_entry_into_force == 30
-    assert registry.treaty.extension_ceiling_years == {3: 4, 4: 5}
-    assert registry.treaty.original_deadline_years == {3: 8, 4: 10}
 
 
 def test_perus_extension_granted_1_april_2024_by_silence_procedure(registry):
@@ -314,16 +312,16 @@ BROKEN = [
     ("extension beyond the four-year ceiling",
      lambda d: _edit(d, "decisions.csv", PER_DECISION, "granted_deadline", "2025-03-02"),
      "decisions.csv", "granted_deadline",
-     "2025-03-02 is more than 4 years after the deadline it extends (2021-03-01); the ceiling is 2025-03-01"),
+     "the decided deadline 2 Mar 2025 is beyond the ceiling of 4 years (1 Mar 2021 + 4 years = 1 Mar 2025)"),
     ("second extension beyond the ceiling counted from the previous extension",
      lambda d: _edit(d, "decisions.csv", {"iso3": "BGR", "meeting": "2RC-1"}, "granted_deadline", "2025-04-02"),
-     "decisions.csv", "granted_deadline", "more than 4 years after the deadline it extends (2021-04-01)"),
+     "decisions.csv", "granted_deadline", "beyond the ceiling of 4 years (1 Apr 2021 + 4 years"),
     ("extension beyond the five-year ceiling",
      lambda d: _edit(d, "decisions.csv", {"iso3": "LAO", "meeting": "9MSP"}, "granted_deadline", "2025-08-02"),
-     "decisions.csv", "granted_deadline", "more than 5 years after the deadline it extends (2020-08-01)"),
+     "decisions.csv", "granted_deadline", "beyond the ceiling of 5 years (1 Aug 2020 + 5 years"),
     ("extension earlier than the deadline it extends",
      lambda d: _edit(d, "decisions.csv", PER_DECISION, "granted_deadline", "2021-02-28"),
-     "decisions.csv", "granted_deadline", "2021-02-28 is earlier than the deadline it extends (2021-03-01)"),
+     "decisions.csv", "granted_deadline", "the decided deadline 28 Feb 2021 does not extend 1 Mar 2021"),
     ("a decision with an impossible date",
      lambda d: _edit(d, "decisions.csv", PER_DECISION, "decided_on", "2021-02-29"),
      "decisions.csv", "decided_on", "'2021-02-29' is not a date"),
@@ -349,13 +347,19 @@ def test_a_broken_registry_names_file_line_and_field(tmp_path, breaker, file, fi
     assert f"{expected_prefix}" in message and words in message
 
 
-def test_ceilings_are_read_from_treaty_toml(tmp_path):
-    directory = _copy_registry(tmp_path)
-    _edit_treaty(directory, "art3_years = 4", "art3_years = 3")
+def test_ceilings_are_read_from_the_rules(tmp_path):
+    """The ceilings live once, in the rules: the registry of a pack is checked with its own rule files."""
+    pack = tmp_path / "ccm"
+    shutil.copytree(REGISTRY_DIR.parent, pack)
+    rule = pack / "art03_stockpile_destruction.toml"
+    text = rule.read_text(encoding="utf-8")
+    assert "ceiling = { years = 4 }" in text
+    rule.write_text(text.replace("ceiling = { years = 4 }", "ceiling = { years = 3 }"), encoding="utf-8")
     with pytest.raises(RegistryError) as caught:
-        load_registry(directory)
+        load_registry(pack / "registry")
     # Peru's extension (1 Mar 2021 -> 1 Apr 2024) exceeds a three-year ceiling.
-    assert "more than 3 years after the deadline it extends (2021-03-01)" in str(caught.value)
+    assert "beyond the ceiling of 3 years (1 Mar 2021 + 3 years" in str(caught.value)
+    assert "decisions.csv line " in str(caught.value) and "field granted_deadline" in str(caught.value)
 
 
 def test_opening_for_signature_is_read_from_treaty_toml(tmp_path):

@@ -141,7 +141,7 @@ def _evaluator(backend: str, receipts_complete_from=None, pack_names: tuple[str,
         from engine.core.rulebook import load_rulebook
 
         pack = packs.single(pack_names or packs.DEFAULT)
-        _EVALUATORS[key] = Evaluator(load_rulebook(pack.directory), load_registry(pack.registry), backend,
+        _EVALUATORS[key] = Evaluator(rules := load_rulebook(pack.directory), load_registry(pack.registry, rules), backend,
                                      receipts_complete_from=receipts_complete_from)
     return _EVALUATORS[key]
 

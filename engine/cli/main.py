@@ -144,7 +144,7 @@ def evaluator(backend: str | None = None) -> Evaluator:
 @lru_cache(maxsize=4)
 def _evaluator(backend: str, receipts_complete_from: date | None, pack_names: tuple[str, ...] = packs.DEFAULT) -> Evaluator:
     pack = packs.single(pack_names)
-    return Evaluator(load_rulebook(pack.directory), load_registry(pack.registry), backend,
+    return Evaluator(rules := load_rulebook(pack.directory), load_registry(pack.registry, rules), backend,
                      receipts_complete_from=receipts_complete_from)
 
 

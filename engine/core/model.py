@@ -352,9 +352,6 @@ class TreatySettings:
     adopted: date
     opened_for_signature: date
     instruments_for_entry_into_force: int
-    entry_into_force_months: int
-    original_deadline_years: dict[int, int]
-    extension_ceiling_years: dict[int, int]
     positions: dict[int, frozenset[str]]
     sources: tuple[Source, ...]
 

@@ -13,7 +13,9 @@ from typing import Iterator
 
 from babel.core import get_global
 
-from engine.core import dates, packs
+from engine.core import packs
+from engine.core.rulebook import Rulebook, load_rulebook
+from engine.registry.consistency import decision_problems
 from engine.core.model import (
     _ISO_DATE,
     COLUMNS,
@@ -43,7 +45,6 @@ from engine.core.model import (
     RegistryError,
     Source,
     TreatySettings,
-    _threshold_deposit,
     parse_sources,
 )
 
@@ -187,9 +188,6 @@ def _load_treaty(directory: Path, check: _Checker) -> TreatySettings | None:
             adopted=data["adopted"],
             opened_for_signature=data["opened_for_signature"],
             instruments_for_entry_into_force=int(data["instruments_for_entry_into_force"]),
-            entry_into_force_months=int(data["entry_into_force_months"]),
-            original_deadline_years={k: int(v) for k, v in per_article("original_deadline").items()},
-            extension_ceiling_years={k: int(v) for k, v in per_article("extension_ceiling").items()},
             positions={k: frozenset(v) for k, v in per_article("positions").items()},
             sources=tuple(Source(href=s["href"], title=s.get("title")) for s in data.get("sources", ())),
         )
@@ -198,8 +196,12 @@ def _load_treaty(directory: Path, check: _Checker) -> TreatySettings | None:
         return None
 
 
-def load_registry(directory: Path | None = None) -> Registry:
+def load_registry(directory: Path | None = None, rulebook: Rulebook | None = None) -> Registry:
     """Read and check every registry file in `directory` (default: the packaged registry).
+
+    The rows are checked one by one, then the extension decisions by evaluating them with
+    ``rulebook`` (default: the rules of the pack the folder belongs to): the deadlines and their
+    ceilings are the rules', computed once.
 
     Raises RegistryError listing every problem found (file, line, field), not only the first.
     """
@@ -394,8 +396,6 @@ def load_registry(directory: Path | None = None) -> Registry:
                 sources=check.sources(file, line, row["sources"]),
             )))
 
-    _check_extensions(treaty, participants, decisions, check)
-
     # extension requests
     file = "requests.csv"
     requests: list[ExtensionRequest] = []
@@ -496,7 +496,7 @@ def load_registry(directory: Path | None = None) -> Registry:
 
     if check.problems:
         raise RegistryError(check.problems)
-    return Registry(
+    registry = Registry(
         hash=registry_hash(directory),
         treaty=treaty,
         participants=participants,
@@ -508,36 +508,15 @@ def load_registry(directory: Path | None = None) -> Registry:
         observations=tuple(sorted(observations, key=lambda o: (o.observed_on, o.id))),
         receipts=tuple(sorted(receipts, key=lambda r: (r.iso3, r.kind, r.period or "", r.received_on))),
     )
+    problems = decision_problems(registry, rulebook or _rulebook_of(directory), {id(d): line for line, d in decisions})
+    if problems:
+        raise RegistryError(problems)
+    return registry
 
 
-def _check_extensions(treaty: TreatySettings, participants: dict[str, Participant],
-                      decisions: list[tuple[int, Decision]], check: _Checker) -> None:
-    """Each extension must not end before, nor more than the ceiling after, the deadline it extends."""
-    file = "decisions.csv"
-    try:
-        threshold, _ = _threshold_deposit(treaty, participants.values())
-    except LookupError:
-        return
-    chains: dict[tuple[str, int], list[tuple[int, Decision]]] = {}
-    for line, decision in decisions:
-        if decision.kind == "extension" and decision.iso3 in participants:
-            chains.setdefault((decision.iso3, decision.article), []).append((line, decision))
-    for (iso3, article), chain in chains.items():
-        deposit = participants[iso3].deposit_date
-        ceiling_years = treaty.extension_ceiling_years.get(article)
-        original_years = treaty.original_deadline_years.get(article)
-        if deposit is None or ceiling_years is None or original_years is None:
-            continue
-        eif = dates.entry_into_force(deposit, threshold, treaty.entry_into_force_months).value
-        extended = dates.add_years(eif, original_years, "round_up").value
-        for line, decision in sorted(chain, key=lambda item: (item[1].decided_on, item[1].granted_deadline)):
-            granted = decision.granted_deadline
-            ceiling = dates.add_years(extended, ceiling_years, "round_up").value  # a leap day never rejects a decision
-            if granted < extended:
-                check.add(file, line, "granted_deadline",
-                          f"{granted} is earlier than the deadline it extends ({extended})")
-            elif granted > ceiling:
-                check.add(file, line, "granted_deadline",
-                          f"{granted} is more than {ceiling_years} years after the deadline it extends "
-                          f"({extended}); the ceiling is {ceiling}")
-            extended = granted
+def _rulebook_of(directory: Path) -> Rulebook:
+    """The rules a registry folder is checked with: those of the pack it sits in (rules/<pack>/registry),
+    else the default pack's (a registry copied out on its own to be edited)."""
+    if (directory.parent / packs.MANIFEST).is_file():
+        return load_rulebook(directory.parent)
+    return load_rulebook(packs.find(packs.DEFAULT[0]).directory)

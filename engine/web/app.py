@@ -125,7 +125,7 @@ class Service:
                     from engine.core.rulebook import load_rulebook
 
                     pack = packs.single(self.settings.packs)
-                    self._evaluator = Evaluator(load_rulebook(pack.directory), load_registry(pack.registry), self.settings.backend,
+                    self._evaluator = Evaluator(rules := load_rulebook(pack.directory), load_registry(pack.registry, rules), self.settings.backend,
                                                 receipts_complete_from=self.settings.receipts_complete_from)
         return self._evaluator
 
