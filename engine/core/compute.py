@@ -8,12 +8,15 @@ computed here, once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.core import dates
 from engine.core.dates import AmbiguousDateError, Step
-from engine.core.rulebook import Rule
+
+if TYPE_CHECKING:     # the rulebook reads this module's tables; a Rule is only a type here
+    from engine.core.rulebook import Rule
 
 Fact = dict[str, Any]
 
@@ -29,7 +32,7 @@ def fact_date(fact: Fact, field: str = "date") -> date:
     return date.fromisoformat(value)
 
 
-def derived_fact(rule: Rule, kind: str, due: date, *, seq: int = 0, period: str | None = None,
+def derived_fact(rule: "Rule", kind: str, due: date, *, seq: int = 0, period: str | None = None,
                  basis: list[str], inputs: list[str], steps: list[str], original: date | None = None,
                  extra: dict[str, Any] | None = None) -> Fact:
     """A derived fact in the shape every backend asserts: JSON-safe, ISO dates plus ordinals."""
@@ -54,12 +57,12 @@ def derived_fact(rule: Rule, kind: str, due: date, *, seq: int = 0, period: str 
     return fact
 
 
-def optional_kinds(rule: Rule) -> tuple[str, ...]:
+def optional_kinds(rule: "Rule") -> tuple[str, ...]:
     """Facts a rule reads when present without needing them (the bounds of its last period)."""
     return tuple(kind for kind in rule.last_period if kind not in rule.when)
 
 
-def fire(rule: Rule, binding: dict[str, Fact]) -> list[Fact]:
+def fire(rule: "Rule", binding: dict[str, Fact]) -> list[Fact]:
     """Apply a date or obligation rule to one binding; return the facts it derives.
 
     ``binding`` holds one fact per kind in ``rule.when``, plus any of
@@ -81,7 +84,7 @@ def fire(rule: Rule, binding: dict[str, Fact]) -> list[Fact]:
                          steps=steps + [step.text], extra=extra)]
 
 
-def apply_exception(rule: Rule, base: Fact, decision: Fact) -> Fact:
+def apply_exception(rule: "Rule", base: Fact, decision: Fact) -> Fact:
     """An exception (an extension decision) moves the base obligation's date; checks the ceiling.
 
     Raises :class:`EvaluationError` when the decided date exceeds the rule's ceiling or
@@ -121,7 +124,11 @@ def _compute(rule: Rule, binding: dict[str, Fact]) -> tuple[Step | None, str | N
         step = _OFFSETS[unit](anchor, amount, rule)
         period = binding[rule.anchor]["id"] if rule.period_from == "fact_id" else None
         return step, period, {}
-    return _FUNCTIONS[rule.date_function](rule, binding)
+    function = DATE_FUNCTIONS[rule.date_function or ""].single
+    if function is None:
+        raise EvaluationError(f"rule {rule.id} ({rule.file}): {rule.date_function} gives one date per period; "
+                              "it needs each = \"calendar_year\"")
+    return function(rule, binding)
 
 
 _OFFSETS: dict[str, Callable[[date, int, Rule], Step]] = {
@@ -183,10 +190,43 @@ def _next_meeting_after(rule: Rule, binding: dict[str, Fact]):
     return Step(start, text), meeting["code"], {"meeting": meeting["code"], **({"estimated": True} if projected else {})}
 
 
-_FUNCTIONS: dict[str, Callable[[Rule, dict[str, Fact]], tuple[Step | None, str | None, dict[str, Any]]]] = {
-    "entry_into_force": _entry_into_force,
-    "request_before_last_meeting": _request_before_last_meeting,
-    "next_meeting_after": _next_meeting_after,
+@dataclass(frozen=True)
+class DateFunction:
+    """A date function a rule may name in ``date_function``: exactly one of ``single`` (one date
+    from a binding) or ``per_period`` (one date per period of an ``each = "calendar_year"`` rule)."""
+
+    summary: str
+    args: str
+    single: Callable[["Rule", dict[str, Fact]], tuple[Step | None, str | None, dict[str, Any]]] | None = None
+    per_period: Callable[["Rule", int], Step] | None = None
+
+
+def _day_of_following_year(rule: "Rule", year: int) -> Step:
+    return dates.day_of_following_year(year, rule.args["month"], rule.args["day"])
+
+
+#: The one table of date functions: the rulebook loader validates names against it, both
+#: backends compute through it (fire), the README's table of rule keys is generated from it.
+DATE_FUNCTIONS: dict[str, DateFunction] = {
+    "entry_into_force": DateFunction(
+        "first day of the Nth month after the later of the deposit and the threshold deposit",
+        "threshold, months", single=_entry_into_force),
+    "day_of_following_year": DateFunction(
+        "a fixed day of the year after each period (a periodic rule)", "month, day", per_period=_day_of_following_year),
+    "request_before_last_meeting": DateFunction(
+        "N months before the last meeting that opens before the deadline", "deadline, kinds, months", single=_request_before_last_meeting),
+    "next_meeting_after": DateFunction(
+        "the opening of the first meeting after a date", "after, kinds", single=_next_meeting_after),
+}
+
+#: The one table of status modes: how the record fulfils an obligation (the loader validates
+#: ``status`` against it; engine/core/evaluate.py gives each its statuses).
+STATUS_MODES: dict[str, str] = {
+    "completion": "a completion (or a declaration that none was needed) by the due date",
+    "report": "a report received for the period",
+    "extension_request": "a request submitted for the meeting, while the deadline it would extend is open",
+    "declaration": "a declaration of compliance made at the meeting",
+    "response": "a response to the request for clarification",
 }
 
 
@@ -203,10 +243,14 @@ def _fire_periodic(rule: Rule, binding: dict[str, Fact]) -> list[Fact]:
         elif fact.get("date"):
             bounds.append(fact_date(fact).year)
     last_year = min(bounds)
+    per_period = DATE_FUNCTIONS[rule.date_function or ""].per_period
+    if per_period is None:
+        raise EvaluationError(f"rule {rule.id} ({rule.file}): a periodic rule needs a date function that gives "
+                              "one date per period")
     basis, inputs, steps = _provenance(rule, binding)
     derived = []
     for year in range(first_year, last_year + 1):
-        step = dates.day_of_following_year(year, rule.args["month"], rule.args["day"])
+        step = per_period(rule, year)
         lead = f"first period {first_year} (year of {first_anchor['k']} + {rule.first_period.get('add_years', 0)}); period {year}"
         derived.append(derived_fact(rule, rule.id, step.value, period=str(year), basis=basis, inputs=inputs,
                                     steps=steps + [f"{lead}: {step.text}"]))

@@ -8,17 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.core import packs
+from engine.core import compute, packs
 from engine.core.dates import ROUNDINGS
 
 PRODUCES = ("date", "obligation", "exception", "termination")
-STATUS_MODES = ("completion", "report", "extension_request", "declaration", "response")
-DATE_FUNCTIONS = (
-    "entry_into_force",
-    "day_of_following_year",
-    "request_before_last_meeting",
-    "next_meeting_after",
-)
+# The date functions and status modes are the table of engine/core/compute.py, read here by name.
+STATUS_MODES = tuple(compute.STATUS_MODES)
+DATE_FUNCTIONS = tuple(compute.DATE_FUNCTIONS)
 EFFECTS = ("lapse_after",)
 PERIOD_FROM = ("meeting", "fact_id")
 MAX_QUOTE_CHARS = 300
@@ -400,6 +396,10 @@ def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str
             need(key)
     if produces == "termination" and entry.get("effect") not in EFFECTS:
         problems.append(f"{where}: key 'effect' must be one of {', '.join(EFFECTS)} for a termination rule")
+    if function in compute.DATE_FUNCTIONS and ("each" in entry) != (compute.DATE_FUNCTIONS[function].per_period is not None):
+        problems.append(f"{where}: key 'date_function' names {function!r}, which gives "
+                        + ("one date per period: it needs each = \"calendar_year\"" if "each" not in entry
+                           else "one date, not one per period: a rule with 'each' needs a per-period function"))
     if "each" in entry:
         if entry["each"] != "calendar_year":
             problems.append(f"{where}: key 'each' supports 'calendar_year' only")
