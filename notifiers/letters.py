@@ -19,8 +19,10 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
+from engine.core import wording
+
 LOCALES = {"en": "en_GB", "fr": "fr", "es": "es", "zh": "zh"}
-PLACE = {"en": "Geneva", "fr": "Genève", "es": "Ginebra", "zh": "日内瓦"}
+PLACE: dict[str, str] = wording.load()["letters"]["place"]     # where notes are dated: the pack's ISU seat
 LABELS = {
     "en": {"reference": "Ref.", "subject": "Subject: "},
     "fr": {"reference": "Réf.", "subject": "Objet\u00a0: "},
@@ -107,37 +109,13 @@ def under_article(article: str, language: str) -> str:
     return text + (f"({sub})项" if sub else "")
 
 
-_ORDINALS = {
-    "en": ["", "First", "Second", "Third", "Fourth", "Fifth", "Sixth", "Seventh", "Eighth", "Ninth", "Tenth",
-           "Eleventh", "Twelfth", "Thirteenth", "Fourteenth", "Fifteenth", "Sixteenth", "Seventeenth", "Eighteenth",
-           "Nineteenth", "Twentieth"],
-    "fr": ["", "première", "deuxième", "troisième", "quatrième", "cinquième", "sixième", "septième", "huitième",
-           "neuvième", "dixième", "onzième", "douzième", "treizième", "quatorzième", "quinzième", "seizième",
-           "dix-septième", "dix-huitième", "dix-neuvième", "vingtième"],
-    "es": ["", "Primera", "Segunda", "Tercera", "Cuarta", "Quinta", "Sexta", "Séptima", "Octava", "Novena",
-           "Décima", "Undécima", "Duodécima", "Decimotercera", "Decimocuarta", "Decimoquinta", "Decimosexta",
-           "Decimoséptima", "Decimoctava", "Decimonovena", "Vigésima"],
-}
-
-
 def meeting_name(code: str, language: str) -> str:
-    """The meeting a code names ("13MSP", "3RC"), in the language.
+    """The meeting a code names ("13MSP", "3RC"), in the language, as the pack's wording.toml names it.
 
     >>> meeting_name("13MSP", "en"), meeting_name("3RC", "fr"), meeting_name("13MSP", "zh")
     ('the Thirteenth Meeting of States Parties', "la troisième Conférence d'examen", '第十三次缔约国会议')
     """
-    match = re.match(r"^(\d+)(MSP|RC)", code)
-    if not match or int(match.group(1)) > 20:
-        return code
-    n, kind = int(match.group(1)), match.group(2)
-    if language == "zh":
-        return f"第{zh_number(n)}次" + ("缔约国会议" if kind == "MSP" else "审议会议")
-    ordinal = _ORDINALS[language][n]
-    if language == "en":
-        return f"the {ordinal} " + ("Meeting of States Parties" if kind == "MSP" else "Review Conference")
-    if language == "fr":
-        return f"la {ordinal} " + ("Assemblée des États parties" if kind == "MSP" else "Conférence d'examen")
-    return f"la {ordinal} " + ("Reunión de los Estados Partes" if kind == "MSP" else "Conferencia de Examen")
+    return wording.meeting_name(code, language)
 
 
 # ----------------------------------------------------------------------------- rendering

@@ -223,8 +223,8 @@ def deadlines(party: str = typer.Argument(..., help="ISO3 code or name, case-ins
 
 @app.command(name="explain")
 def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
-                    obligation_id: str = typer.Argument(..., help='Its id or title, e.g. ccm.art4.clearance or "Clearance (Art. 4)".'),
-                    period: Optional[str] = typer.Option(None, "--period", help="Year or meeting code, e.g. 2011 or 9MSP."),
+                    obligation_id: str = typer.Argument(..., help="Its id or title, as `ccm deadlines PARTY` lists them."),
+                    period: Optional[str] = typer.Option(None, "--period", help="Year or meeting code (as in the pack's meetings.csv)."),
                     as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
                     json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The chain behind one date: facts with sources, rules with articles and quotations, the arithmetic."""

@@ -233,7 +233,7 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
 @record_app.command("extension-request")
 def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or name."),
                              article: str = typer.Option(..., "--article", help="3 or 4."),
-                             meeting: str = typer.Option(..., "--meeting", help="Meeting code, e.g. 9MSP."),
+                             meeting: str = typer.Option(..., "--meeting", help="Meeting code, as in the pack's meetings.csv."),
                              submitted: str = typer.Option(..., "--submitted", help="Date submitted, YYYY-MM-DD."),
                              symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                              source: Optional[str] = typer.Option(None, "--source", help="URL."),
@@ -250,7 +250,7 @@ def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or
 @record_app.command("decision")
 def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
                     article: str = typer.Option(..., "--article", help="3 or 4."),
-                    meeting: str = typer.Option(..., "--meeting", help="Meeting code, e.g. 9MSP."),
+                    meeting: str = typer.Option(..., "--meeting", help="Meeting code, as in the pack's meetings.csv."),
                     decided: str = typer.Option(..., "--decided", help="Date decided, YYYY-MM-DD."),
                     granted: str = typer.Option(..., "--granted", help="The new deadline granted, YYYY-MM-DD."),
                     document: Optional[str] = typer.Option(None, "--document", help="Symbol of the decision."),

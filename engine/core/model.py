@@ -196,7 +196,7 @@ class Meeting:
     """A Meeting of States Parties, Review Conference, preparatory or intersessional meeting.
 
     ``announced_start_date`` is the opening date as convened when it differs from the date the
-    meeting actually opened (the 2RC was convened for 23 Nov 2020 and opened on 25 Nov 2020):
+    meeting actually opened (a meeting convened for 23 Nov 2020 may open on 25 Nov 2020):
     dates counted back from a meeting use it. ``status`` is ``held`` or ``announced`` for a
     registry row and ``projected`` for a meeting the calendar rule estimates.
     """
@@ -388,7 +388,7 @@ class Registry:
             raise UnknownPartyError(iso3, self._suggest(iso3)) from None
 
     def meeting(self, code: str) -> Meeting:
-        """The meeting with this code (e.g. '9MSP'); raises LookupError."""
+        """The meeting with this code (as in meetings.csv); raises LookupError."""
         try:
             return self._meetings_by_code[code]
         except (KeyError, TypeError):

@@ -16,8 +16,8 @@ END = "<!-- end of rule keys -->"
 
 #: (the keys of one row, what they hold); {functions} and {modes} are filled from compute's tables.
 ROWS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("id",), "`<pack>.art7.initial_report`: pack, article, role"),
-    (("title",), "the readable name tables show: `\"Initial report\"`, `\"Clearance (Art. 4)\"` (the id stays in JSON and `explain`)"),
+    (("id",), "`<pack>.<article>.<role>`, e.g. the pack name, `art` and the article number, then the role"),
+    (("title",), "the readable name tables show: `\"Initial report\"`, `\"Clearance\"` (the id stays in JSON and `explain`)"),
     (("article",), "`\"7(1)\"`"),
     (("quote",), f"the operative phrase, a short quotation (at most {rulebook.MAX_QUOTE_CHARS} characters)"),
     (("quote_fr", "quote_es", "quote_zh", "source_fr", "source_es", "source_zh"),
@@ -25,8 +25,8 @@ ROWS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("sources",), "`[{ title = \"...\", href = \"https://...\" }]`"),
     (("produces",), "`date` (a dated fact other rules use), `obligation`, `exception` (to another rule), `termination`"),
     (("when", "unless"), "fact kinds that must all be present / whose presence stops the rule. Kinds are input facts "
-     "(`deposit`, `threshold_deposit`, `withdrawal`, `as_of`, `meetings`, `declaration:art3:stockpile_at_eif`, "
-     "`retention:art3`, `completion:art4`, `decision:extension:art4`, `clarification_request`, ...) or another rule's id"),
+     "(`deposit`, `threshold_deposit`, `withdrawal`, `as_of`, `meetings`, `declaration:<article>:<position>`, "
+     "`retention:<article>`, `completion:<article>`, `decision:extension:<article>`, `clarification_request`, ...) or another rule's id"),
     (("anchor", "anchor_field", "offset"), "count `{ years \\| months \\| days = N }` from the anchor fact's date"),
     (("on_leap_day", "on_month_end"), "`error` (default), `round_down`, `round_up`: how a 29 February or a missing "
      "month day resolves; never a silent clamp"),

@@ -21,9 +21,9 @@ MAX_QUOTE_CHARS = 300
 
 _KEYS: dict[str, str] = {
     # key: what it holds (shown in the error for an unknown key)
-    "id": "dotted identifier, e.g. ccm.art7.initial_report",
+    "id": "dotted identifier: pack, article, role",
     "title": "a short readable name for tables, e.g. Initial report (the id stays in JSON and explain)",
-    "article": "article and paragraph, e.g. 7(1)",
+    "article": "article and paragraph, e.g. 1(2)(a)",
     "quote": "a short quotation of the operative phrase",
     "quote_fr": "the same phrase in the authentic French text",
     "quote_es": "the same phrase in the authentic Spanish text",
@@ -133,7 +133,7 @@ class MeetingSeries:
 
     kind: str
     every_years: int
-    code: str                 # a template with {n}: the meeting's number, e.g. "{n}MSP"
+    code: str                 # a template with {n}: the meeting's number
     name: str                 # a template with {ordinal}: e.g. "{ordinal} Meeting of States Parties"
     estimated_month: int
     estimated_day: int
@@ -317,7 +317,7 @@ def _parse_calendar(file: str, entry: Any, problems: list[str]) -> CalendarRule 
             problems.append(f"{here}: key 'estimated_start' must be {{ month = M, day = D }}")
             start = {"month": 1, "day": 1}
         if "{n}" not in str(item.get("code", "")):
-            problems.append(f"{here}: key 'code' must be a template with {{n}}, e.g. \"{{n}}MSP\"")
+            problems.append(f"{here}: key 'code' must be a template with {{n}} (the meeting's number)")
         if not isinstance(item.get("every_years"), int) or item["every_years"] < 1:
             problems.append(f"{here}: key 'every_years' must be a whole number of years, at least 1")
         if not item.get("kind") or not item.get("name"):

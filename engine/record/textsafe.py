@@ -25,8 +25,8 @@ class TextError(ValueError):
 def check_text(field: str, value: str | None, single_line: bool = True, limit: int | None = None) -> str | None:
     """The value unchanged, or TextError: too long, a NUL or another control character, a lone surrogate.
 
-    >>> check_text("symbol", "CCM/MSP/2024/1")
-    'CCM/MSP/2024/1'
+    >>> check_text("symbol", "XYZ/CONF/2024/1")
+    'XYZ/CONF/2024/1'
     >>> check_text("id", "REQ-1\\r\\nBcc: x")
     Traceback (most recent call last):
     ...

@@ -318,7 +318,7 @@ class ReportIn(BaseModel):
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     article: Literal["3", "4"]
-    meeting: str = Field(max_length=40, description="Meeting code, e.g. 9MSP.")
+    meeting: str = Field(max_length=40, description="Meeting code, as in the pack's meetings.csv.")
     decided: date
     granted: date = Field(description="The new deadline granted.")
     document: Optional[str] = Field(None, max_length=200)
@@ -463,7 +463,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     @app.get("/api/parties/{iso3}/obligations/{obligation_id}/explain", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="The chain behind one date (as `ccm explain --json`): facts with sources, rules with quotations, arithmetic.")
     async def explain_obligation(request: Request, iso3: str, obligation_id: str,
-                                 period: Optional[str] = Query(None, max_length=MAX_QUERY, description="Year or meeting code, e.g. 2011 or 9MSP."),
+                                 period: Optional[str] = Query(None, max_length=MAX_QUERY, description="Year or meeting code (as in the pack's meetings.csv)."),
                                  as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
@@ -851,7 +851,14 @@ def messages() -> dict[str, dict[str, str]]:
     if _MESSAGES is None:
         from importlib.resources import files
 
-        _MESSAGES = tomllib.loads((files("engine") / "web" / "messages.toml").read_text(encoding="utf-8"))
+        from engine.core import packs, wording
+        from engine.runtime.settings import load_settings
+
+        catalogue = tomllib.loads((files("engine") / "web" / "messages.toml").read_text(encoding="utf-8"))
+        pack = packs.select(load_settings().packs)[0]
+        for lang, texts in wording.messages(pack.directory).items():   # the treaty's own messages win
+            catalogue.setdefault(lang, {}).update(texts)
+        _MESSAGES = catalogue
     return _MESSAGES
 
 

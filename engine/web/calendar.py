@@ -22,6 +22,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Sequence
 
+from engine.core import wording
 from engine.core.dates import fmt
 from engine.core.evaluate import Obligation, PartyEvaluation
 from engine.core.explain import explain
@@ -36,7 +37,7 @@ OPEN = ("pending", "overdue")
 def title(obligation_id: str) -> str:
     """A short English title from the rule id.
 
-    >>> title("ccm.art4.extension_request")
+    >>> title("pack.extension_request")
     'extension request'
     """
     return obligation_id.rsplit(".", 1)[-1].replace("_", " ")
@@ -46,9 +47,9 @@ def uid(iso3: str, obligation: Obligation, domain: str = DEFAULT_DOMAIN) -> str:
     """The event's stable identifier.
 
     >>> from engine.core.evaluate import Obligation
-    >>> o = Obligation("ccm.art4.clearance", "4(1)(a)", None, date(2020, 8, 1), date(2020, 8, 1), "pending", "", (), (), ())
+    >>> o = Obligation("pack.clearance", "1(1)", None, date(2020, 8, 1), date(2020, 8, 1), "pending", "", (), (), ())
     >>> uid("LAO", o, "example.org")
-    'LAO/ccm.art4.clearance/-@example.org'
+    'LAO/pack.clearance/-@example.org'
     """
     return f"{iso3}/{obligation.id}/{obligation.period or '-'}@{domain}"
 
@@ -114,9 +115,10 @@ def build(evaluations: Iterable[PartyEvaluation], rulebook: Rulebook, *, name: s
             event.add("dtend", obligation.due + timedelta(days=1))
             event.add("sequence", times_moved(evaluation, obligation))
             period = f" ({obligation.period})" if obligation.period else ""
-            event.add("summary", f"{party_name}: {title(obligation.id)}{period} due, CCM Art. {obligation.article}")
+            cited = wording.citation("calendar", obligation.article)
+            event.add("summary", f"{party_name}: {title(obligation.id)}{period} due, {cited}")
             event.add("description", description(evaluation, rulebook, obligation))
-            event.add("categories", [f"CCM Art. {obligation.article}", obligation.status])
+            event.add("categories", [cited, obligation.status])
             event.add("transp", "TRANSPARENT")
             event.add("status", "CANCELLED" if obligation.status == "lapsed" else "CONFIRMED")
             if url_for_party is not None:

@@ -1,6 +1,5 @@
 """A timeline chart (SVG, generated server-side, readable without JavaScript) of the deadlines
-that are met by a completion and can be extended (for the CCM: Art. 3 stockpile destruction
-and Art. 4 clearance): each row runs from entry into force to the original deadline, then
+that are met by a completion and can be extended: each row runs from entry into force to the original deadline, then
 through each extension granted, with a mark where the obligation was completed.
 
 Which obligations are drawn follows from the rulebook (rules fulfilled by a completion),
@@ -69,7 +68,7 @@ COLORS = {"base": "#4a6fa5", "extension": "#d98c1f", "completed": "#2e8b57", "ov
           "grid": "#dddddd", "text": "#222222"}
 
 
-def render(timeline: list[Row], as_of: date, *, title: str = "Article 3 and 4 deadlines and extensions",
+def render(timeline: list[Row], as_of: date, *, title: str = "Deadlines and extensions",
            labels: dict[str, str] | None = None, width: int = 980, row_height: int = 22,
            date_format: Callable[[date], str] = fmt) -> str:
     """The SVG document (a string) for the rows, with an ``as of`` line."""
