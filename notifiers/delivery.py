@@ -70,14 +70,12 @@ def obligations_as_of(url: str | None, evaluator, as_of: date, parties: set[str]
 
         if store.database_exists(url) and store.current_revision(url):
             events = load_events(url)
-    by_party: dict[str, list] = {}
-    for event in events:
-        by_party.setdefault(event.party, []).append(event)
     dues: list[Due] = []
-    for iso3 in sorted(evaluator.registry.participants):
-        if parties is not None and iso3 not in parties:
-            continue
-        dues.extend(dues_from_evaluation(evaluator.evaluate(iso3, as_of, by_party.get(iso3, []))))
+    chosen = [p for p in evaluator.registry.participants if parties is None or p in parties]
+    for _iso3, evaluation, error in evaluator.each(as_of, events, chosen):
+        if error is not None:
+            raise error
+        dues.extend(dues_from_evaluation(evaluation))
     return dues
 
 

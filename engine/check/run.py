@@ -15,22 +15,21 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy import delete, insert, update
 
-from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
-from engine.core.evaluate import Evaluator, Obligation, PartyEvaluation
+from engine.check.listed import WINDOW_DAYS, Listed, rule_groups as _rule_groups
+from engine.core.evaluate import Evaluator, Obligation
 from engine.core.facts import RecordedEvent
 from engine.record.events import load_events
 from engine.store.snapshot import load_snapshot
 from engine.store.database import ChangeRow, CheckRunRow, ObligationRow, lock_for_check, reader_session, writer_session
 
-WINDOW_DAYS = 90
 MEETING_KINDS = ("MSP", "RC")
 PAUSE_ENV = "CCM_TEST_PAUSE_IN_CHECK"   # test hook: seconds to sleep half-way through the writes
 TRACKED = ("due", "original_due", "status")
@@ -54,43 +53,20 @@ class CheckResult:
     as_of: date
     rulebook_hash: str
     first_check: bool
-    obligations: list[dict[str, Any]]       # the state after the check (stored rows as dicts)
-    changes: list[Change]
+    listed: Listed                          # what the digest lists (engine/check/listed.py), not every row
+    changes: list[Change]                   # the changes the digest lists: none on the first check (counted only)
     errors: list[tuple[str, str]]           # (party, message)
     counts: dict[str, Any]
-    names: dict[str, str]
+    names: dict[str, str]                   # the names of the parties the digest names
     next_meeting: dict[str, Any] | None
     timings: dict[str, float] = field(default_factory=dict)
     registry_hash: str | None = None        # the registry files' hash, when it was read from files
     registry_loaded: bool = False           # this check replaced the database's copy of the registry
 
-    # -- the digest's sections --------------------------------------------------------
-    def overdue_reports(self, report_ids: set[str]) -> list[dict[str, Any]]:
-        rows = [o for o in self.obligations if o["status"] == "overdue" and o["obligation_id"] in report_ids]
-        return sorted(rows, key=lambda o: (o["obligation_id"] != "ccm.art7.initial_report", o["due"], o["party"]))
-
-    def overdue_other(self, report_ids: set[str]) -> list[dict[str, Any]]:
-        rows = [o for o in self.obligations if o["status"] == "overdue" and o["obligation_id"] not in report_ids]
-        return sorted(rows, key=lambda o: (o["due"], o["party"]))
-
-    def upcoming(self) -> list[dict[str, Any]]:
-        end = self.as_of + timedelta(days=WINDOW_DAYS)
-        rows = [o for o in self.obligations if o["status"] == "pending" and self.as_of <= o["due"] <= end]
-        return sorted(rows, key=lambda o: (o["due"], o["party"]))
-
-    def with_status(self, status: str, ids: set[str] | None = None) -> list[dict[str, Any]]:
-        rows = [o for o in self.obligations if o["status"] == status and (ids is None or o["obligation_id"] in ids)]
-        return sorted(rows, key=lambda o: (o["due"], o["party"], o["obligation_id"], o["period"]))
-
-    def extension_requests(self, request_ids: set[str]) -> list[dict[str, Any]]:
-        """Pending extension requests due for the next meeting (or before it opens)."""
-        rows = [o for o in self.obligations if o["status"] == "pending" and o["obligation_id"] in request_ids]
-        if self.next_meeting:
-            code, start = self.next_meeting["code"], self.next_meeting["start"]
-            rows = [o for o in rows if o.get("meeting") == code or o["due"] <= start]
-        else:
-            rows = []
-        return sorted(rows, key=lambda o: (o["due"], o["party"]))
+    @property
+    def obligations(self) -> list[dict[str, Any]]:
+        """The obligations a digest section lists (each without its provenance)."""
+        return self.listed.rows
 
 
 def obligation_values(party: str, o: Obligation, rulebook_hash: str) -> dict[str, Any]:
@@ -145,20 +121,6 @@ def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Change]:
     return changes
 
 
-def evaluate_parties(evaluator: Evaluator, as_of: date, events: Iterable[RecordedEvent],
-                     parties: Iterable[str] | None = None) -> tuple[list[PartyEvaluation], list[tuple[str, str]]]:
-    by_party: dict[str, list[RecordedEvent]] = {}
-    for event in events:
-        by_party.setdefault(event.party, []).append(event)
-    evaluations, errors = [], []
-    for iso3 in sorted(parties if parties is not None else evaluator.registry.participants):
-        try:
-            evaluations.append(evaluator.evaluate(iso3, as_of, by_party.get(iso3, [])))
-        except EvaluationError as error:
-            errors.append((iso3, str(error)))
-    return evaluations, errors
-
-
 def next_meeting(evaluator: Evaluator, as_of: date) -> dict[str, Any] | None:
     """The next meeting, from the registry or, past its last one, as the calendar rule projects it."""
     m = evaluator.next_meeting(as_of, MEETING_KINDS)
@@ -185,9 +147,11 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
     Parties are taken in chunks of :data:`CHUNK_PARTIES` (in ISO3 order): the stored rows of a
     chunk's parties are read, each party is evaluated and compared with its own rows, and the
     inserts, updates, deletions and change-log rows are written in batches of
-    :data:`BATCH_ROWS`, all inside the one transaction. Only what the digest needs is kept for
-    the whole run (each obligation without its provenance, and the changes); a stored
-    provenance is compared by its text, and parsed only when the text differs or a date moved.
+    :data:`BATCH_ROWS`, all inside the one transaction. Only what the digest lists is kept for
+    the whole run (engine/check/listed.py: the rows its sections list, counts for the rest, and
+    the changes after the first check), so memory follows the digest, not the number of parties;
+    a stored provenance is compared by its text, and parsed only when the text differs or a date
+    moved.
 
     ``before_commit`` gets the result while the transaction is still open (the CLI writes the
     digest there): if it raises, nothing is committed, so no run exists whose digest was lost.
@@ -211,45 +175,45 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
         table = ObligationRow.__table__
         stored_parties = dict(session.execute(sa.select(table.c.party, sa.func.count()).group_by(table.c.party)).all())
         timings["write"] += time.perf_counter() - t
-        by_party: dict[str, list[RecordedEvent]] = {}
-        for event in events:
-            by_party.setdefault(event.party, []).append(event)
         writes = _Writes(session, run.id, now, timings)
+        first_check = previous_run is None
+        meeting = next_meeting(evaluator, as_of)
+        listed = Listed(evaluator.rulebook, as_of, meeting)
         errors: list[tuple[str, str]] = []
-        changes: list[Change] = []
+        changes: list[Change] = []                # kept for the digest, which lists none on the first check
         removed_changes: list[tuple[int, Change]] = []   # (row id, change): logged after every party's changes
-        current: list[dict[str, Any]] = []
-        kept: list[dict[str, Any]] = []           # stored rows of parties that could not be evaluated
         participants = sorted(evaluator.registry.participants)
+        outcomes = evaluator.each(as_of, events)  # the parties in the same (ISO3) order as the chunks
         halfway, pause = (len(participants) + 1) // 2, os.environ.get(PAUSE_ENV)
-        parties = done = 0
+        parties = done = changed = 0
         others = sorted(set(stored_parties) - set(participants))
         chunks = [participants[i:i + CHUNK_PARTIES] for i in range(0, len(participants), CHUNK_PARTIES)]
         for chunk in chunks + ([others] if others else []):
             stored = _stored_rows(session, [p for p in chunk if p in stored_parties], timings)
+            found: list[Change] = []
             for iso3 in chunk:
                 if iso3 not in evaluator.registry.participants:     # stored rows of a party no longer in the registry
                     continue
                 t = time.perf_counter()
-                try:   # keep only the obligations: a party's facts are not needed after its evaluation
-                    evaluation = evaluator.evaluate(iso3, as_of, by_party.get(iso3, []))
-                except EvaluationError as error:
-                    errors.append((iso3, str(error)))
-                    kept.extend({**{k: row[k] for k in _SLIM}, "estimated": _estimated(row)}
-                                for key, row in stored.items() if key[0] == iso3)
+                outcome = next(outcomes)
+                timings["engine"] += time.perf_counter() - t
+                done += 1
+                if outcome.error is not None:   # keep what was stored for it, and say so
+                    errors.append((iso3, str(outcome.error)))
+                    listed.add_party({**{k: row[k] for k in _SLIM}, "estimated": _estimated(row)}
+                                     for key, row in stored.items() if key[0] == iso3)
                     for key in [key for key in stored if key[0] == iso3]:
                         del stored[key]
                     continue
-                finally:
-                    timings["engine"] += time.perf_counter() - t
-                    done += 1
+                evaluation = outcome.evaluation
                 parties += 1
+                slim_rows = []
                 for o in evaluation.obligations:
                     new = obligation_values(iso3, o, evaluation.rulebook_hash)
-                    current.append({**{k: new[k] for k in _SLIM}, "estimated": o.estimated})   # what the digest needs
+                    slim_rows.append({**{k: new[k] for k in _SLIM}, "estimated": o.estimated})
                     old = stored.pop((iso3, new["obligation_id"], new["period"]), None)
                     if old is None:
-                        changes.extend(diff(None, new))
+                        found.extend(diff(None, new))
                         writes.insert({**new, "computed_at": now, "check_run_id": run.id})
                         continue
                     moved = [c for c in _PLAIN if old[c] != new[c]]
@@ -258,9 +222,10 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                         moved.append("provenance")
                     if "due" in moved or "original_due" in moved:   # the reason names the rules and inputs that moved it
                         old = {**old, "provenance": json.loads(old["provenance"])}
-                    changes.extend(diff(old, new))
+                    found.extend(diff(old, new))
                     if moved:
                         writes.update(old["id"], {**{c: new[c] for c in moved}, "computed_at": now, "check_run_id": run.id})
+                listed.add_party(slim_rows)
                 if pause and done >= halfway and not writes.paused:
                     writes.pause(pause)
             for key, row in stored.items():   # not derived any more (the failed parties' rows were taken out above)
@@ -268,30 +233,39 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                                                           None, "no longer derived from the facts (fulfilled elsewhere, "
                                                                 "or its basis changed)")))
                 writes.delete(row["id"])
-            writes.add_changes(changes[writes.changes_logged:])
+            writes.add_changes(found)
+            changed += len(found)
+            if not first_check:
+                changes.extend(found)
             writes.flush()
         removed_changes.sort(key=lambda pair: pair[0])     # in the order the rows were stored
-        changes.extend(change for _, change in removed_changes)
+        changed += len(removed_changes)
+        if not first_check:
+            changes.extend(change for _, change in removed_changes)
         writes.add_changes([change for _, change in removed_changes])
         writes.flush()
         counts = {"parties": parties, "errors": len(errors),
                   "obligations": sum(stored_parties.values()) + writes.inserted - writes.removed,
                   "inserted": writes.inserted, "updated": writes.updated, "removed": writes.removed,
-                  "changes": len(changes), "recorded_events": len(events)}
+                  "changes": changed, "recorded_events": len(events)}
         run.counts = {**counts, "registry_hash": registry_hash} if registry_hash else counts
         run.finished_at = datetime.now(timezone.utc)
-        current.extend(kept)   # keep what was stored for a party that could not be evaluated
         timings["total"] = time.perf_counter() - t0
-        names = {iso3: p.name for iso3, p in evaluator.registry.participants.items()}
+        named = {o["party"] for o in listed.rows} | {c.party for c in changes} | {p for p, _ in errors}
         result = CheckResult(run_id=run.id, as_of=as_of, rulebook_hash=evaluator.rulebook.hash,
-                             first_check=previous_run is None, obligations=current, changes=changes, errors=errors,
-                             counts=counts, names=names, next_meeting=next_meeting(evaluator, as_of), timings=timings,
+                             first_check=first_check, listed=listed, changes=changes, errors=errors,
+                             counts=counts, names=_names(evaluator, named), next_meeting=meeting, timings=timings,
                              registry_hash=registry_hash, registry_loaded=registry_loaded)
         if before_commit is not None:
             before_commit(result)
         if not commit:
             session.rollback()
     return result
+
+
+def _names(evaluator: Evaluator, parties: Iterable[str]) -> dict[str, str]:
+    known = evaluator.registry.participants
+    return {p: known[p].name for p in parties if p in known}
 
 
 def load_events_in(session) -> list[RecordedEvent]:
@@ -332,7 +306,6 @@ class _Writes:
         self.changes: list[dict[str, Any]] = []
         self.pending = self.written = 0
         self.inserted = self.updated = self.removed = 0
-        self.changes_logged = 0
         self.paused = False
         self._statements: dict[tuple[str, ...], Any] = {}
 
@@ -354,7 +327,6 @@ class _Writes:
 
     def add_changes(self, changes: list[Change]) -> None:
         self.changes.extend({**c.__dict__, "check_run_id": self.run_id, "at": self.now} for c in changes)
-        self.changes_logged += len(changes)
         if len(self.changes) >= BATCH_ROWS:
             self.flush()
 
@@ -399,37 +371,13 @@ class _Writes:
         time.sleep(float(seconds))
 
 
-def needs_attention(result: CheckResult, evaluator: Evaluator) -> bool:
-    """Something the ISU must act on: an obligation overdue, a deadline near, a request to submit,
-    a decision to record, a missed request putting an open deadline at risk, a party not evaluated.
-    Reports with no record of receipt are counted apart and are not, by themselves, attention."""
-    ids = rule_groups(evaluator)
-    return bool(result.overdue_reports(ids.get("report", set())) or result.overdue_other(ids.get("report", set()))
-                or result.upcoming() or result.extension_requests(ids.get("extension_request", set()))
-                or result.with_status("awaiting_decision") or _missed_at_risk(result, evaluator) or result.errors)
-
-
-OPEN_DEADLINE = ("pending", "overdue", "unknown")
-
-
-def _missed_at_risk(result: CheckResult, evaluator: Evaluator) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(missed request, the deadline it would have extended) where that deadline is still open."""
-    follows = {r.id: r.follows for r in evaluator.rulebook.rules if r.follows}
-    by_key = {(o["party"], o["obligation_id"]): o for o in result.obligations if o["period"] == ""}
-    pairs = []
-    for request in result.with_status("missed"):
-        deadline = by_key.get((request["party"], follows.get(request["obligation_id"], "")))
-        if deadline is not None and deadline["status"] in OPEN_DEADLINE:
-            pairs.append((request, deadline))
-    return pairs
+def needs_attention(result: CheckResult, evaluator: Evaluator | None = None) -> bool:
+    """See :meth:`engine.check.listed.Listed.needs_attention`."""
+    return result.listed.needs_attention(result.errors)
 
 
 def rule_groups(evaluator: Evaluator) -> dict[str, set[str]]:
-    groups: dict[str, set[str]] = {}
-    for rule in evaluator.rulebook.rules:
-        if rule.is_obligation:
-            groups.setdefault(rule.status or "", set()).add(rule.id)
-    return groups
+    return _rule_groups(evaluator.rulebook)
 
 
 # ----------------------------------------------------------------------------- digest
@@ -437,11 +385,25 @@ def rule_groups(evaluator: Evaluator) -> dict[str, set[str]]:
 def digest_context(result: CheckResult, evaluator: Evaluator, contacts: dict[str, Any] | None = None) -> dict[str, Any]:
     """The digest's sections. With ``contacts`` (party -> contact), it also lists the parties that
     have something needing attention but no one to write to, so none is silently left out."""
-    ids = rule_groups(evaluator)
     names = result.names
+    return {
+        **digest_sections(result.listed, evaluator, names, result.errors),
+        "run_id": result.run_id, "rulebook": result.rulebook_hash, "first_check": result.first_check,
+        "counts": result.counts,
+        "changes": [] if result.first_check else [
+            {**c.__dict__, "name": names.get(c.party, c.party)} for c in
+            sorted(result.changes, key=lambda c: (c.party, c.obligation_id, c.period, c.field))],
+        "no_contact": _without_contact(result.listed, names, contacts),
+    }
+
+
+def digest_sections(listed: Listed, evaluator: Evaluator, names: dict[str, str],
+                    errors: list[tuple[str, str]]) -> dict[str, Any]:
+    """The sections the digest and the dashboard share, from what :class:`Listed` gathered."""
+    as_of, meeting = listed.as_of, listed.next_meeting
 
     def row(o: dict[str, Any]) -> dict[str, Any]:
-        late = (result.as_of - o["due"]).days
+        late = (as_of - o["due"]).days
         return {"party": o["party"], "name": names.get(o["party"], o["party"]), "obligation": o["obligation_id"],
                 "article": o["article"], "period": o["period"], "due": o["due"].isoformat(), "due_text": fmt(o["due"]),
                 "estimated": bool(o.get("estimated")), "status": o["status"],
@@ -449,45 +411,32 @@ def digest_context(result: CheckResult, evaluator: Evaluator, contacts: dict[str
                 "days_late": late, "days_left": -late, "meeting": o.get("meeting") or "", "reason": o["status_reason"]}
 
     return {
-        "as_of": result.as_of.isoformat(), "as_of_text": fmt(result.as_of), "run_id": result.run_id,
-        "rulebook": result.rulebook_hash, "window": WINDOW_DAYS, "first_check": result.first_check,
-        "counts": result.counts, "attention": needs_attention(result, evaluator),
-        "overdue_reports": [row(o) for o in result.overdue_reports(ids.get("report", set()))],
-        "overdue_other": [row(o) for o in result.overdue_other(ids.get("report", set()))],
-        "upcoming": [row(o) for o in result.upcoming()],
-        "extension_requests": [row(o) for o in result.extension_requests(ids.get("extension_request", set()))],
-        "unknown_reports": _unknown_counts(result, ids.get("report", set())),
-        "unknown_other": [row(o) for o in result.with_status("unknown") if o["obligation_id"] not in ids.get("report", set())],
-        "decisions_to_record": [row(o) for o in result.with_status("awaiting_decision")],
-        "missed": [{**row(request), "deadline": row(deadline)} for request, deadline in _missed_at_risk(result, evaluator)],
+        "as_of": as_of.isoformat(), "as_of_text": fmt(as_of), "rulebook": evaluator.rulebook.hash,
+        "window": WINDOW_DAYS, "attention": listed.needs_attention(errors),
+        "overdue_reports": [row(o) for o in listed.overdue_reports()],
+        "overdue_other": [row(o) for o in listed.overdue_other()],
+        "upcoming": [row(o) for o in listed.upcoming()],
+        "extension_requests": [row(o) for o in listed.extension_requests()],
+        "unknown_reports": listed.unknown_counts(),
+        "unknown_other": [row(o) for o in listed.unknown_other()],
+        "decisions_to_record": [row(o) for o in listed.with_status("awaiting_decision")],
+        "missed": [{**row(request), "deadline": row(deadline)} for request, deadline in listed.missed_at_risk()],
         "receipts_complete_from": (evaluator.receipts_complete_from.isoformat()
                                    if evaluator.receipts_complete_from else None),
-        "next_meeting": ({**result.next_meeting, "start": result.next_meeting["start"].isoformat(),
-                          "start_text": fmt(result.next_meeting["start"])} if result.next_meeting else None),
-        "changes": [] if result.first_check else [
-            {**c.__dict__, "name": names.get(c.party, c.party)} for c in
-            sorted(result.changes, key=lambda c: (c.party, c.obligation_id, c.period, c.field))],
-        "errors": [{"party": p, "name": names.get(p, p), "message": m} for p, m in result.errors],
-        "no_contact": _without_contact(result, ids, contacts),
+        "next_meeting": ({**meeting, "start": meeting["start"].isoformat(), "start_text": fmt(meeting["start"])}
+                         if meeting else None),
+        "errors": [{"party": p, "name": names.get(p, p), "message": m} for p, m in errors],
     }
 
 
-def _unknown_counts(result: CheckResult, report_ids: set[str]) -> dict[str, Any]:
-    """How many reports past due have no record of receipt, by obligation: counted, never listed as overdue."""
-    by_id = Counter(o["obligation_id"] for o in result.obligations if o["status"] == "unknown" and o["obligation_id"] in report_ids)
-    return {"total": sum(by_id.values()), "by_obligation": dict(sorted(by_id.items())),
-            "parties": len({o["party"] for o in result.obligations if o["status"] == "unknown" and o["obligation_id"] in report_ids})}
-
-
-def _without_contact(result: CheckResult, ids: dict[str, set[str]], contacts: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+def _without_contact(listed: Listed, names: dict[str, str], contacts: dict[str, Any] | None) -> list[dict[str, Any]] | None:
     if contacts is None:
         return None
     items: dict[str, int] = {}
-    for o in (*result.overdue_reports(ids.get("report", set())), *result.overdue_other(ids.get("report", set())),
-              *result.upcoming(), *result.extension_requests(ids.get("extension_request", set()))):
+    for o in (*listed.overdue_reports(), *listed.overdue_other(), *listed.upcoming(), *listed.extension_requests()):
         if o["party"] not in contacts:
             items[o["party"]] = items.get(o["party"], 0) + 1
-    return [{"party": party, "name": result.names.get(party, party), "items": count} for party, count in sorted(items.items())]
+    return [{"party": party, "name": names.get(party, party), "items": count} for party, count in sorted(items.items())]
 
 
 def markdown_text(value: Any) -> Any:
@@ -607,9 +556,6 @@ def stats(evaluator: Evaluator, as_of: date, events: Iterable[RecordedEvent]) ->
     """Counts like the progress reports of the Meetings of States Parties, as of a date.
 
     Counted party by party: no party's evaluation is kept once it is counted."""
-    by_party: dict[str, list[RecordedEvent]] = {}
-    for event in events:
-        by_party.setdefault(event.party, []).append(event)
     errors: list[tuple[str, str]] = []
     statuses: Counter = Counter()
     initial_counts: Counter = Counter()
@@ -618,10 +564,8 @@ def stats(evaluator: Evaluator, as_of: date, events: Iterable[RecordedEvent]) ->
     articles = {"article_3": (("ccm.art3.stockpile_destruction",), "ccm.art3.extension_request"),
                 "article_4": (("ccm.art4.clearance", "ccm.art4.clearance_after_eif"), "ccm.art4.extension_request")}
     per_article = {name: Counter() for name in articles}
-    for iso3 in sorted(evaluator.registry.participants):
-        try:
-            e = evaluator.evaluate(iso3, as_of, by_party.get(iso3, []))
-        except EvaluationError as error:
+    for iso3, e, error in evaluator.each(as_of, events):
+        if e is None:
             errors.append((iso3, str(error)))
             continue
         statuses[e.status] += 1

@@ -129,21 +129,12 @@ def retry_job() -> int:
     return len(delivery.deliver(settings.database_url, delivery.make_notifier(config), config).sent)
 
 
-_EVALUATORS: dict = {}
-
-
 def _evaluator(backend: str, receipts_complete_from=None, pack_names: tuple[str, ...] | None = None):
-    key = (backend, receipts_complete_from, pack_names)
-    if key not in _EVALUATORS:
-        from engine.core import packs
-        from engine.core.evaluate import Evaluator
-        from engine.registry.load import load_registry
-        from engine.core.rulebook import load_rulebook
+    from engine.registry.shared import shared_evaluator
 
-        pack = packs.single(pack_names or packs.DEFAULT)
-        _EVALUATORS[key] = Evaluator(rules := load_rulebook(pack.directory), load_registry(pack.registry, rules), backend,
-                                     receipts_complete_from=receipts_complete_from)
-    return _EVALUATORS[key]
+    from engine.core import packs
+
+    return shared_evaluator(backend, receipts_complete_from, pack_names or packs.DEFAULT)
 
 
 def _holder() -> str:

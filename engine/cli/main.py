@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -23,9 +22,7 @@ from engine.core.dates import fmt
 from engine.runtime.errors import CcmError, exit_for
 from engine.core.evaluate import Evaluator
 from engine.core.model import UnknownPartyError
-from engine.registry.load import load_registry
-from engine.core import packs
-from engine.core.rulebook import load_rulebook
+from engine.registry.shared import reset as reset_evaluators, shared_evaluator
 from engine.runtime.settings import load_settings
 
 
@@ -92,7 +89,7 @@ def main_options(config: Optional[Path] = typer.Option(None, "--config", help="T
     OPTIONS.update(debug=debug, verbose=verbose)
     use_config(config)
     record_source._url.cache_clear()
-    _evaluator.cache_clear()
+    reset_evaluators()
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format, verbosity=2 if debug else 1 if verbose else 0)
 
@@ -136,16 +133,10 @@ def parse_date(text: Optional[str], what: str = "--as-of") -> date:
 
 
 def evaluator(backend: str | None = None) -> Evaluator:
-    """The process's evaluator for the settings in force (one per backend and record setting)."""
+    """The process's evaluator for the settings in force (engine.registry.shared: the API and the
+    scheduler started by ``ccm serve`` and ``ccm scheduler`` use the same one)."""
     settings = load_settings()
-    return _evaluator(backend or settings.backend, settings.receipts_complete_from, settings.packs)
-
-
-@lru_cache(maxsize=4)
-def _evaluator(backend: str, receipts_complete_from: date | None, pack_names: tuple[str, ...] = packs.DEFAULT) -> Evaluator:
-    pack = packs.single(pack_names)
-    return Evaluator(rules := load_rulebook(pack.directory), load_registry(pack.registry, rules), backend,
-                     receipts_complete_from=receipts_complete_from)
+    return shared_evaluator(backend or settings.backend, settings.receipts_complete_from, settings.packs)
 
 
 def find_party(ev: Evaluator, query: str):

@@ -50,13 +50,12 @@ def calendar(party: Optional[str] = typer.Argument(None, help="ISO3 code or name
     events = _events(settings.database_url)
     try:
         if all_parties:
-            iso3s = sorted(ev.registry.participants)
+            evaluations = ev.evaluate_all(day, events)
             name = "CCM deadlines: all parties"
         else:
             participant = find_party(ev, party)
-            iso3s = [participant.iso3]
+            evaluations = [ev.evaluate(participant.iso3, day, [e for e in events if e.party == participant.iso3])]
             name = f"CCM deadlines: {participant.name}"
-        evaluations = [ev.evaluate(iso3, day, [e for e in events if e.party == iso3]) for iso3 in iso3s]
     except EvaluationError as error:
         fail(str(error))
         return

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from engine.core.compute import Fact
+from engine.core.compute import EvaluationError, Fact
 from engine.core.dates import fmt
 from engine.core.facts import RecordedEvent, meetings_fact, party_facts
 from engine.core.meetings import project
@@ -97,6 +97,14 @@ class PartyEvaluation:
         return [o for o in self.obligations if o.id == obligation_id and (period is None or o.period == period)]
 
 
+class Outcome(NamedTuple):
+    """One party's turn in :meth:`Evaluator.each`: its evaluation, or the error that stopped it."""
+
+    iso3: str
+    evaluation: PartyEvaluation | None
+    error: EvaluationError | None
+
+
 class Evaluator:
     """Evaluates parties with one rulebook, registry and backend (``durable`` or ``reference``).
 
@@ -127,9 +135,30 @@ class Evaluator:
         return assemble(self.rulebook, self.registry.participant(iso3), as_of, facts, derived,
                         self.receipts_complete_from)
 
+    def each(self, as_of: date, recorded: Iterable[RecordedEvent] = (),
+             parties: Iterable[str] | None = None) -> Iterator[Outcome]:
+        """Every participant (or these parties), in ISO3 order, evaluated one at a time with its own
+        recorded events: the one "every party" loop the check, the stats, the API and the calendar
+        share. One evaluation is alive at a time, so a caller that keeps only what it needs stays
+        flat in memory; a party whose rules cannot be applied yields its error instead of stopping
+        the others."""
+        by_party: dict[str, list[RecordedEvent]] = {}
+        for event in recorded:
+            by_party.setdefault(event.party, []).append(event)
+        for iso3 in sorted(self.registry.participants if parties is None else parties):
+            try:
+                yield Outcome(iso3, self.evaluate(iso3, as_of, by_party.get(iso3, ())), None)
+            except EvaluationError as error:
+                yield Outcome(iso3, None, error)
+
     def evaluate_all(self, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> list[PartyEvaluation]:
-        events = list(recorded)
-        return [self.evaluate(iso3, as_of, [e for e in events if e.party == iso3]) for iso3 in sorted(self.registry.participants)]
+        """Every participant's evaluation; raises the first EvaluationError."""
+        out = []
+        for outcome in self.each(as_of, recorded):
+            if outcome.error is not None:
+                raise outcome.error
+            out.append(outcome.evaluation)
+        return out
 
     def next_meeting(self, as_of: date, kinds: Iterable[str] = ("MSP", "RC")) -> Meeting | None:
         """The first meeting of these kinds opening after ``as_of``, projected or not."""

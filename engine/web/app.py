@@ -116,17 +116,10 @@ class Service:
     # -- the engine
     @property
     def evaluator(self):
-        if self._evaluator is None:
-            with self._lock:
-                if self._evaluator is None:
-                    from engine.core import packs
-                    from engine.core.evaluate import Evaluator
-                    from engine.registry.load import load_registry
-                    from engine.core.rulebook import load_rulebook
+        if self._evaluator is None:   # the process's one (engine.registry.shared), as the CLI's and the scheduler's
+            from engine.registry.shared import shared_evaluator
 
-                    pack = packs.single(self.settings.packs)
-                    self._evaluator = Evaluator(rules := load_rulebook(pack.directory), load_registry(pack.registry, rules), self.settings.backend,
-                                                receipts_complete_from=self.settings.receipts_complete_from)
+            self._evaluator = shared_evaluator(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
         return self._evaluator
 
     # -- the record
@@ -210,18 +203,16 @@ class Service:
         return self.cached(("evaluation", iso3, as_of, state.key), compute)
 
     def evaluate_all(self, as_of: date, state: State):
-        """(evaluations, errors) of every participant."""
-        from engine.core.compute import EvaluationError
-
+        """(evaluations, errors) of every participant, by the engine's one every-party loop."""
         def compute():
             evaluations, errors = [], []
-            for iso3 in sorted(self.evaluator.registry.participants):
-                try:
-                    evaluations.append(self.evaluate(iso3, as_of, state))
-                except ApiError as error:
-                    errors.append((iso3, error.detail))
-                except EvaluationError as error:   # pragma: no cover - evaluate() maps it
-                    errors.append((iso3, str(error)))
+            events = [event for party_events in self.events(state).values() for event in party_events]
+            for iso3, evaluation, error in self.evaluator.each(as_of, events):
+                if evaluation is not None:   # a page of one party asked next finds it, as when each went through evaluate()
+                    evaluations.append(self.cached(("evaluation", iso3, as_of, state.key), lambda e=evaluation: e))
+                else:
+                    name = self.evaluator.registry.participant(iso3).name
+                    errors.append((iso3, f"{name}'s obligations cannot be computed from the recorded facts: {error}."))
             return evaluations, errors
 
         return self.cached(("all", as_of, state.key), compute)
@@ -958,19 +949,17 @@ def _changes(service: Service, state: State) -> list[dict[str, Any]]:
 def dashboard_context(service: Service, state: State, day: date) -> dict[str, Any]:
     """The dashboard's sections (the daily digest's, computed live as of ``day``) and the timeline."""
     from engine.web import timeline
-    from engine.check.run import CheckResult, digest_context, next_meeting, obligation_values
+    from engine.check.listed import Listed
+    from engine.check.run import digest_sections, next_meeting
 
     def compute():
         evaluations, errors = service.evaluate_all(day, state)
-        keep = ("party", "obligation_id", "period", "article", "due", "status", "status_reason", "meeting")
-        obligations = [{**{k: v for k, v in obligation_values(e.participant.iso3, o, e.rulebook_hash).items() if k in keep},
-                        "estimated": o.estimated}
-                       for e in evaluations for o in e.obligations]
+        listed = Listed(service.evaluator.rulebook, day, next_meeting(service.evaluator, day))
+        for evaluation in evaluations:
+            listed.add_evaluation(evaluation)
         names = {iso3: p.name for iso3, p in service.evaluator.registry.participants.items()}
-        result = CheckResult(run_id=state.check_id or 0, as_of=day, rulebook_hash=service.evaluator.rulebook.hash,
-                             first_check=state.first_check, obligations=obligations, changes=[], errors=errors,
-                             counts={}, names=names, next_meeting=next_meeting(service.evaluator, day))
-        context = digest_context(result, service.evaluator)
+        context = {**digest_sections(listed, service.evaluator, names, errors), "run_id": state.check_id or 0,
+                   "first_check": state.first_check, "counts": {}, "changes": [], "no_contact": None}
         rows = timeline.rows(evaluations, service.evaluator.rulebook)
         context["timeline_rows"] = rows
         context["parties"] = [{"iso3": e.participant.iso3, "name": e.participant.name} for e in evaluations]
