@@ -10,6 +10,8 @@ What it does, all on loopback, in a temporary folder:
 4. from a second process, sends a bounded number of requests with N concurrent clients, each
    on its own keep-alive HTTP/1.1 connection (a minimal asyncio client, so that the load
    generator costs little of the machine's CPU), and prints the table.
+5. serves a minimal FastAPI app the same way (uvicorn, one process; the same route answering a
+   fixed JSON body of the same size) and loads it alike: the baseline printed beside.
 Target: p99 under 50 ms at 50 concurrent clients.
 """
 
@@ -29,6 +31,17 @@ import urllib.request
 from pathlib import Path
 
 DEFAULT_PARTIES = "LAO,CHE,DEU,FRA,AFG,BGR,CHL,LBN,NOR,SWE"
+# The baseline server: the same route on a bare FastAPI app, answering a fixed body (argv[1]: its size).
+MINIMAL_APP = """
+import sys, uvicorn
+from fastapi import FastAPI
+from fastapi.responses import Response
+app, body = FastAPI(), b'{"x": "' + b'y' * int(sys.argv[1]) + b'"}'
+@app.get("/api/parties/{iso3}/obligations")
+async def obligations(iso3: str):
+    return Response(body, media_type="application/json")
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+"""
 
 
 # ----------------------------------------------------------------------------- the client process
@@ -101,6 +114,30 @@ def _get(url: str) -> tuple[float, int]:
         return (time.perf_counter() - started) * 1000, response.status
 
 
+def _load_server(command: list[str], env: dict, folder: str, args) -> tuple[dict, int]:
+    """Start a server, wait for it, load it from a second process; (the client's stats, body size)."""
+    port = _free_port()
+    server = subprocess.Popen([*command, str(port)], env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/parties/LAO/obligations", timeout=30) as r:
+                    size = len(r.read())
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"the baseline server did not start: {server.stderr.read().decode(errors='replace')}")
+                time.sleep(0.1)
+        load = subprocess.run([sys.executable, __file__, "--client", "--port", str(port), "--requests", str(args.requests),
+                               "--concurrency", str(args.concurrency), "--parties", args.parties],
+                              capture_output=True, text=True, timeout=600, check=True)
+        return json.loads(load.stdout), size
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -152,12 +189,14 @@ def main() -> None:
             if load.returncode != 0:
                 sys.exit(f"the load process failed: {load.stderr}")
             stats = json.loads(load.stdout)
+            size = len(urllib.request.urlopen(f"{base}/api/parties/LAO/obligations", timeout=30).read())
         finally:
             server.terminate()
             try:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 server.kill()
+        floor, _ = _load_server([sys.executable, "-c", MINIMAL_APP, str(size)], env, folder, args)
 
     rows = [
         ("query", f"GET /api/parties/{{iso3}}/obligations ({len(args.parties.split(','))} parties, as_of today)"),
@@ -168,6 +207,9 @@ def main() -> None:
         ("latency p90", f"{stats['p90_ms']:.1f} ms"),
         ("latency p99", f"{stats['p99_ms']:.1f} ms  (target < 50 ms: {'met' if stats['p99_ms'] < 50 else 'NOT met'})"),
         ("latency max", f"{stats['max_ms']:.1f} ms"),
+        ("baseline: minimal FastAPI app, same load", f"{floor['throughput']:.0f} req/s, p99 {floor['p99_ms']:.1f} ms"),
+        ("server / baseline", f"throughput {stats['throughput'] / floor['throughput']:.2f}x, "
+                              f"p99 {stats['p99_ms'] / floor['p99_ms']:.2f}x"),
         ("server: first request (loads rulebook, registry)", f"{first_ms:.1f} ms"),
         ("server: same request again (cached)", f"{second_ms:.1f} ms"),
         ("CLI: ccm deadlines LAO --json (new process)", f"{min(cli_times):.0f} ms best of 3, {statistics.median(cli_times):.0f} ms median"),

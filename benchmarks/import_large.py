@@ -8,7 +8,7 @@ The engine backend is config.toml's default (durable), or CCM_BACKEND=reference.
 Each measurement runs in a fresh child process (peak RSS is per process). "csv only" reads and
 splits every row and does nothing else; "import (refused)" is the same file with one bad row at
 the end (everything is read and checked, nothing written); "import" validates and writes all.
-Target: under 300 MB peak and within a minute for 100,000 rows.
+Every row prints its time and peak memory as ratios to the "csv only" baseline of the same run.
 """
 
 from __future__ import annotations
@@ -121,10 +121,13 @@ def main() -> None:
             sep = "&" if "?" in args.postgres else "?"
             runs.append(("import (PostgreSQL)", "import", good, f"{args.postgres}{sep}options=-csearch_path%3D{schema}"))
         try:
-            print(f"{'':26} {'seconds':>8} {'peak MB':>8}  outcome")
+            print(f"{'':26} {'seconds':>8} {'x csv':>7} {'peak MB':>8} {'x csv':>7}  outcome")
+            base = None
             for label, mode, file, url in runs:
                 m = measure(mode, file, url)
-                print(f"{label:26} {m['seconds']:8.1f} {m['peak_mb']:8.0f}  {m['outcome']}")
+                base = base or m
+                print(f"{label:26} {m['seconds']:8.1f} {m['seconds'] / base['seconds']:7.1f} {m['peak_mb']:8.0f} "
+                      f"{m['peak_mb'] / base['peak_mb']:7.2f}  {m['outcome']}")
         finally:
             if schema:
                 import sqlalchemy as sa
