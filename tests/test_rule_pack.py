@@ -72,11 +72,11 @@ def test_a_check_with_a_rule_file_missing_writes_nothing(db_url, ccm, pack, monk
     (pack / "art04_clearance.toml").unlink()
     shutil.copytree(default_directory() / "registry", pack / "registry")
     monkeypatch.setattr(packs, "root", lambda: pack.parent)     # the packs are now this folder's
-    cli._evaluator.cache_clear()
+    cli.reset_evaluators()
     try:
         code, out = ccm("check", "--as-of", "2024-07-31")
     finally:
-        cli._evaluator.cache_clear()
+        cli.reset_evaluators()
     assert code == 2 and "pack.toml lists the rule file art04_clearance.toml, which is missing" in out
     if store.database_exists(db_url) and store.current_revision(db_url):
         with store.reader_session(db_url) as session:
