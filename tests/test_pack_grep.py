@@ -22,6 +22,7 @@ FORBIDDEN = re.compile(
 ALLOWED: dict[str, str] = {
     "engine/core/evaluate.py": "status semantics: moving in the law branch",
     "engine/check/run.py": "status semantics: moving in the law branch (digest sort order, stats per article)",
+    "engine/check/listed.py": "status semantics: moving in the law branch (the digest lists initial reports first)",
     "engine/web/app.py": "status semantics: moving in the law branch (overdue list sort order)",
     "engine/core/model.py": "the registry's meeting kinds (MSP, RC): moving with the law branch's meeting semantics",
     "engine/cli/record.py": "NOT YET MOVED by the pack branch: extension articles and the stats table's labels",

@@ -64,9 +64,9 @@ def test_ccm_refuses_an_unknown_pack_with_exit_status_2(ccm, monkeypatch):
     from engine.cli import main as cli
 
     monkeypatch.setenv("CCM_PACK", "nosuch")
-    cli._evaluator.cache_clear()
+    cli.reset_evaluators()
     try:
         code, out = ccm("deadlines", "CHE", "--as-of", "2024-01-01")
     finally:
-        cli._evaluator.cache_clear()
+        cli.reset_evaluators()
     assert code == 2 and "unknown rule pack 'nosuch'" in out and "ccm" in out

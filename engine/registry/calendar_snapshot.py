@@ -21,7 +21,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-#: Before the first Review Conference, at the first Art. 4 deadlines, and after the projected meetings begin.
+#: Before the first Review Conference, at the first clearance deadlines, and after the projected meetings begin.
 DAYS = (date(2015, 1, 1), date(2020, 6, 30), date(2026, 11, 30))
 COLUMNS = ("party", "obligation", "period", "due", "status", "original_due", "estimated")
 
