@@ -32,6 +32,7 @@ from typing import Any
 
 from durable import engine as durable_engine
 
+from engine.core import status
 from engine.core.compute import EvaluationError, Fact, apply_exception, fire, optional_kinds
 from engine.core.rulebook import Rule, Rulebook
 
@@ -247,6 +248,10 @@ class DurableBackend:
             self._ruleset._flush_actions(json.loads(result[0]), {"message": json.loads(result[1])}, result[2], complete)
             if failures:
                 raise RuntimeError(f"durable_rules could not complete an action: {failures[0]}")
+
+    def judge(self, subjects: list[status.Subject], context: status.Context):
+        """The status conditions (for now read as the reference does)."""
+        return status.judge(subjects, context), status.lapses(subjects, context)
 
     def live_sessions(self) -> int:
         """Sessions still held on the Python side (0 between evaluations)."""

@@ -219,15 +219,6 @@ DATE_FUNCTIONS: dict[str, DateFunction] = {
         "the opening of the first meeting after a date", "after, kinds", single=_next_meeting_after),
 }
 
-#: The one table of status modes: how the record fulfils an obligation (the loader validates
-#: ``status`` against it; engine/core/evaluate.py gives each its statuses).
-STATUS_MODES: dict[str, str] = {
-    "completion": "a completion (or a declaration that none was needed) by the due date",
-    "report": "a report received for the period",
-    "extension_request": "a request submitted for the meeting, while the deadline it would extend is open",
-    "declaration": "a declaration of compliance made at the meeting",
-    "response": "a response to the request for clarification",
-}
 
 
 def _fire_periodic(rule: Rule, binding: dict[str, Fact]) -> list[Fact]:

@@ -11,12 +11,14 @@ from engine.core.dates import fmt
 from engine.core.facts import RecordedEvent, meetings_fact, party_facts
 from engine.core.meetings import project
 from engine.core.model import Meeting, Participant, Registry
+from engine.core import status
 from engine.core.rulebook import Rule, Rulebook
 
-STATUSES = ("pending", "overdue", "unknown", "fulfilled", "fulfilled_late", "received", "awaiting_decision",
-            "not_needed", "missed", "lapsed")
+_VOCABULARY = status.load_vocabulary()
+#: The statuses, in display order (rules/common/statuses.toml).
+STATUSES = _VOCABULARY.statuses
 #: Statuses after which nothing more is owed: a withdrawal does not make them lapse.
-DONE = frozenset({"fulfilled", "fulfilled_late", "received", "not_needed"})
+DONE = _VOCABULARY.group("done")
 PARTY_STATUSES = ("state_party", "signatory", "former_state_party", "not_party")
 BACKENDS = ("durable", "reference")
 
@@ -123,7 +125,7 @@ class Evaluator:
         self.receipts_complete_from = receipts_complete_from
         self.meetings: tuple[Meeting, ...] = project(registry.meetings, rulebook.calendar)
         self._meetings_fact = meetings_fact(self.meetings)
-        self._infer = _inference(rulebook, backend)
+        self._infer, self._judge = _inference(rulebook, backend)
 
     def facts(self, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> list[Fact]:
         return party_facts(self.registry, iso3, as_of, recorded, self._meetings_fact)
@@ -133,7 +135,7 @@ class Evaluator:
         facts = self.facts(iso3, as_of, recorded)
         derived = self._infer(facts)
         return assemble(self.rulebook, self.registry.participant(iso3), as_of, facts, derived,
-                        self.receipts_complete_from)
+                        self.receipts_complete_from, self._judge)
 
     def each(self, as_of: date, recorded: Iterable[RecordedEvent] = (),
              parties: Iterable[str] | None = None) -> Iterator[Outcome]:
@@ -167,17 +169,23 @@ class Evaluator:
         return min(later, key=lambda m: m.start_date) if later else None
 
 
-def _inference(rulebook: Rulebook, backend: str) -> Callable[[list[Fact]], list[Fact]]:
+def _inference(rulebook: Rulebook, backend: str) -> tuple[Callable[[list[Fact]], list[Fact]], "Judge"]:
+    """The backend's inference and its reading of the status conditions."""
     if backend == "reference":
         from engine.backends import reference
-        return lambda facts: reference.infer(rulebook, facts)
+        return (lambda facts: reference.infer(rulebook, facts)), reference_judge
     from engine.backends import durable as durable_adapter
-    return durable_adapter.backend(rulebook).infer
+    chosen = durable_adapter.backend(rulebook)
+    return chosen.infer, chosen.judge
 
 
 def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: list[Fact],
-             derived: list[Fact], receipts_complete_from: date | None = None) -> PartyEvaluation:
-    """Turn derived facts into obligations with statuses; the same for both backends."""
+             derived: list[Fact], receipts_complete_from: date | None = None,
+             judge: Judge | None = None) -> PartyEvaluation:
+    """Turn derived facts into obligations with statuses.
+
+    ``judge`` is the backend's reading of the declared status conditions (the reference
+    interpreter's when not given); the wording of each verdict is shared."""
     by_id = {fact["id"]: fact for fact in facts}
     by_kind: dict[str, list[Fact]] = {}
     for fact in facts:
@@ -194,17 +202,31 @@ def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: l
             continue
         latest[(fact["k"], fact.get("period") or "")] = fact
     meetings = {m["code"]: m for m in (by_kind.get("meetings") or [{"meetings": []}])[0]["meetings"]}
-    context = _Context(rulebook, as_of, receipts_complete_from, meetings, by_id)
-    obligations = [_obligation(rulebook.rule(fact["k"]), fact, by_kind, context) for fact in latest.values()]
-    obligations = _apply_pending_decisions(rulebook, obligations)
-    obligations = _apply_terminations(rulebook, obligations, by_kind)
-    obligations.sort(key=lambda o: (o.due, o.id, o.period or ""))
+    termination = next((r for r in rulebook.rules if r.produces == "termination" and by_kind.get(r.anchor or "")), None)
+    withdrawal_fact = by_kind[termination.anchor][0] if termination and termination.anchor else None
+    context = status.Context(as_of, receipts_complete_from, meetings, withdrawal_fact)
+    subjects = status.subjects(rulebook, latest.values(), by_kind)
+    decided, lapsing = (judge or reference_judge)(subjects, context)
+    obligations = {s.key: _obligation(s, decided, context, by_id) for s in subjects}
+    obligations = _apply_thens(rulebook, subjects, obligations)
+    if termination is not None and withdrawal_fact is not None:
+        obligations = _apply_lapse(rulebook, termination, withdrawal_fact, obligations, lapsing)
+    ordered = sorted(obligations.values(), key=lambda o: (o.due, o.id, o.period or ""))
     eif_fact = next((f for f in dated.values() if rulebook.rule(f["k"]).id.endswith("entry_into_force")), None)
     eif = date.fromisoformat(eif_fact["date"]) if eif_fact else None
     withdrawal = date.fromisoformat(by_kind["withdrawal"][0]["date"]) if by_kind.get("withdrawal") else None
     return PartyEvaluation(participant=participant, as_of=as_of, status=_party_status(participant, as_of, eif, withdrawal),
                            entry_into_force=eif, withdrawal_effective=withdrawal, rulebook_hash=rulebook.hash,
-                           obligations=tuple(obligations), facts=by_id, derived_dates=dated)
+                           obligations=tuple(ordered), facts=by_id, derived_dates=dated)
+
+
+#: A backend's reading of the status conditions: (subject key -> (first case that holds, its
+#: bindings), keys of the obligations falling due after the withdrawal took effect).
+Judge = Callable[[list[status.Subject], status.Context], tuple[dict[str, tuple[int, list[dict[str, Fact]]]], set[str]]]
+
+
+def reference_judge(subjects: list[status.Subject], context: status.Context):
+    return status.judge(subjects, context), status.lapses(subjects, context)
 
 
 def _party_status(participant: Participant, as_of: date, eif: date | None, withdrawal: date | None) -> str:
@@ -217,30 +239,16 @@ def _party_status(participant: Participant, as_of: date, eif: date | None, withd
     return "not_party"
 
 
-@dataclass(frozen=True)
-class _Context:
-    rulebook: Rulebook
-    as_of: date
-    receipts_complete_from: date | None
-    meetings: dict[str, dict[str, Any]]
-    facts: dict[str, Fact]
-
-
-@dataclass(frozen=True)
-class _Verdict:
-    status: str
-    reason: str
-    evidence: str | None = None
-    received: date | None = None
-    received_by: date | None = None
-
-
-def _obligation(rule: Rule, fact: Fact, by_kind: dict[str, list[Fact]], context: _Context) -> Obligation:
+def _obligation(subject: status.Subject, decided: dict[str, tuple[int, list[dict[str, Fact]]]],
+                context: status.Context, facts: dict[str, Fact]) -> Obligation:
+    rule, fact = subject.rule, subject.fact
     due = date.fromisoformat(fact["date"])
-    verdict = _STATUS[rule.status or ""](rule, fact, due, by_kind, context)
+    index, bindings = decided.get(subject.key, (len(subject.mode.cases) - 1, [{}]))
+    case = subject.mode.cases[index]
+    verdict = status.verdict(case, subject, status.chosen(case, subject, bindings), context)
     evidence = verdict.evidence
     inputs = tuple(fact["inputs"]) + ((evidence,) if evidence and evidence not in fact["inputs"] else ())
-    evidence_fact = context.facts.get(evidence or "")
+    evidence_fact = facts.get(evidence or "") or next((b[case.evidence] for b in bindings if case.evidence), None)
     return Obligation(id=rule.id, article=rule.article, period=fact.get("period"), due=due,
                       original_due=date.fromisoformat(fact["original"]), status=verdict.status,
                       status_reason=verdict.reason, basis=tuple(fact["basis"]), inputs=inputs,
@@ -251,185 +259,31 @@ def _obligation(rule: Rule, fact: Fact, by_kind: dict[str, list[Fact]], context:
                       evidence_sources=tuple(evidence_fact.get("sources", ())) if evidence_fact else ())
 
 
-def _open(due: date, as_of: date, missing: str) -> _Verdict:
-    if as_of > due:
-        return _Verdict("overdue", f"{missing}; due {fmt(due)}, {(as_of - due).days} days before {fmt(as_of)}")
-    return _Verdict("pending", f"{missing}; due {fmt(due)}, {(due - as_of).days} days after {fmt(as_of)}")
-
-
-def _unknown(due: date, context: _Context, missing: str, what: str) -> _Verdict:
-    """Past due with nothing on record: overdue only where the record is complete for that day."""
-    complete_from = context.receipts_complete_from
-    if context.as_of <= due or (complete_from is not None and due >= complete_from):
-        suffix = f" (the record is complete from {fmt(complete_from)})" if complete_from and context.as_of > due else ""
-        return _open(due, context.as_of, missing + suffix)
-    return _Verdict("unknown", f"{missing}, and the record of {what} is not complete for {fmt(due)}: "
-                               f"whether it was received is not known")
-
-
-def _on_time(due: date, done: date, fact: Fact) -> _Verdict:
-    if done <= due:
-        return _Verdict("fulfilled", f"{fact['label']} (on or before {fmt(due)})", fact["id"], received=done)
-    return _Verdict("fulfilled_late", f"{fact['label']}: {(done - due).days} days after {fmt(due)}", fact["id"], received=done)
-
-
-def _submitted(due: date, fact: Fact) -> _Verdict:
-    """Timeliness of a submission known to a day, a month, a year, or only as "on or before" a day."""
-    latest = date.fromisoformat(fact["date"])
-    precision = fact.get("precision", "day")
-    if precision == "day" or "submitted_on" not in fact:
-        return _on_time(due, date.fromisoformat(fact.get("submitted_on") or fact["date"]), fact)
-    earliest = None if precision == "before" else date.fromisoformat(fact["submitted_on"])
-    if latest <= due:
-        return _Verdict("fulfilled", f"{fact['label']} (on or before {fmt(due)})", fact["id"], received_by=latest)
-    if earliest is not None and earliest > due:
-        return _Verdict("fulfilled_late", f"{fact['label']}: after {fmt(due)}", fact["id"], received_by=latest)
-    return _Verdict("received", f"{fact['label']}; its exact date is not recorded, so whether it was made by "
-                                f"{fmt(due)} is not known", fact["id"], received_by=latest)
-
-
-def _by_completion(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], context: _Context) -> _Verdict:
-    done = by_kind.get(rule.fulfilled_by or "", [])
-    if done:
-        completion = done[0]
-        return _on_time(due, date.fromisoformat(completion["completed_on"]), completion)
-    return _open(due, context.as_of, "no completion recorded")
-
-
-def _by_receipt(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], context: _Context) -> _Verdict:
-    """A report or a response: the first one received for the obligation's period; for a report
-    with none recorded, what published observations say of it."""
-    period = fact.get("period")
-    receipts = [f for f in by_kind.get(rule.fulfilled_by or "", []) if period is None or f.get("period") == period]
-    recorded = [f for f in receipts if not f.get("published")]
-    if recorded:   # the ISU's own record wins over what a source says
-        first = min(recorded, key=lambda f: f["date"])
-        return _on_time(due, date.fromisoformat(first["date"]), first)
-    if receipts:
-        return _submitted(due, min(receipts, key=lambda f: f["date"]))
-    if rule.status == "response":   # the request is in the record, and so is the answer to it
-        return _open(due, context.as_of, "no response recorded")
-    if context.as_of > due:
-        observed = _observed(rule, fact, due, by_kind)
-        if observed:
-            return observed
-    return _unknown(due, context, "no receipt recorded", "receipts")
-
-
-def _observed(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]]) -> _Verdict | None:
-    """What the observations dated after the due date say of one report (None: nothing)."""
-    period = fact.get("period")
-    relevant = sorted((o for o in by_kind.get(f"observation:{rule.fulfilled_by}", [])
-                       if o["date"] > fact["date"] and (o.get("period") in (None, period))),
-                      key=lambda o: (o["date"], o["id"]))
-    received = sorted((o for o in relevant if not o["outstanding"]), key=lambda o: (o.get("until") or o["date"], o["id"]))
-    outstanding = [o for o in relevant if o["outstanding"]]
-    if received:
-        first = received[0]
-        seen = date.fromisoformat(first.get("until") or first["date"])
-        before = [o for o in outstanding if o["date"] < first["date"]]
-        later = [o for o in outstanding if o["date"] > (first.get("until") or first["date"])]
-        note = (f" (a later list, {later[-1]['observer']} as of {fmt(date.fromisoformat(later[-1]['date']))}, "
-                f"still names it: the sources disagree)") if later else ""
-        if before:
-            last = date.fromisoformat(before[-1]["date"])
-            return _Verdict("fulfilled_late", f"received after {fmt(last)}, when {before[-1]['observer']} still listed it "
-                                              f"as outstanding, and on or before {fmt(seen)}, when {first['observer']} did "
-                                              f"not; the date of receipt is not recorded{note}", first["id"], received_by=seen)
-        return _Verdict("received", f"received on or before {fmt(seen)}: not among the outstanding reports listed by "
-                                    f"{first['observer']} as of that day; the date of receipt is not recorded, so whether "
-                                    f"it was on time is not known{note}", first["id"], received_by=seen)
-    if outstanding:
-        last = outstanding[-1]
-        return _Verdict("overdue", f"due {fmt(due)}; still outstanding on {fmt(date.fromisoformat(last['date']))} "
-                                   f"according to {last['observer']}; no receipt recorded since", last["id"])
-    return None
-
-
-def _by_extension_request(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], context: _Context) -> _Verdict:
-    """A request is optional: never overdue. Decided, submitted, awaiting a decision, not needed, pending or missed."""
-    period = fact.get("period")
-    article = (rule.fulfilled_by or "").split(":")[-1]
-    requests = sorted((f for f in by_kind.get(rule.fulfilled_by or "", []) if f.get("period") == period),
-                      key=lambda f: f["date"])
-    decision = next((d for d in by_kind.get(f"decision:extension:{article}", [])
-                     if d.get("seq") == fact.get("deadline_seq", -1) + 1), None)
-    if decision is not None:
-        if requests:
-            return _submitted(due, requests[0])
-        return _Verdict("fulfilled", f"a request was made: {decision['label']}", decision["id"])
-    if requests:
-        first = requests[0]
-        meeting = context.meetings.get(period or "")
-        if meeting and meeting["status"] != "projected" and meeting["end"] < context.as_of.isoformat():
-            return _Verdict("awaiting_decision", f"{first['label']}; the {period} met ({fmt(date.fromisoformat(meeting['start']))}"
-                                                 f" to {fmt(date.fromisoformat(meeting['end']))}) and no decision on it is recorded",
-                            first["id"])
-        return _submitted(due, first)
-    deadline = date.fromisoformat(fact.get("deadline") or fact["date"])
-    followed = context.rulebook.rule(rule.follows) if rule.follows else None
-    completions = by_kind.get(followed.fulfilled_by or "", []) if followed else []
-    if completions:
-        completed = date.fromisoformat(completions[0]["completed_on"])
-        if completed <= deadline:
-            return _Verdict("not_needed", f"not needed: {completions[0]['label']}, on or before the deadline of "
-                                          f"{fmt(deadline)}", completions[0]["id"])
-    if context.as_of <= due:
-        return _Verdict("pending", f"no extension request recorded; a request is optional; due {fmt(due)}, "
-                                   f"{(due - context.as_of).days} days after {fmt(context.as_of)}")
-    return _Verdict("missed", f"no extension request recorded by {fmt(due)}, and the deadline of {fmt(deadline)} "
-                              f"was then still open")
-
-
-def _by_declaration(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], context: _Context) -> _Verdict:
-    completion = (by_kind.get(rule.fulfilled_by or "") or [None])[0]
-    if completion and completion.get("declared_at"):
-        declared_at = completion["declared_at"]
-        if declared_at == fact.get("period"):
-            return _Verdict("fulfilled", f"compliance declared at {declared_at}", completion["id"])
-        start = context.meetings.get(declared_at, {}).get("start")
-        if start and date.fromisoformat(start) > due:
-            return _Verdict("fulfilled_late", f"compliance declared at {declared_at}, after {fact.get('period')}", completion["id"])
-        return _Verdict("fulfilled", f"compliance declared: {completion['label']}", completion["id"])
-    return _unknown(due, context, "no declaration of compliance recorded", "declarations")
-
-
-_STATUS = {
-    "completion": _by_completion,
-    "report": _by_receipt,
-    "response": _by_receipt,
-    "extension_request": _by_extension_request,
-    "declaration": _by_declaration,
-}
-
-
-def _apply_pending_decisions(rulebook: Rulebook, obligations: list[Obligation]) -> list[Obligation]:
-    """A deadline past with a request to extend it that awaits a recorded decision is not known to be
-    missed: it reads "decision not recorded" (unknown), not overdue."""
-    awaiting = {rulebook.rule(o.id).follows: o for o in obligations if o.status == "awaiting_decision"}
-    result = []
-    for obligation in obligations:
-        request = awaiting.get(obligation.id)
-        if request is not None and obligation.status == "overdue":
-            obligation = replace(obligation, status="unknown",
-                                 status_reason=f"decision not recorded: {request.status_reason}; due {fmt(obligation.due)} "
-                                               f"unless that meeting extended it",
-                                 inputs=obligation.inputs + tuple(i for i in request.inputs[-1:] if i not in obligation.inputs))
-        result.append(obligation)
+def _apply_thens(rulebook: Rulebook, subjects: list[status.Subject],
+                 obligations: dict[str, Obligation]) -> dict[str, Obligation]:
+    """The statuses one obligation takes because of another's (declared as [[status_mode.then]])."""
+    result = dict(obligations)
+    for subject in subjects:
+        request = obligations[subject.key]
+        for then in subject.mode.then:
+            if request.status != then.when or not subject.rule.follows:
+                continue
+            for key, obligation in obligations.items():
+                if obligation.id == subject.rule.follows and obligation.status == then.followed:
+                    reason = then.reason.replace("{request.reason}", request.status_reason).replace(
+                        "{due}", fmt(obligation.due))
+                    result[key] = replace(result[key], status=then.becomes, status_reason=reason,
+                                          inputs=obligation.inputs + tuple(i for i in request.inputs[-1:] if i not in obligation.inputs))
     return result
 
 
-def _apply_terminations(rulebook: Rulebook, obligations: list[Obligation], by_kind: dict[str, list[Fact]]) -> list[Obligation]:
-    result = list(obligations)
-    for rule in rulebook.rules:
-        if rule.produces != "termination" or not by_kind.get(rule.anchor or ""):
-            continue
-        event = by_kind[rule.anchor][0]
-        effective = date.fromisoformat(event["date"])
-        for index, obligation in enumerate(result):
-            if obligation.due > effective and obligation.status not in DONE:
-                result[index] = replace(
-                    obligation, status="lapsed",
-                    status_reason=f"{event['label']}, before it fell due (Art. {rule.article})",
-                    basis=obligation.basis + (rule.id,), inputs=obligation.inputs + (event["id"],))
+def _apply_lapse(rulebook: Rulebook, rule: Rule, event: Fact, obligations: dict[str, Obligation],
+                 lapsing: set[str]) -> dict[str, Obligation]:
+    done = rulebook.vocabulary.group("done") if rulebook.vocabulary else frozenset()
+    result = dict(obligations)
+    for key, obligation in obligations.items():
+        if key in lapsing and obligation.status not in done:
+            result[key] = replace(obligation, status="lapsed",
+                                  status_reason=f"{event['label']}, before it fell due (Art. {rule.article})",
+                                  basis=obligation.basis + (rule.id,), inputs=obligation.inputs + (event["id"],))
     return result

@@ -1,5 +1,5 @@
 """The README's table of rule keys, generated from the tables the loader and the backends read
-(the rulebook's keys, compute's date functions and status modes), so the documentation cannot
+(the rulebook's keys, compute's date functions, the status modes the packaged pack declares), so the documentation cannot
 drift from the code: ``python -m engine.core.rule_keys`` prints it, ``--write`` updates README.md
 between its markers, and a test checks the README matches.
 """
@@ -37,7 +37,8 @@ ROWS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("exception_to", "due_from", "ceiling"), "an exception moves the base rule's date to the decided date, checked "
      "against the ceiling (`{ years = 4 }`) from the deadline it extends"),
     (("follows",), "the obligation this one exists for: dropped once that one was met in time"),
-    (("status", "fulfilled_by"), "how the record fulfils it, and the fact kind that does: {modes}"),
+    (("status", "fulfilled_by"), "the `[[status_mode]]` (declared in the pack's rule files, see \"Status semantics\") that reads the record, and the fact kind that fulfils it; the ccm pack declares {modes}"),
+    (("decided_by",), "the fact kind of the decision that settles it (an extension request: the extension decision)"),
     (("effect",), "for a `termination`: `lapse_after` (the obligations still open lapse once it takes effect)"),
     (("reading",), "the interpretation adopted, in words (e.g. which year the first annual report covers)"),
     (("not_modelled",), "what the rule leaves out (\"as soon as possible\": only the outer bound)"),
@@ -47,7 +48,8 @@ ROWS: tuple[tuple[tuple[str, ...], str], ...] = (
 def markdown() -> str:
     """The table, header included."""
     functions = "; ".join(f"`{name}` ({f.summary}; args: {f.args})" for name, f in compute.DATE_FUNCTIONS.items())
-    modes = "; ".join(f"`{name}` ({what})" for name, what in compute.STATUS_MODES.items())
+    declared = rulebook.load_rulebook().status_modes
+    modes = ", ".join(f"`{name}`" for name in declared)
     lines = ["| key | meaning |", "|---|---|"]
     for keys, text in ROWS:
         meaning = text.replace("{functions}", functions).replace("{modes}", modes)

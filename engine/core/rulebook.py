@@ -10,10 +10,11 @@ from typing import Any
 
 from engine.core import compute, packs
 from engine.core.dates import ROUNDINGS
+from engine.core.status import StatusMode, Vocabulary, load_vocabulary, parse_mode
 
 PRODUCES = ("date", "obligation", "exception", "termination")
-# The date functions and status modes are the table of engine/core/compute.py, read here by name.
-STATUS_MODES = tuple(compute.STATUS_MODES)
+# The date functions are the table of engine/core/compute.py, read here by name; the status modes
+# are declared by each pack ([[status_mode]] in its rule files).
 DATE_FUNCTIONS = tuple(compute.DATE_FUNCTIONS)
 EFFECTS = ("lapse_after",)
 PERIOD_FROM = ("meeting", "fact_id")
@@ -50,13 +51,14 @@ _KEYS: dict[str, str] = {
     "first_period": "{ anchor, add_years }",
     "last_period": "facts whose year bounds the last period",
     "period_from": "meeting | fact_id",
-    "status": "how the record fulfils it: " + " | ".join(STATUS_MODES),
+    "status": "the status mode ([[status_mode]] in a rule file of the pack) that says how the record fulfils it",
     "fulfilled_by": "the recorded fact kind that fulfils it",
+    "decided_by": "the fact kind of the decision that settles it (an extension request: the extension decision)",
     "effect": "lapse_after",
     "reading": "the interpretation adopted, in words",
     "not_modelled": "what the rule deliberately leaves out",
 }
-_FILE_KEYS = ("rulebook", "rule", "calendar")
+_FILE_KEYS = ("rulebook", "rule", "calendar", "status_mode")
 _CALENDAR_KEYS = ("article", "quote", "reading", "sources", "horizon_years", "series")
 _SERIES_KEYS = ("kind", "every_years", "code", "name", "estimated_start", "city")
 
@@ -104,6 +106,7 @@ class Rule:
     period_from: str | None = None
     status: str | None = None
     fulfilled_by: str | None = None
+    decided_by: str | None = None
     effect: str | None = None
     reading: str = ""
     not_modelled: tuple[str, ...] = ()
@@ -164,6 +167,8 @@ class Rulebook:
     hash: str
     title: str = ""
     calendar: CalendarRule | None = None
+    status_modes: dict[str, StatusMode] = field(default_factory=dict, hash=False, compare=False)
+    vocabulary: Vocabulary | None = field(default=None, hash=False, compare=False)
 
     def rule(self, rule_id: str) -> Rule:
         for candidate in self.rules:
@@ -248,6 +253,8 @@ def load_rulebook(directory: Path | None = None) -> Rulebook:
     written_ids: set[str] = set()
     title = ""
     calendar: CalendarRule | None = None
+    vocabulary = load_vocabulary()
+    modes: dict[str, StatusMode] = {}
     for path in files:
         raw = path.read_bytes()
         digest.update(path.name.encode() + b"\0" + raw + b"\0")
@@ -258,13 +265,21 @@ def load_rulebook(directory: Path | None = None) -> Rulebook:
             continue
         for key in document:
             if key not in _FILE_KEYS:
-                problems.append(f"{path.name}: unknown table [{key}]; a rule file holds [rulebook], [calendar] and [[rule]] only")
+                problems.append(f"{path.name}: unknown table [{key}]; a rule file holds [rulebook], [calendar], "
+                                "[[status_mode]] and [[rule]] only")
         title = title or document.get("rulebook", {}).get("title", "")
         if "calendar" in document:
             if calendar is not None:
                 problems.append(f"{path.name}: a second [calendar] table; {calendar.file} already has one")
             else:
                 calendar = _parse_calendar(path.name, document["calendar"], problems)
+        for entry in document.get("status_mode", []):
+            mode, found = parse_mode(path.name, entry, vocabulary.statuses)
+            problems.extend(found)
+            if mode is not None:
+                if mode.name in modes:
+                    problems.append(f"{path.name}: status_mode {mode.name} is already declared in {modes[mode.name].file}")
+                modes[mode.name] = mode
         for index, entry in enumerate(document.get("rule", []), start=1):
             if isinstance(entry.get("id"), str):
                 written_ids.add(entry["id"])
@@ -272,6 +287,10 @@ def load_rulebook(directory: Path | None = None) -> Rulebook:
             if rule:
                 rules.append(rule)
     _check_references(rules, written_ids, problems)
+    for rule in rules:
+        if rule.is_obligation and rule.status not in modes:
+            problems.append(f"{rule.file}: rule {rule.id}: key 'status' names {rule.status!r}, which no [[status_mode]] "
+                            f"of the pack declares (declared: {', '.join(sorted(modes)) or 'none'})")
     if pack is not None:
         _check_manifest(pack, files, rules, problems)
     if problems:
@@ -279,7 +298,8 @@ def load_rulebook(directory: Path | None = None) -> Rulebook:
     ordered = _dependency_order(rules, problems)
     if problems:
         raise RulebookError(problems)
-    return Rulebook(rules=tuple(ordered), hash=digest.hexdigest()[:16], title=title, calendar=calendar)
+    return Rulebook(rules=tuple(ordered), hash=digest.hexdigest()[:16], title=title, calendar=calendar,
+                    status_modes=modes, vocabulary=vocabulary)
 
 
 def _parse_calendar(file: str, entry: Any, problems: list[str]) -> CalendarRule | None:
@@ -389,8 +409,8 @@ def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str
             problems.append(f"{where}: give exactly one of 'offset', 'date_function' or 'due_from' to say how the date is computed")
         if "offset" in entry and "anchor" not in entry:
             problems.append(f"{where}: key 'offset' needs an 'anchor' to count from")
-    if produces == "obligation" and entry.get("status") not in STATUS_MODES:
-        problems.append(f"{where}: key 'status' must be one of {', '.join(STATUS_MODES)} for an obligation")
+    if produces == "obligation" and not isinstance(entry.get("status"), str):
+        problems.append(f"{where}: key 'status' must name a status mode for an obligation")
     if produces == "exception":
         for key in ("exception_to", "due_from"):
             need(key)
@@ -423,7 +443,7 @@ def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str
         ceiling_years=(ceiling or {}).get("years"), exception_to=entry.get("exception_to"),
         follows=entry.get("follows"), each=entry.get("each"), first_period=dict(entry.get("first_period", {})),
         last_period=tuple(entry.get("last_period", ())), period_from=entry.get("period_from"),
-        status=entry.get("status"), fulfilled_by=entry.get("fulfilled_by"), effect=entry.get("effect"),
+        status=entry.get("status"), fulfilled_by=entry.get("fulfilled_by"), decided_by=entry.get("decided_by"), effect=entry.get("effect"),
         reading=entry.get("reading", "").strip(), not_modelled=tuple(entry.get("not_modelled", ())),
         quotes=quotes,
         title=str(entry.get("title", "")).strip(),
