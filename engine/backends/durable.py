@@ -35,6 +35,7 @@ from durable import engine as durable_engine
 from engine.core import status
 from engine.core.compute import EvaluationError, Fact, apply_exception, fire, optional_kinds
 from engine.core.rulebook import Rule, Rulebook
+from engine.backends.status_patterns import StatusPatterns
 
 RULESET = "ccm_deadlines"
 SESSION_MARKER = "$session"  # asserted in every session so that at least one action runs
@@ -73,6 +74,8 @@ class _Session:
         self.hashes: set[int] = set()
         self.derived: list[Fact] = []
         self.errors: list[BaseException] = []
+        self.verdicts: dict[str, dict[int, list[dict[str, str]]]] = {}   # status session: subject -> case -> bindings
+        self.lapsing: set[str] = set()
         by_kind: dict[str, list[Fact]] = {}
         for fact in facts:
             by_kind.setdefault(fact["k"], []).append(fact)
@@ -105,7 +108,8 @@ class DurableBackend:
         self._counter = itertools.count(1)
         self._host = _Host()
         self._consumed = self.consumed_kinds
-        self._host.register_rulesets({RULESET: self._compile()})
+        self._status = StatusPatterns(rulebook)
+        self._host.register_rulesets({RULESET: {**self._compile(), **self._status.compile(self)}})
         self._ruleset = self._host.get_ruleset(RULESET)
 
     # -- compilation ---------------------------------------------------------------------
@@ -195,14 +199,22 @@ class DurableBackend:
         Raises :class:`EvaluationError` (from a rule), :class:`HashCollisionError`, or
         RuntimeError for any other failure inside durable_rules.
         """
+        def build(session: _Session) -> list[dict[str, Any]]:
+            consumed = self._consumed
+            return [session.slim(fact) for fact in facts if fact["k"] in consumed]
+
+        return list(self.run_session(facts, build).derived)
+
+    def run_session(self, facts: list[Fact], build) -> _Session:
+        """Run one fresh session: assert the slims ``build(session)`` returns and the session
+        marker, one by one, drain the actions, raise what they raised, delete the session."""
         with self._lock:
             sid = f"s{next(self._counter)}"
             session = _Session(sid, facts)
             self._sessions[sid] = session
             poisoned = False  # a session that saw a rejected duplicate crashes delete_state: left in place
             try:
-                consumed = self._consumed
-                slims = [session.slim(fact) for fact in facts if fact["k"] in consumed]
+                slims = build(session)
                 slims.append(session.slim({"k": SESSION_MARKER, "id": SESSION_MARKER}))
                 collision = None
                 for slim in slims:  # one by one: the batch call corrupts memory on a duplicate
@@ -220,7 +232,7 @@ class DurableBackend:
                     raise session.errors[0]
                 if state.get("exception"):
                     raise RuntimeError(f"durable_rules action failed: {state['exception']}")
-                return list(session.derived)
+                return session
             finally:
                 try:
                     self._drain(session)
@@ -250,8 +262,14 @@ class DurableBackend:
                 raise RuntimeError(f"durable_rules could not complete an action: {failures[0]}")
 
     def judge(self, subjects: list[status.Subject], context: status.Context):
-        """The status conditions (for now read as the reference does)."""
-        return status.judge(subjects, context), status.lapses(subjects, context)
+        """The declared status conditions, matched by durable_rules in a session of their own.
+
+        Sent: one ``$obligation`` fact per obligation, the facts that can play a role, the
+        evaluation date, the day the record is complete from, and the withdrawal; each carries
+        the fields the conditions read, dates as ordinals. Returns what
+        :func:`engine.core.status.judge` and :func:`~engine.core.status.lapses` return.
+        """
+        return self._status.judge(self, subjects, context)
 
     def live_sessions(self) -> int:
         """Sessions still held on the Python side (0 between evaluations)."""

@@ -1,0 +1,207 @@
+"""The declared status conditions as durable_rules patterns (the durable backend's reading of them).
+
+Each case of a status mode that has a condition becomes one rule per obligation rule using the
+mode: a pattern for the ``$obligation`` fact, one per role the case needs, and one for the
+evaluation date or the day the record is complete from when a test reads them. Each test is
+placed on the last of those patterns it reads and refers to the earlier ones, so the C engine
+compares the ordinal dates (``$lt``, ``$lte``...) and the values itself. Rules fire with a cap:
+one action per rule and session, with every match. Which case comes first, and the wording,
+stay with :mod:`engine.core.status`.
+
+Fields are sent flat (``period__end``: a dot would be read as a path); a date as its ordinal,
+absent when the fact has none (a comparison with it then fails, as in the reference); a value
+read with ``is set``/``is none`` as ``<field>__set`` 1 or 0; ``None`` as "".
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from itertools import product
+from typing import Any
+
+from engine.core import status
+from engine.core.compute import Fact
+
+OBLIGATION, AS_OF, RECORD, WITHDRAWAL = "$obligation", "$as_of", "$record", "$withdrawal"
+CAP = 10_000   # more matches than one party can have: one firing per rule and session
+
+
+class StatusPatterns:
+    """Compiles the rulebook's status modes; knows which fields each kind of fact must carry."""
+
+    def __init__(self, rulebook: Any):
+        self.rulebook = rulebook
+        # (rule name in the ruleset) -> (subject rule id, case index, role names by pattern)
+        self.cases: dict[str, tuple[str, int]] = {}
+        # fact kind -> {slim key: (path, how)} where how is "date", "set" or "value"
+        self.fields: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {}
+        self.kinds_of: dict[str, dict[str, str]] = {}   # rule id -> role -> fact kind
+
+    # -- compilation -----------------------------------------------------------------
+
+    def compile(self, backend: Any) -> dict[str, Any]:
+        definition: dict[str, Any] = {}
+        for index, rule in enumerate(self.rulebook.rules):
+            if not rule.is_obligation:
+                continue
+            mode = self.rulebook.status_modes[rule.status]
+            follows = self.rulebook.rule(rule.follows) if rule.follows else None
+            kinds = {name: status.role_kind(role, rule, follows) for name, role in mode.roles.items()}
+            self.kinds_of[rule.id] = kinds
+            periodic = bool(rule.each or rule.period_from)
+            for number, case in enumerate(mode.cases):
+                if not case.need and not case.tests:
+                    continue
+                # "same or none" is two patterns (an $or mixing a reference and a literal never matches the literal)
+                either = [n for n in case.need if mode.roles[n].period == "same_or_none"]
+                for variant in product(("same", "none"), repeat=len(either)):
+                    name = f"status{index}_{number}" + "".join(f"_{v}" for v in variant)
+                    self.cases[name] = (rule.id, number)
+                    definition[name] = {"all": self._patterns(rule, mode, case, kinds, periodic, dict(zip(either, variant))),
+                                        "cap": CAP, "run": self._action(backend, name, case)}
+        self._need(OBLIGATION, ("date",), "date")
+        definition["status_lapse"] = {
+            "all": [{"o": {"k": OBLIGATION}},
+                    {"w": {"$and": [{"k": WITHDRAWAL}, {"$lt": {"date": {"o": "date"}}}]}}],
+            "cap": CAP, "run": self._lapse_action(backend)}
+        self._need(WITHDRAWAL, ("date",), "date")
+        # A fact that fails every literal test is rejected by durable_rules, and rejections
+        # corrupt the engine's memory over a few thousand sessions (a segfault, found here): one
+        # capped rule accepts every fact sent, firing once per session.
+        sent = sorted({k for kinds in self.kinds_of.values() for k in kinds.values()} | {AS_OF, RECORD})
+        definition["status_accept"] = {"all": [{"x": {"$or": [{"k": kind} for kind in sent]}}], "cap": CAP,
+                                       "run": lambda c: None}
+        return definition
+
+    def _need(self, kind: str, path: tuple[str, ...], how: str) -> str:
+        key = "__".join(path) + ("__set" if how == "set" else "")
+        self.fields.setdefault(kind, {})[key] = (path, how)
+        return key
+
+    def _patterns(self, rule: Any, mode: status.StatusMode, case: status.Case, kinds: dict[str, str],
+                  periodic: bool, variant: dict[str, str]) -> list[dict[str, Any]]:
+        order = ["obligation", *case.need]
+        reads = {s for t in case.tests for s in t.sources}
+        order += [s for s in ("as_of", "record") if s in reads]
+        kind_of = {"obligation": OBLIGATION, "as_of": AS_OF, "record": RECORD, **{n: kinds[n] for n in case.need}}
+        alias = {"obligation": "o", "as_of": "a", "record": "r", **{n: f"p_{n}" for n in case.need}}
+        constraints: dict[str, list[dict[str, Any]]] = {name: [{"k": kind_of[name]}] for name in order}
+        constraints["obligation"].append({"rule": rule.id})
+        for name in case.need:
+            period = mode.roles[name].period
+            if period == "same" and periodic:
+                constraints[name].append({"period": {"o": "period"}})
+                self._need(kind_of[name], ("period",), "value")
+            elif period == "same_or_none":
+                constraints[name].append({"period": {"o": "period"}} if variant[name] == "same" else {"period": ""})
+                self._need(kind_of[name], ("period",), "value")
+            if period != "any":
+                self._need(OBLIGATION, ("period",), "value")
+        for test in case.tests:
+            place = max((order.index(s) for s in test.sources), default=0)
+            here = order[place]
+            left, op, right = test.left, test.op, test.right
+            if left.source != here:
+                left, right, op = right, left, status.FLIPPED[op]
+            assert left is not None
+            if op in ("set", "none"):
+                key = self._need(kind_of[here], left.path, "set")
+                constraints[here].append({key: 1 if op == "set" else 0})
+                continue
+            assert right is not None
+            how = "date" if op in status.DATE_OPS else "value"
+            key = self._need(kind_of[here], left.path, how)
+            if right.source:
+                other = self._need(kind_of[right.source], right.path, how)
+                value: Any = {alias[right.source]: other}
+            else:
+                value = right.literal
+            if op == "==":
+                constraints[here].append({key: value})
+            else:
+                constraints[here].append({(status.DATE_OPS.get(op) or status.VALUE_OPS[op]): {key: value}})
+        return [{alias[name]: (parts[0] if len(parts) == 1 else {"$and": parts})} for name, parts in constraints.items()]
+
+    # -- actions ---------------------------------------------------------------------
+
+    def _action(self, backend: Any, name: str, case: status.Case):
+        number = self.cases[name][1]
+        roles = [(role, f"p_{role}") for role in case.need]
+
+        def action(c: Any) -> None:
+            session = backend._sessions[c.s.sid]
+            try:
+                for match in c.m:
+                    frame = match._d
+                    subject = session.payload[frame["o"]["id"]]["key"]
+                    binding = {role: session.payload[frame[alias]["id"]]["id"] for role, alias in roles}
+                    session.verdicts.setdefault(subject, {}).setdefault(number, []).append(binding)
+            except BaseException as error:
+                session.errors.append(error)
+                raise
+        return action
+
+    def _lapse_action(self, backend: Any):
+        def action(c: Any) -> None:
+            session = backend._sessions[c.s.sid]
+            try:
+                for match in c.m:
+                    session.lapsing.add(session.payload[match._d["o"]["id"]]["key"])
+            except BaseException as error:
+                session.errors.append(error)
+                raise
+        return action
+
+    # -- facts -----------------------------------------------------------------------
+
+    def _slim(self, session: Any, kind: str, fact: Fact, values: dict[str, Any], context: status.Context) -> dict[str, Any]:
+        slim = session.slim({**fact, "k": kind})
+        slim.pop("seq", None)
+        for key, (path, how) in self.fields.get(kind, {}).items():
+            value = status.resolve(values, path, context)
+            if how == "date":
+                if value:
+                    slim[key] = date.fromisoformat(value).toordinal()
+            elif how == "set":
+                slim[key] = 1 if value else 0
+            else:
+                slim[key] = "" if value is None else value
+        return slim
+
+    def judge(self, backend: Any, subjects: list[status.Subject], context: status.Context):
+        if not subjects:
+            return {}, set()
+        facts = [s.fact for s in subjects]
+
+        def build(session: Any) -> list[dict[str, Any]]:
+            slims = []
+            roles: dict[str, Fact] = {}
+            for subject in subjects:
+                slim = self._slim(session, OBLIGATION, {"key": subject.key, "id": subject.key}, subject.values, context)
+                slim["rule"] = subject.rule.id
+                slims.append(slim)
+                for name, candidates in subject.candidates.items():
+                    kind = self.kinds_of[subject.rule.id][name]
+                    for fact in candidates:
+                        roles.setdefault(f"{kind}\0{fact['id']}", {**fact, "k": kind})
+            for fact in roles.values():
+                slims.append(self._slim(session, fact["k"], fact, fact, context))
+            slims.append(self._slim(session, AS_OF, {"id": AS_OF}, {"date": context.as_of.isoformat()}, context))
+            if context.record_complete is not None:
+                slims.append(self._slim(session, RECORD, {"id": RECORD}, {"date": context.record_complete.isoformat()},
+                                        context))
+            if context.withdrawal is not None:
+                slims.append(self._slim(session, WITHDRAWAL, context.withdrawal, context.withdrawal, context))
+            return slims
+
+        session = backend.run_session(facts, build)
+        by_id = {f["id"]: f for s in subjects for c in s.candidates.values() for f in c}
+        decided = {}
+        for subject in subjects:
+            found = session.verdicts.get(subject.key, {})
+            # A case with no condition always holds: the patterns leave it out.
+            free = next(i for i, c in enumerate(subject.mode.cases) if not c.need and not c.tests)
+            number = min([*found, free])
+            bindings = found.get(number, [{}])
+            decided[subject.key] = (number, [{role: by_id[i] for role, i in b.items()} for b in bindings])
+        return decided, set(session.lapsing)
