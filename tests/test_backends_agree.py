@@ -222,3 +222,49 @@ def test_generated_parties_get_the_same_facts_and_obligations_from_both_backends
         assert got_json == expected_json
 
     check()
+
+
+def test_a_status_condition_broken_in_one_backend_only_fails_the_agreement(ccm_rulebook, ccm_registry, monkeypatch):
+    """The agreement check can see a bug in one backend's reading of a declared condition.
+
+    The durable backend's compiled pattern for the completion mode's first case ("completion on
+    or before the due date": ``done.completed_on <= due``, a ``$lte`` between ordinals) is turned
+    into ``$lt`` in that backend only; the reference interpreter keeps reading the TOML. How it
+    was checked: Peru's stockpile completion is moved to the day of its (extended) deadline; the
+    reference says "fulfilled", the broken durable backend "fulfilled_late", and the JSON the
+    agreement tests compare differs. Without the monkeypatch the same party agrees (the tests
+    above, and the whole registry compared on 13 dates with three record settings while
+    writing the patterns: 0 of 4,875 evaluations differ).
+    """
+    from engine.backends.durable import DurableBackend
+    from engine.backends.status_patterns import StatusPatterns
+
+    original = StatusPatterns._patterns
+
+    def broken(self, rule, mode, case, kinds, periodic, variant):
+        patterns = original(self, rule, mode, case, kinds, periodic, variant)
+        if mode.name == "completion" and case.status == "fulfilled":
+            text = json.dumps(patterns).replace('"$lte"', '"$lt"')
+            return json.loads(text)
+        return patterns
+
+    monkeypatch.setattr(StatusPatterns, "_patterns", broken)
+    monkeypatch.setattr(durable_adapter, "_BACKENDS", {})   # a backend compiled with the broken pattern
+    durable = Evaluator(ccm_rulebook, ccm_registry, "durable")
+    oracle = Evaluator(ccm_rulebook, ccm_registry, "reference")
+    assert isinstance(durable_adapter.backend(ccm_rulebook), DurableBackend)
+    as_of = date(2026, 11, 28)
+    # A completion on the day its deadline falls: on time in law, late under the broken pattern.
+    facts = oracle.facts("PER", as_of)
+    derived = reference.infer(ccm_rulebook, facts)
+    deadline = max((f for f in derived if f["k"] == "ccm.art3.stockpile_destruction"), key=lambda f: f["seq"])
+    facts = [f for f in facts if f["k"] != "completion:art3"] + [
+        {"k": "completion:art3", "id": "completion:art3", "date": deadline["date"], "ord": deadline["ord"],
+         "completed_on": deadline["date"], "precision": "day", "declared_at": None, "label": "completed", "sources": []}]
+    participant = ccm_registry.participant("PER")
+    backend = durable_adapter.backend(ccm_rulebook)
+    got = assemble(ccm_rulebook, participant, as_of, facts, backend.infer(facts), judge=backend.judge)
+    expected = assemble(ccm_rulebook, participant, as_of, facts, reference.infer(ccm_rulebook, facts))
+    assert [o.status for o in expected.find("ccm.art3.stockpile_destruction")] == ["fulfilled"]
+    assert [o.status for o in got.find("ccm.art3.stockpile_destruction")] == ["fulfilled_late"]
+    assert got.to_json() != expected.to_json()
