@@ -214,3 +214,14 @@ def test_a_decision_beyond_the_ten_year_ceiling_is_refused(rulebook, registry, t
     from engine.core.model import RegistryError
     with pytest.raises(RegistryError, match="beyond the ceiling of 10 years"):
         load_registry(copy, rulebook)
+
+
+def test_a_notification_of_succession_is_an_instrument(registry):
+    """engine/core/model.py INSTRUMENT_KINDS: a successor State's notification (Montenegro, South Sudan)."""
+    assert {registry.participant(iso3).instrument for iso3 in ("MNE", "SSD")} == {"succession"}
+
+
+def test_the_calendar_projects_yearly_meetings_and_a_sixth_review_conference_in_2029(evaluator):
+    projected = [(m.code, m.start_date) for m in evaluator.meetings if m.projected][:5]
+    assert projected == [("23MSP", date(2026, 11, 20)), ("24MSP", date(2027, 11, 20)), ("25MSP", date(2028, 11, 20)),
+                         ("6RC", date(2029, 11, 20)), ("26MSP", date(2030, 11, 20))]
