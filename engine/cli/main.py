@@ -20,9 +20,10 @@ from typer.core import TyperGroup
 from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
 from engine.runtime.errors import CcmError, exit_for
-from engine.core.evaluate import Evaluator
+from engine.core.evaluate import Evaluator, PartyEvaluation
 from engine.core.model import UnknownPartyError
-from engine.registry.shared import reset as reset_evaluators, shared_evaluator
+from engine.registry.shared import reset as reset_evaluators, shared_evaluator, shared_treaties
+from engine.registry.treaties import Treaties
 from engine.runtime.settings import load_settings
 
 
@@ -58,6 +59,7 @@ app = typer.Typer(cls=CcmGroup, no_args_is_help=True, add_completion=True,
                   help="Deadlines of the Convention on Cluster Munitions, computed from declarative rules.")
 console = Console()
 AS_OF_HELP = "Evaluate as of this date (YYYY-MM-DD); default today (UTC)."
+TREATY_HELP = "Only this rule pack (e.g. apmbc), selected or not; default: every pack [engine] pack selects."
 STATUS_STYLE = {"overdue": "bold red", "pending": "yellow", "fulfilled": "green", "fulfilled_late": "dark_orange",
                 "lapsed": "dim", "unknown": "magenta", "received": "green", "awaiting_decision": "cyan",
                 "not_needed": "dim", "missed": "red"}
@@ -110,7 +112,7 @@ def fail(message: str, code: int = 2) -> None:
     raise CcmError(message, code)
 
 
-def parse_date(text: Optional[str], what: str = "--as-of") -> date:
+def parse_date(text: Optional[str], what: str = "--as-of", within: Treaties | None = None) -> date:
     if not text:
         from datetime import datetime, timezone
         return datetime.now(timezone.utc).date()
@@ -124,7 +126,7 @@ def parse_date(text: Optional[str], what: str = "--as-of") -> date:
     if what == "--as-of":
         # The API's range: far-future dates are refused at once rather than evaluated for minutes
         # (thousands of annual reports per State).
-        adopted = evaluator().registry.treaty.adopted
+        adopted = min(ev.registry.treaty.adopted for ev in (within or treaties()).evaluators)
         high = date(adopted.year + 100, 12, 31)
         if not adopted <= day <= high:
             fail(f"--as-of {day.isoformat()} is out of range; give a date from {adopted.isoformat()} (the "
@@ -137,6 +139,34 @@ def evaluator(backend: str | None = None) -> Evaluator:
     scheduler started by ``ccm serve`` and ``ccm scheduler`` use the same one)."""
     settings = load_settings()
     return shared_evaluator(backend or settings.backend, settings.receipts_complete_from, settings.packs)
+
+
+def treaties(backend: str | None = None, treaty: str | None = None) -> Treaties:
+    """The evaluators of the packs ``[engine] pack`` selects, or of the one ``--treaty`` names (a
+    pack the settings leave out is read for this command; untagged recorded events stay with the
+    settings' first pack)."""
+    settings = load_settings()
+    names = tuple(settings.packs) + ((treaty,) if treaty and treaty not in settings.packs else ())
+    return shared_treaties(backend or settings.backend, settings.receipts_complete_from, names).only(treaty)
+
+
+def find_in(tr: Treaties, query: str):
+    """The participant in the first selected registry that knows it; exit 2 naming the query otherwise."""
+    try:
+        return tr.find(query)
+    except UnknownPartyError as error:
+        fail(str(error))
+
+
+def evaluations_of(tr: Treaties, iso3: str, day: date, recorded) -> list[tuple[str, Evaluator, PartyEvaluation]]:
+    """(pack, evaluator, evaluation) for each selected pack whose registry lists the party."""
+    out = []
+    for name, ev in tr.of_party(iso3):
+        try:
+            out.append((name, ev, ev.evaluate(iso3, day, tr.events(name, recorded))))
+        except EvaluationError as error:
+            fail(f"{ev.registry.participant(iso3).name}: {error}")
+    return out
 
 
 def find_party(ev: Evaluator, query: str):
@@ -175,17 +205,31 @@ def parties(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP
 def deadlines(party: str = typer.Argument(..., help="ISO3 code or name, case-insensitive."),
               as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
               json_output: bool = typer.Option(False, "--json", help="Print the JSON other tools parse."),
-              backend: Optional[str] = typer.Option(None, help="durable or reference (default: config.toml).")) -> None:
-    """A party's obligations as of a date: due dates, original dates, statuses."""
-    ev, day = evaluator(backend), parse_date(as_of)
-    participant = find_party(ev, party)
-    try:
-        evaluation = ev.evaluate(participant.iso3, day, _recorded(participant.iso3))
-    except EvaluationError as error:
-        fail(f"{participant.name}: {error}")
+              backend: Optional[str] = typer.Option(None, help="durable or reference (default: config.toml)."),
+              treaty: Optional[str] = typer.Option(None, "--treaty", help=TREATY_HELP)) -> None:
+    """A party's obligations as of a date: due dates, original dates, statuses.
+
+    With several packs selected (and no --treaty), one table per treaty the party is listed by;
+    --json then prints a list of the one-pack objects, each with a "treaty" key."""
+    tr = treaties(backend, treaty)
+    day = parse_date(as_of, within=tr)
+    participant = find_in(tr, party)
+    found = evaluations_of(tr, participant.iso3, day, _recorded(participant.iso3))
     if json_output:
-        print(json.dumps(evaluation.to_json(), ensure_ascii=False, indent=1))
+        if tr.several:
+            print(json.dumps([{"treaty": name, **evaluation.to_json()} for name, _, evaluation in found],
+                             ensure_ascii=False, indent=1))
+        else:
+            print(json.dumps(found[0][2].to_json(), ensure_ascii=False, indent=1))
         return
+    for name, ev, evaluation in found:
+        if tr.several:
+            console.print(f"[bold underline]{ev.rulebook.title}[/] ({name})", highlight=False)
+        _print_deadlines(ev, evaluation, day)
+
+
+def _print_deadlines(ev: Evaluator, evaluation: PartyEvaluation, day: date) -> None:
+    participant = evaluation.participant
     head = evaluation.to_json()["party"]
     console.print(f"[bold]{participant.name}[/] ({participant.iso3}) — {head['status'].replace('_', ' ')}"
                   + (f", bound since {fmt(evaluation.entry_into_force)}" if evaluation.entry_into_force else "")
@@ -217,12 +261,22 @@ def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
                     obligation_id: str = typer.Argument(..., help="Its id or title, as `ccm deadlines PARTY` lists them."),
                     period: Optional[str] = typer.Option(None, "--period", help="Year or meeting code (as in the pack's meetings.csv)."),
                     as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
-                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """The chain behind one date: facts with sources, rules with articles and quotations, the arithmetic."""
-    ev, day = evaluator(), parse_date(as_of)
-    participant = find_party(ev, party)
+                    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+                    treaty: Optional[str] = typer.Option(None, "--treaty", help=TREATY_HELP)) -> None:
+    """The chain behind one date: facts with sources, rules with articles and quotations, the arithmetic.
+
+    With several packs, the obligation's id names its pack (apmbc.art5.clearance); a title is
+    looked up in each pack the party is listed by, in order."""
+    tr = treaties(None, treaty)
+    day = parse_date(as_of, within=tr)
+    participant = find_in(tr, party)
+    listed = tr.of_party(participant.iso3)
+    if tr.several:   # the pack whose rulebook knows the id or title
+        owner = next(((n, e) for n, e in listed if _matching_rule(e, obligation_id)), listed[0])
+        tr = tr.only(owner[0])
+    ev, name = tr.primary, tr.names[0]
     try:
-        evaluation = ev.evaluate(participant.iso3, day, _recorded(participant.iso3))
+        evaluation = ev.evaluate(participant.iso3, day, tr.events(name, _recorded(participant.iso3)))
     except EvaluationError as error:
         fail(f"{participant.name}: {error}")
     obligation_id = _obligation_id(ev, obligation_id)
@@ -242,6 +296,14 @@ def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
         print(json.dumps(explanation.to_json(), ensure_ascii=False, indent=1))
     else:
         print(explanation.to_text())
+
+
+def _matching_rule(ev: Evaluator, given: str) -> str | None:
+    """The obligation's id if this rulebook has one with this id or title (any case)."""
+    for rule in ev.rulebook.rules:
+        if rule.is_obligation and (given == rule.id or given.casefold() in (rule.id.casefold(), rule.name.casefold())):
+            return rule.id
+    return None
 
 
 def _obligation_id(ev: Evaluator, given: str) -> str:

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from engine.cli.main import app, evaluator, fail, find_party, parse_date
+from engine.cli.main import TREATY_HELP, app, fail, find_in, parse_date, treaties
 
 
 @app.command()
@@ -35,35 +35,52 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
 def calendar(party: Optional[str] = typer.Argument(None, help="ISO3 code or name; leave out with --all."),
              all_parties: bool = typer.Option(False, "--all", help="Every party's deadlines (the ISU's feed)."),
              as_of: Optional[str] = typer.Option(None, "--as-of", help="Evaluate as of this date (YYYY-MM-DD); default today (UTC)."),
+             treaty: Optional[str] = typer.Option(None, "--treaty", help=TREATY_HELP),
              ) -> None:
-    """Print an iCalendar feed of a party's deadlines (or all parties' with --all): `ccm calendar LAO > lao.ics`."""
+    """Print an iCalendar feed of a party's deadlines (or all parties' with --all): `ccm calendar LAO > lao.ics`.
+
+    With several packs selected, one feed holds every selected treaty's deadlines (UIDs start with the pack)."""
     from engine.web import calendar as calendar_feed
     from engine.web.app import load_api_config
+    from engine.core import packs
     from engine.core.compute import EvaluationError
     from engine.runtime.settings import load_settings
 
     if bool(party) == all_parties:
         fail("give a PARTY (ISO3 code or name), or --all for every party, not both")
-    ev, day = evaluator(), parse_date(as_of)
+    tr = treaties(None, treaty)
+    day = parse_date(as_of, within=tr)
     settings = load_settings()
     config = load_api_config(settings)
     events = _events(settings.database_url)
+    label = " + ".join(name.upper() for name in tr.names)
+    items = []
     try:
         if all_parties:
-            evaluations = ev.evaluate_all(day, events)
-            name = "CCM deadlines: all parties"
+            for pack, (iso3, evaluation, error) in tr.each(day, events):
+                if error is not None:
+                    raise error
+                items.append((evaluation, tr.get(pack).rulebook, _folder(packs, pack, tr)))
+            name = f"{label} deadlines: all parties"
         else:
-            participant = find_party(ev, party)
-            evaluations = [ev.evaluate(participant.iso3, day, [e for e in events if e.party == participant.iso3])]
-            name = f"CCM deadlines: {participant.name}"
+            participant = find_in(tr, party)
+            mine = [e for e in events if e.party == participant.iso3]
+            for pack, ev in tr.of_party(participant.iso3):
+                items.append((ev.evaluate(participant.iso3, day, tr.events(pack, mine)), ev.rulebook, _folder(packs, pack, tr)))
+            name = f"{label} deadlines: {participant.name}"
     except EvaluationError as error:
         fail(str(error))
         return
     stamp = calendar_feed.dtstamp(calendar_feed.last_check_finished(settings.database_url), day)
-    body = calendar_feed.build(evaluations, ev.rulebook, name=name, stamp=stamp, domain=config.calendar_domain,
-                               alarm_days=config.alarm_days)
+    body = calendar_feed.build_treaties(items, name=name, stamp=stamp, domain=config.calendar_domain,
+                                        alarm_days=config.alarm_days)
     sys.stdout.buffer.write(body)
     sys.stdout.flush()
+
+
+def _folder(packs, pack: str, tr):
+    """The pack's folder for its wording; None for the default pack (as a one-pack feed reads it)."""
+    return None if pack == packs.DEFAULT[0] else packs.find(pack).directory
 
 
 def _events(url: str):

@@ -88,16 +88,14 @@ def select(names: tuple[str, ...] | list[str], where: Path | None = None) -> tup
 
 
 def single(names: tuple[str, ...] | list[str], where: Path | None = None) -> Pack:
-    """The one pack an evaluator is built for.
+    """The first pack ``[engine] pack`` selects: the primary one, whose registry answers where one
+    surface serves one treaty (``ccm parties``, the as-of range)."""
+    return select(names, where)[0]
 
-    Several packs at once need the store to key every obligation by pack (the second-treaty
-    work); until then selecting two is refused rather than silently evaluating one of them.
-    """
-    packs = select(names, where)
-    if len(packs) > 1:
-        raise PackError(f"[engine] pack selects {', '.join(p.name for p in packs)}; this version evaluates one "
-                        "pack at a time (the store does not yet key obligations by pack): select one")
-    return packs[0]
+
+def pack_of(obligation_id: str) -> str:
+    """The pack an obligation belongs to: ids are ``<pack>.<article>.<role>``."""
+    return obligation_id.split(".", 1)[0]
 
 
 def _check_name(pack: Pack) -> None:

@@ -1,7 +1,9 @@
-"""The process's evaluator: one per backend and record setting, built on the rulebook and the
-registry read once, and shared by every surface that runs in the process (the CLI's commands,
-the API, the scheduler's jobs). Building one reads and checks every rule and registry file and
-compiles the durable_rules ruleset, so a second copy costs start-up time and memory for nothing.
+"""The process's evaluators: one per pack, backend and record setting, built on the pack's
+rulebook and registry read once, and shared by every surface that runs in the process (the CLI's
+commands, the API, the scheduler's jobs). Building one reads and checks every rule and registry
+file and compiles the durable_rules ruleset, so a second copy costs start-up time and memory for
+nothing. Several packs selected (``[engine] pack = [...]``) give one evaluator each, gathered by
+:func:`shared_treaties`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,27 @@ from datetime import date
 
 from engine.core import packs
 from engine.core.evaluate import Evaluator
+from engine.registry.treaties import Treaties
 
 _lock = threading.Lock()     # the API builds it from a worker thread on first use
-_evaluators: dict[tuple[str, date | None, tuple[str, ...]], Evaluator] = {}
+_evaluators: dict[tuple[str, date | None, str], Evaluator] = {}
 
 
 def shared_evaluator(backend: str, receipts_complete_from: date | None = None,
                      pack_names: tuple[str, ...] = packs.DEFAULT) -> Evaluator:
-    """The evaluator for this backend, ``[record] receipts_complete_from`` and ``[engine] pack``; built on first use."""
-    key = (backend, receipts_complete_from, tuple(pack_names))
+    """The evaluator of the first pack ``[engine] pack`` selects (the only one, by default); built on first use."""
+    return _pack_evaluator(backend, receipts_complete_from, packs.single(tuple(pack_names)).name)
+
+
+def shared_treaties(backend: str, receipts_complete_from: date | None = None,
+                    pack_names: tuple[str, ...] = packs.DEFAULT) -> Treaties:
+    """One evaluator per selected pack, in the order ``[engine] pack`` names them."""
+    selected = packs.select(tuple(pack_names))
+    return Treaties(tuple(_pack_evaluator(backend, receipts_complete_from, p.name) for p in selected))
+
+
+def _pack_evaluator(backend: str, receipts_complete_from: date | None, name: str) -> Evaluator:
+    key = (backend, receipts_complete_from, name)
     found = _evaluators.get(key)
     if found is not None:
         return found
@@ -28,12 +42,12 @@ def shared_evaluator(backend: str, receipts_complete_from: date | None = None,
             from engine.core.rulebook import load_rulebook
             from engine.registry.load import load_registry
 
-            # another backend's evaluator of the same packs: the same files, read once
-            same = next((ev for k, ev in _evaluators.items() if k[2] == key[2]), None)
+            # another backend's evaluator of the same pack: the same files, read once
+            same = next((ev for k, ev in _evaluators.items() if k[2] == name), None)
             if same:
                 rulebook, registry = same.rulebook, same.registry
             else:
-                pack = packs.single(key[2])
+                pack = packs.find(name)
                 rulebook = load_rulebook(pack.directory)
                 registry = load_registry(pack.registry, rulebook)
             _evaluators[key] = Evaluator(rulebook, registry, backend, receipts_complete_from=receipts_complete_from)

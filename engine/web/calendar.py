@@ -20,6 +20,7 @@ the same bytes:
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from engine.core import wording
@@ -68,7 +69,7 @@ def description(evaluation: PartyEvaluation, rulebook: Rulebook, obligation: Obl
     if obligation.due != obligation.original_due:
         lines.append(f"Originally due {fmt(obligation.original_due)}; extended to {fmt(obligation.due)}.")
     lines.append("")
-    lines.append("Legal basis (Convention on Cluster Munitions):")
+    lines.append(f"Legal basis ({rulebook.title.split(' (')[0]}):")
     for rule in e.rules:
         lines.append(f"- Art. {rule['article']}: \"{rule['quote']}\" ({rule['id']})")
     lines.append("")
@@ -94,6 +95,16 @@ def build(evaluations: Iterable[PartyEvaluation], rulebook: Rulebook, *, name: s
           domain: str = DEFAULT_DOMAIN, alarm_days: Sequence[int] = DEFAULT_ALARM_DAYS,
           url_for_party=None) -> bytes:
     """The VCALENDAR of the evaluations' obligations, one all-day VEVENT each."""
+    return build_treaties(((e, rulebook, None) for e in evaluations), name=name, stamp=stamp, domain=domain,
+                          alarm_days=alarm_days, url_for_party=url_for_party)
+
+
+def build_treaties(items: Iterable[tuple[PartyEvaluation, Rulebook, Path | None]], *, name: str, stamp: datetime,
+                   domain: str = DEFAULT_DOMAIN, alarm_days: Sequence[int] = DEFAULT_ALARM_DAYS,
+                   url_for_party=None) -> bytes:
+    """One VCALENDAR of evaluations under several packs: each (evaluation, its pack's rulebook, its
+    pack's folder for the citation style; None for the default pack). The UIDs cannot collide:
+    obligation ids start with the pack."""
     from icalendar import Alarm, Calendar, Event
 
     calendar = Calendar()
@@ -104,7 +115,7 @@ def build(evaluations: Iterable[PartyEvaluation], rulebook: Rulebook, *, name: s
     calendar.add("x-wr-calname", name)
     from engine.registry.names import display_name
 
-    for evaluation in evaluations:
+    for evaluation, rulebook, folder in items:
         party = evaluation.participant
         party_name = display_name(party.iso3, "en", party.name)     # the UN short name
         for obligation in evaluation.obligations:
@@ -115,7 +126,7 @@ def build(evaluations: Iterable[PartyEvaluation], rulebook: Rulebook, *, name: s
             event.add("dtend", obligation.due + timedelta(days=1))
             event.add("sequence", times_moved(evaluation, obligation))
             period = f" ({obligation.period})" if obligation.period else ""
-            cited = wording.citation("calendar", obligation.article)
+            cited = wording.citation("calendar", obligation.article, folder)
             event.add("summary", f"{party_name}: {title(obligation.id)}{period} due, {cited}")
             event.add("description", description(evaluation, rulebook, obligation))
             event.add("categories", [cited, obligation.status])
