@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any, Callable, Iterable
 import sqlalchemy as sa
 from sqlalchemy import delete, insert, update
 
+from engine.core import packs
 from engine.core.dates import fmt
 from engine.check.listed import WINDOW_DAYS, Listed, rule_groups as _rule_groups
 from engine.core.evaluate import Evaluator, Obligation
@@ -70,7 +72,7 @@ class CheckResult:
 
 
 def obligation_values(party: str, o: Obligation, rulebook_hash: str) -> dict[str, Any]:
-    return {"party": party, "obligation_id": o.id, "period": o.period or "", "article": o.article, "due": o.due,
+    return {"party": party, "pack": packs.pack_of(o.id), "obligation_id": o.id, "period": o.period or "", "article": o.article, "due": o.due,
             "original_due": o.original_due, "status": o.status, "status_reason": o.status_reason,
             "meeting": o.meeting, "rulebook_hash": rulebook_hash,
             "provenance": {"basis": list(o.basis), "inputs": list(o.inputs), "steps": list(o.steps),
@@ -130,7 +132,8 @@ def next_meeting(evaluator: Evaluator, as_of: date) -> dict[str, Any] | None:
 
 
 def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None = None,
-              before_commit: Callable[[CheckResult], Any] | None = None, commit: bool = True) -> CheckResult:
+              before_commit: Callable[[CheckResult], Any] | None = None, commit: bool = True,
+              session: Any = None, snapshot: bool = True, events: list[RecordedEvent] | None = None) -> CheckResult:
     """One check, all of it in one transaction: a crash leaves the previous check's state.
 
     With ``commit=False`` (a replay of an earlier day) the transaction is rolled back at the
@@ -155,28 +158,37 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
 
     ``before_commit`` gets the result while the transaction is still open (the CLI writes the
     digest there): if it raises, nothing is committed, so no run exists whose digest was lost.
+
+    The check reads and writes only the rows of the evaluator's pack. Several packs are checked
+    in one transaction by engine/check/treaties.py, which passes its open ``session`` (then
+    this function neither commits nor rolls back), the pack's recorded ``events``, and
+    ``snapshot=False`` for every pack but the first (the registry_* tables hold one registry).
     """
     t0 = time.perf_counter()
+    outer = session is not None
     now = now or datetime.now(timezone.utc)
     timings: dict[str, float] = {"engine": 0.0, "write": 0.0}
-    with writer_session(url) as session, session.begin():
+    pack = packs.pack_of(evaluator.rulebook.rules[0].id)
+    with _transaction(url, session) as session:
         lock_for_check(session)
         # the database's copy of the registry becomes the one this check uses (one query when it is)
         registry_hash = getattr(evaluator.registry, "hash", None)
         t = time.perf_counter()
-        registry_loaded = registry_hash is not None and load_snapshot(session, evaluator.registry, now)
+        registry_loaded = snapshot and registry_hash is not None and load_snapshot(session, evaluator.registry, now)
         timings["write"] += time.perf_counter() - t
-        events = load_events_in(session)
-        previous_run = session.scalar(sa.select(sa.func.max(CheckRunRow.id)))
-        run = CheckRunRow(as_of=as_of, started_at=now, rulebook_hash=evaluator.rulebook.hash, counts={})
-        session.add(run)
-        session.flush()
+        events = load_events_in(session) if events is None else events
         t = time.perf_counter()
         table = ObligationRow.__table__
-        stored_parties = dict(session.execute(sa.select(table.c.party, sa.func.count()).group_by(table.c.party)).all())
+        stored_parties = dict(session.execute(sa.select(table.c.party, sa.func.count()).where(table.c.pack == pack)
+                                              .group_by(table.c.party)).all())
+        # a pack's first check: no run of it yet, and none of its rows stored by a run from before runs had a pack
+        previous_run = session.scalar(sa.select(sa.func.max(CheckRunRow.id)).where(CheckRunRow.pack == pack))
+        first_check = previous_run is None and not stored_parties
         timings["write"] += time.perf_counter() - t
+        run = CheckRunRow(as_of=as_of, started_at=now, rulebook_hash=evaluator.rulebook.hash, counts={}, pack=pack)
+        session.add(run)
+        session.flush()
         writes = _Writes(session, run.id, now, timings)
-        first_check = previous_run is None
         meeting = next_meeting(evaluator, as_of)
         listed = Listed(evaluator.rulebook, as_of, meeting)
         errors: list[tuple[str, str]] = []
@@ -189,7 +201,7 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
         others = sorted(set(stored_parties) - set(participants))
         chunks = [participants[i:i + CHUNK_PARTIES] for i in range(0, len(participants), CHUNK_PARTIES)]
         for chunk in chunks + ([others] if others else []):
-            stored = _stored_rows(session, [p for p in chunk if p in stored_parties], timings)
+            stored = _stored_rows(session, [p for p in chunk if p in stored_parties], timings, pack)
             found: list[Change] = []
             for iso3 in chunk:
                 if iso3 not in evaluator.registry.participants:     # stored rows of a party no longer in the registry
@@ -258,9 +270,19 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                              registry_hash=registry_hash, registry_loaded=registry_loaded)
         if before_commit is not None:
             before_commit(result)
-        if not commit:
+        if not commit and not outer:
             session.rollback()
     return result
+
+
+@contextmanager
+def _transaction(url: str, session: Any):
+    """A writer session's transaction of its own; or the caller's open ``session``, left open."""
+    if session is not None:
+        yield session
+        return
+    with writer_session(url) as own, own.begin():
+        yield own
 
 
 def _names(evaluator: Evaluator, parties: Iterable[str]) -> dict[str, str]:
@@ -277,7 +299,8 @@ def load_events_in(session) -> list[RecordedEvent]:
     return [to_recorded(r) for r in rows]
 
 
-def _stored_rows(session, parties: list[str], timings: dict[str, float]) -> dict[tuple[str, str, str], dict[str, Any]]:
+def _stored_rows(session, parties: list[str], timings: dict[str, float],
+                 pack: str | None = None) -> dict[tuple[str, str, str], dict[str, Any]]:
     """The stored obligations of these parties, keyed (party, obligation id, period), with the
     provenance as its stored JSON text."""
     if not parties:
@@ -286,6 +309,8 @@ def _stored_rows(session, parties: list[str], timings: dict[str, float]) -> dict
     table = ObligationRow.__table__
     query = (sa.select(*(table.c[name] for name in _STORED), sa.cast(table.c.provenance, sa.Text).label("provenance"))
              .where(table.c.party.in_(parties)))
+    if pack is not None:
+        query = query.where(table.c.pack == pack)
     rows = {(r.party, r.obligation_id, r.period): r._asdict() for r in session.execute(query)}
     timings["write"] += time.perf_counter() - t
     return rows
@@ -326,7 +351,8 @@ class _Writes:
         self._count()
 
     def add_changes(self, changes: list[Change]) -> None:
-        self.changes.extend({**c.__dict__, "check_run_id": self.run_id, "at": self.now} for c in changes)
+        self.changes.extend({**c.__dict__, "pack": packs.pack_of(c.obligation_id), "check_run_id": self.run_id,
+                             "at": self.now} for c in changes)
         if len(self.changes) >= BATCH_ROWS:
             self.flush()
 
@@ -534,7 +560,9 @@ def check_and_digest(url: str, evaluator: Evaluator, as_of: date, folder: Path, 
     def digest(result: CheckResult) -> None:
         written["context"] = digest_context(result, evaluator, contacts)
         if commit:
-            written["paths"] = write_digest(folder, written["context"])
+            # the heading names the pack; the context (and so --json) keeps its one-pack shape
+            label = packs.pack_of(evaluator.rulebook.rules[0].id).upper()
+            written["paths"] = write_digest(folder, {**written["context"], "treaty_label": label})
 
     result = run_check(url, evaluator, as_of, now, before_commit=digest, commit=commit)
     context, paths = written["context"], written.get("paths")

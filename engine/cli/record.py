@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.console import Console
 
-from engine.cli.main import app, evaluator, fail, parse_date
+from engine.cli.main import app, evaluator, fail, parse_date, treaties
 from engine.runtime.errors import OperationalFailure
 from engine.runtime.settings import load_settings
 
@@ -451,58 +451,80 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     _ready(url, create=True)
     last = last_check_as_of(url)
     replay = last is not None and day < last and not store_replay
+    tr = treaties()
+    if tr.several:   # one transaction, one digest with a section per treaty; --json: a list, one object per treaty
+        from engine.check.treaties import check_treaties, label
+
+        results, contexts, files = check_treaties(url, tr, day, folder, commit=not replay)
+        if json_output:
+            print(json.dumps(contexts, ensure_ascii=False, indent=1, default=str))
+        else:
+            for number, (result, context) in enumerate(zip(results, contexts)):
+                _print_check(result, context, files if number == len(contexts) - 1 else None, day, last, replay, limit,
+                             label(context["treaty"]), conclude=False)
+        attention = any(context["attention"] for context in contexts)
+        if not json_output:
+            console.print("Needs attention (exit status 1)." if attention else "Nothing needs attention (exit status 0).",
+                          highlight=False)
+        raise typer.Exit(1 if attention else 0)
     result, context, paths = check_and_digest(url, evaluator(), day, folder, commit=not replay)
     if json_output:
         print(json.dumps(context, ensure_ascii=False, indent=1, default=str))
     else:
-        if replay:
-            console.print(f"[bold]Replay[/] as of {day.isoformat()}, before the last stored check ({last.isoformat()}): "
-                          "nothing is stored and no digest file is written (--store to store it).", highlight=False)
-        c = context["counts"]
-        console.print(f"[bold]CCM daily check as of {context['as_of_text']}[/] — "
-                      + ("replay: " if replay else f"run {result.run_id}: ") +
-                      f"{c['parties']} participants, {c['obligations']} obligations, {c['changes']} change(s) "
-                      f"({c['inserted']} new, {c['updated']} updated, {c['removed']} removed).", highlight=False)
-        for e in context["errors"]:
-            console.print(f"[red]not evaluated:[/] {e['name']} ({e['party']}): {e['message']}", highlight=False)
-        _show("Reports overdue", context["overdue_reports"],
-              [("Party", "party"), ("Report", "obligation"), ("Period", "period"), ("Due", "due"), ("Days late", "days_late")], limit)
-        unknown = context["unknown_reports"]
-        if unknown["total"]:
-            console.print(f"[bold]Reports with no record of receipt ({unknown['total']})[/]: of {unknown['parties']} parties; "
-                          "status unknown, not overdue. Import the ISU's receipts (ccm import) and set "
-                          "receipts_complete_from.", highlight=False)
-        _show("Other obligations overdue", context["overdue_other"],
-              [("Party", "party"), ("Obligation", "obligation"), ("Period", "period"), ("Due", "due"), ("Days late", "days_late")], limit)
-        _show("Decisions to record (a request was considered, no decision is recorded)", context["decisions_to_record"],
-              [("Party", "party"), ("Request", "obligation"), ("Meeting", "meeting"), ("Was due", "due")], limit)
-        _show("Extension requests missed, the deadline still open",
-              [{**r, "deadline_due": r["deadline"]["due"], "deadline_status": r["deadline"]["status"]} for r in context["missed"]],
-              [("Party", "party"), ("Request", "obligation"), ("For", "meeting"), ("Was due", "due"),
-               ("Deadline", "deadline_due"), ("Its status", "deadline_status")], limit)
-        _show(f"Deadlines in the next {context['window']} days", context["upcoming"],
-              [("Party", "party"), ("Obligation", "obligation"), ("Period", "period"), ("Due", "due_label"), ("Days left", "days_left")], limit)
-        meeting = context["next_meeting"]
-        _show("Extension requests before the next meeting"
-              + (f" ({meeting['code']}, {meeting['start']}{', projected: dates not yet set' if meeting['projected'] else ''})"
-                 if meeting else " (none scheduled)"),
-              context["extension_requests"], [("Party", "party"), ("Request", "obligation"), ("For", "meeting"), ("Due", "due_label")], limit)
-        if context["no_contact"]:
-            _show("Needing attention, with no contact for letters (ccm contacts set)", context["no_contact"],
-                  [("Party", "party"), ("Name", "name"), ("Items", "items")], limit)
-        if context["first_check"]:
-            console.print(f"[bold]Changed since the previous check[/]: first check, {c['inserted']} obligations stored.",
-                          highlight=False)
-        else:
-            _show(f"Different from the stored check as of {last.isoformat()}" if replay else "Changed since the previous check",
-                  context["changes"],
-                  [("Party", "party"), ("Obligation", "obligation_id"), ("Period", "period"), ("Field", "field"),
-                   ("From", "old"), ("To", "new"), ("Why", "reason")], limit)
-        if paths:
-            console.print(f"Digest written to {paths[0]} and {paths[1].name}.", highlight=False)
+        _print_check(result, context, paths, day, last, replay, limit, tr.names[0].upper())
+    raise typer.Exit(1 if context["attention"] else 0)
+
+
+def _print_check(result, context, paths, day, last, replay: bool, limit: int, label: str, conclude: bool = True) -> None:
+    """One pack's digest on the terminal; with several packs, one after the other (``conclude``: the last)."""
+    if replay:
+        console.print(f"[bold]Replay[/] as of {day.isoformat()}, before the last stored check ({last.isoformat()}): "
+                      "nothing is stored and no digest file is written (--store to store it).", highlight=False)
+    c = context["counts"]
+    console.print(f"[bold]{label} daily check as of {context['as_of_text']}[/] — "
+                  + ("replay: " if replay else f"run {result.run_id}: ") +
+                  f"{c['parties']} participants, {c['obligations']} obligations, {c['changes']} change(s) "
+                  f"({c['inserted']} new, {c['updated']} updated, {c['removed']} removed).", highlight=False)
+    for e in context["errors"]:
+        console.print(f"[red]not evaluated:[/] {e['name']} ({e['party']}): {e['message']}", highlight=False)
+    _show("Reports overdue", context["overdue_reports"],
+          [("Party", "party"), ("Report", "obligation"), ("Period", "period"), ("Due", "due"), ("Days late", "days_late")], limit)
+    unknown = context["unknown_reports"]
+    if unknown["total"]:
+        console.print(f"[bold]Reports with no record of receipt ({unknown['total']})[/]: of {unknown['parties']} parties; "
+                      "status unknown, not overdue. Import the ISU's receipts (ccm import) and set "
+                      "receipts_complete_from.", highlight=False)
+    _show("Other obligations overdue", context["overdue_other"],
+          [("Party", "party"), ("Obligation", "obligation"), ("Period", "period"), ("Due", "due"), ("Days late", "days_late")], limit)
+    _show("Decisions to record (a request was considered, no decision is recorded)", context["decisions_to_record"],
+          [("Party", "party"), ("Request", "obligation"), ("Meeting", "meeting"), ("Was due", "due")], limit)
+    _show("Extension requests missed, the deadline still open",
+          [{**r, "deadline_due": r["deadline"]["due"], "deadline_status": r["deadline"]["status"]} for r in context["missed"]],
+          [("Party", "party"), ("Request", "obligation"), ("For", "meeting"), ("Was due", "due"),
+           ("Deadline", "deadline_due"), ("Its status", "deadline_status")], limit)
+    _show(f"Deadlines in the next {context['window']} days", context["upcoming"],
+          [("Party", "party"), ("Obligation", "obligation"), ("Period", "period"), ("Due", "due_label"), ("Days left", "days_left")], limit)
+    meeting = context["next_meeting"]
+    _show("Extension requests before the next meeting"
+          + (f" ({meeting['code']}, {meeting['start']}{', projected: dates not yet set' if meeting['projected'] else ''})"
+             if meeting else " (none scheduled)"),
+          context["extension_requests"], [("Party", "party"), ("Request", "obligation"), ("For", "meeting"), ("Due", "due_label")], limit)
+    if context["no_contact"]:
+        _show("Needing attention, with no contact for letters (ccm contacts set)", context["no_contact"],
+              [("Party", "party"), ("Name", "name"), ("Items", "items")], limit)
+    if context["first_check"]:
+        console.print(f"[bold]Changed since the previous check[/]: first check, {c['inserted']} obligations stored.",
+                      highlight=False)
+    else:
+        _show(f"Different from the stored check as of {last.isoformat()}" if replay else "Changed since the previous check",
+              context["changes"],
+              [("Party", "party"), ("Obligation", "obligation_id"), ("Period", "period"), ("Field", "field"),
+               ("From", "old"), ("To", "new"), ("Why", "reason")], limit)
+    if paths:
+        console.print(f"Digest written to {paths[0]} and {paths[1].name}.", highlight=False)
+    if conclude:
         console.print("Needs attention (exit status 1)." if context["attention"] else "Nothing needs attention (exit status 0).",
                       highlight=False)
-    raise typer.Exit(1 if context["attention"] else 0)
 
 
 @app.command()

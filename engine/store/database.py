@@ -12,7 +12,10 @@ Tables:
 * ``obligations``: the materialised result of the last ``ccm check``, one row per
   (party, obligation id, period), with provenance and the rulebook hash.
 * ``obligation_changes``: the change log, appended by each check run.
-* ``check_runs``: one row per committed ``ccm check``.
+* ``check_runs``: one row per committed ``ccm check`` and pack (several packs: one row each).
+
+``obligations``, ``obligation_changes`` and ``check_runs`` carry the rule ``pack``; a check
+of one pack reads and writes only that pack's rows.
 * ``registry_*``: a copy of the registry's files for SQL users and reports, loaded by
   ``ccm init`` and refreshed by ``ccm check`` (models in engine/store/snapshot.py); the
   engine reads the files, never this copy.
@@ -46,6 +49,11 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+def _pack_of_row(context) -> str:
+    """A row written without its pack takes the prefix of its obligation id (``<pack>.<article>.<role>``)."""
+    return str(context.get_current_parameters()["obligation_id"]).split(".", 1)[0]
+
+
 class RecordedEventRow(Base):
     """One thing the ISU recorded about a party. Never deleted; corrected by superseding."""
 
@@ -73,6 +81,7 @@ class ObligationRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     party: Mapped[str] = mapped_column(String(3))
+    pack: Mapped[str] = mapped_column(String(40), index=True, default=_pack_of_row)   # the rule pack
     obligation_id: Mapped[str] = mapped_column(String(80))
     period: Mapped[str] = mapped_column(String(80), default="")
     article: Mapped[str] = mapped_column(String(20))
@@ -95,6 +104,7 @@ class ChangeRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     check_run_id: Mapped[int] = mapped_column(ForeignKey("check_runs.id"), index=True)
     party: Mapped[str] = mapped_column(String(3))
+    pack: Mapped[str] = mapped_column(String(40), index=True, default=_pack_of_row)   # one treaty's log
     obligation_id: Mapped[str] = mapped_column(String(80))
     period: Mapped[str] = mapped_column(String(80), default="")
     field: Mapped[str] = mapped_column(String(20))          # new | removed | due | original_due | status
@@ -115,6 +125,7 @@ class CheckRunRow(Base):
     finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     rulebook_hash: Mapped[str] = mapped_column(String(64))
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    pack: Mapped[Optional[str]] = mapped_column(String(40))          # NULL: a run stored before runs were keyed by pack
 
 
 # ----------------------------------------------------------------------------- engines
