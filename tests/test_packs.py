@@ -41,13 +41,12 @@ def test_a_manifest_must_carry_its_folders_name(tmp_path):
         packs.find("demo", tmp_path)
 
 
-def test_two_packs_at_once_are_refused_for_one_evaluator_with_a_sentence(tmp_path):
+def test_two_packs_at_once_are_selected_in_order_and_the_first_is_the_primary(tmp_path):
     shutil.copytree(packs.find("ccm").directory, tmp_path / "ccm")
     shutil.copytree(packs.find("ccm").directory, tmp_path / "demo")
     text = (tmp_path / "demo" / "pack.toml").read_text(encoding="utf-8").replace('name = "ccm"', 'name = "demo"')
     (tmp_path / "demo" / "pack.toml").write_text(text, encoding="utf-8")
-    with pytest.raises(packs.PackError, match="evaluates one pack at a time"):
-        packs.single(["ccm", "demo"], tmp_path)
+    assert packs.single(["ccm", "demo"], tmp_path).directory == tmp_path / "ccm"
     assert packs.single(["demo"], tmp_path).directory == tmp_path / "demo"
 
 

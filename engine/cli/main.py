@@ -265,7 +265,7 @@ def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
                     treaty: Optional[str] = typer.Option(None, "--treaty", help=TREATY_HELP)) -> None:
     """The chain behind one date: facts with sources, rules with articles and quotations, the arithmetic.
 
-    With several packs, the obligation's id names its pack (apmbc.art5.clearance); a title is
+    With several packs, the obligation's id names its pack (<pack>.<article>.<role>); a title is
     looked up in each pack the party is listed by, in order."""
     tr = treaties(None, treaty)
     day = parse_date(as_of, within=tr)

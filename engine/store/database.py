@@ -84,7 +84,7 @@ class ObligationRow(Base):
     pack: Mapped[str] = mapped_column(String(40), index=True, default=_pack_of_row)   # the rule pack
     obligation_id: Mapped[str] = mapped_column(String(80))
     period: Mapped[str] = mapped_column(String(80), default="")
-    article: Mapped[str] = mapped_column(String(20))
+    article: Mapped[str] = mapped_column(String(80))
     due: Mapped[date] = mapped_column(Date)
     original_due: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20), index=True)

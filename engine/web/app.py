@@ -122,6 +122,45 @@ class Service:
             self._evaluator = shared_evaluator(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
         return self._evaluator
 
+    @property
+    def treaties(self):
+        """The selected packs' evaluators (engine/registry/treaties.py); the first is :attr:`evaluator`."""
+        from engine.registry.shared import shared_treaties
+
+        return shared_treaties(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
+
+    def evaluate_in(self, pack: str, iso3: str, as_of: date, state: State):
+        """One party under one selected pack, with that pack's recorded events; cached as :meth:`evaluate`."""
+        from engine.core.compute import EvaluationError
+
+        tr = self.treaties
+        if pack == tr.names[0]:
+            return self.evaluate(iso3, as_of, state)
+        evaluator = tr.get(pack)
+
+        def compute():
+            try:
+                return evaluator.evaluate(iso3, as_of, tr.events(pack, self.events(state).get(iso3, [])))
+            except EvaluationError as error:
+                name = evaluator.registry.participant(iso3).name
+                raise ApiError(409, f"{name}'s obligations cannot be computed from the recorded facts: {error}.") from None
+
+        return self.cached(("evaluation", pack, iso3, as_of, state.key), compute)
+
+    def packs_of(self, iso3: str, treaty: str | None) -> list[str]:
+        """The selected packs (or the one ``?treaty=`` names) whose registry lists the party; 404 for none."""
+        from engine.core.packs import PackError
+
+        tr = self.treaties
+        try:
+            chosen = tr.only(treaty)
+        except PackError as error:
+            raise ApiError(404, str(error)) from None
+        found = [name for name, _ in chosen.of_party(iso3)]
+        if not found:
+            raise ApiError(404, f"{iso3} is not a participant of {', '.join(chosen.names)}")
+        return found
+
     # -- the record
     def state(self) -> State:
         now = time.monotonic()
@@ -222,7 +261,7 @@ class Service:
         from engine.core.model import UnknownPartyError
 
         text = (query or "").strip()
-        participants = self.evaluator.registry.participants
+        participants = {iso3: p for ev in reversed(self.treaties.evaluators) for iso3, p in ev.registry.participants.items()}
         if text.upper() in participants:
             return participants[text.upper()]
         if not text or len(text) > MAX_QUERY or any(ord(c) < 32 for c in text):
@@ -445,11 +484,21 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/api/parties/{iso3}/obligations", response_model=Deadlines, responses={**ERRORS, **CACHED}, tags=["read"],
              summary="A party's obligations as of a date: exactly the JSON of `ccm deadlines PARTY --json`.")
-    async def obligations(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def obligations(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                          treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every "
+                                                        "selected pack. With several, a list of these objects, each with a `treaty` key.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
-        return answer(request, state, ("obligations", participant.iso3, day),
-                      lambda: service.evaluate(participant.iso3, day, state).to_json())
+        chosen = service.packs_of(participant.iso3, treaty)
+        if treaty is None and not service.treaties.several:
+            return answer(request, state, ("obligations", participant.iso3, day),
+                          lambda: service.evaluate(participant.iso3, day, state).to_json())
+        if treaty is not None:
+            return answer(request, state, ("obligations", treaty, participant.iso3, day),
+                          lambda: service.evaluate_in(treaty, participant.iso3, day, state).to_json())
+        return answer(request, state, ("obligations", "*", participant.iso3, day),
+                      lambda: [{"treaty": pack, **service.evaluate_in(pack, participant.iso3, day, state).to_json()}
+                               for pack in chosen])
 
     @app.get("/api/parties/{iso3}/obligations/{obligation_id}/explain", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="The chain behind one date (as `ccm explain --json`): facts with sources, rules with quotations, arithmetic.")
@@ -571,11 +620,16 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     @app.get("/parties/{iso3}/calendar.ics", responses={**ERRORS, **CACHED, 200: {"content": {"text/calendar": {}}}},
              response_class=Response, tags=["calendar"],
              summary="A party's deadlines as an iCalendar feed (all-day events, alarms, legal basis).")
-    async def party_calendar(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def party_calendar(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                             treaty: Optional[str] = Query(None, description="Only this rule pack; default every selected pack.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
-        return _calendar(request, service, state, day, [participant.iso3],
-                         f"CCM deadlines: {participant.name}", ("ics", participant.iso3, day))
+        if treaty is None and not service.treaties.several:
+            return _calendar(request, service, state, day, [participant.iso3],
+                             f"CCM deadlines: {participant.name}", ("ics", participant.iso3, day))
+        chosen = service.packs_of(participant.iso3, treaty)
+        return _treaty_calendar(request, service, state, day, participant.iso3, chosen,
+                                f"{' + '.join(p.upper() for p in chosen)} deadlines: {participant.name}")
 
     @app.get("/calendar.ics", responses={**ERRORS, **CACHED, 200: {"content": {"text/calendar": {}}}},
              response_class=Response, tags=["calendar"], summary="The ISU's feed: every party's deadlines.")
@@ -680,6 +734,27 @@ def _calendar(request: Request, service: Service, state: State, day: date, parti
         return body, service.etag(state, key, service.config.base_url)
 
     body, etag = service.cached(("ics",) + key + (state.key, service.config.base_url), compute)
+    return _conditional(request, body, etag, ICS_TYPE)
+
+
+def _treaty_calendar(request: Request, service: Service, state: State, day: date, iso3: str, chosen: list[str],
+                     name: str) -> Response:
+    """One party's feed under these packs (each obligation cited in its own pack's style)."""
+    from engine.core import packs
+    from engine.web import calendar as calendar_feed
+
+    key = ("ics-treaties", iso3, tuple(chosen), day)
+
+    def compute():
+        tr = service.treaties
+        items = [(service.evaluate_in(pack, iso3, day, state), tr.get(pack).rulebook,
+                  None if pack == packs.DEFAULT[0] else packs.find(pack).directory) for pack in chosen]
+        body = calendar_feed.build_treaties(items, name=name, stamp=calendar_feed.dtstamp(state.check_finished, day),
+                                            domain=service.config.calendar_domain, alarm_days=service.config.alarm_days,
+                                            url_for_party=_party_link(service.config.base_url))
+        return body, service.etag(state, key, service.config.base_url)
+
+    body, etag = service.cached(key + (state.key, service.config.base_url), compute)
     return _conditional(request, body, etag, ICS_TYPE)
 
 

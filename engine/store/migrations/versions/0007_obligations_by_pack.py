@@ -3,7 +3,8 @@ can be checked into one database and the change log never mixes two treaties.
 
 The pack of a stored obligation or change is the prefix of its obligation id (ids are
 ``<pack>.<article>.<role>``), so the backfill reads it from there. A check run stored before
-this revision evaluated the one pack then selected: its ``pack`` stays NULL.
+this revision evaluated the one pack then selected: its ``pack`` stays NULL. ``obligations.article``
+widens to 80 characters (a pack may cite a provision with the decision that set it).
 
 Revision ID: 0007
 Revises: 0006
@@ -31,11 +32,16 @@ def upgrade() -> None:
         with op.batch_alter_table(name) as batch:
             batch.alter_column("pack", existing_type=sa.String(40), nullable=False)
         op.create_index(f"ix_{name}_pack", name, ["pack"])
+    # another pack's articles are cited longer ("5(3)-(4); 7MSP decision"); PostgreSQL enforces the length
+    with op.batch_alter_table("obligations") as batch:
+        batch.alter_column("article", existing_type=sa.String(20), type_=sa.String(80))
     op.add_column("check_runs", sa.Column("pack", sa.String(40), nullable=True))
 
 
 def downgrade() -> None:
     op.drop_column("check_runs", "pack")
+    with op.batch_alter_table("obligations") as batch:
+        batch.alter_column("article", existing_type=sa.String(80), type_=sa.String(20))
     for name in reversed(KEYED):
         op.drop_index(f"ix_{name}_pack", name)
         with op.batch_alter_table(name) as batch:

@@ -1,0 +1,150 @@
+"""Several packs at once (`[engine] pack = ["ccm", "apmbc"]`, CCM_PACK=ccm,apmbc): a State party to
+both treaties sees both in `ccm deadlines`, the API and its calendar; `--treaty` / `?treaty=`
+narrows to one pack and keeps the one-pack JSON; the check over both packs keeps each pack's
+rows and change log apart, on SQLite and PostgreSQL; migration 0007 backfills the pack."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from engine.cli.main import app
+from engine.registry.shared import reset, shared_treaties
+
+BOTH = "ccm,apmbc"
+
+
+def run(monkeypatch, packs: str | None, *args: str) -> tuple[int, str]:
+    if packs is None:
+        monkeypatch.delenv("CCM_PACK", raising=False)
+    else:
+        monkeypatch.setenv("CCM_PACK", packs)
+    reset()
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("party", ["AFG", "IRQ"])
+def test_a_party_to_both_sees_both_treaties_in_deadlines(monkeypatch, party):
+    code, out = run(monkeypatch, BOTH, "deadlines", party, "--as-of", "2021-01-01", "--json")
+    assert code == 0
+    listed = json.loads(out)
+    assert [entry["treaty"] for entry in listed] == ["ccm", "apmbc"]
+    for entry in listed:   # each entry is the one-pack object plus its treaty
+        assert {o["id"].split(".")[0] for o in entry["obligations"]} == {entry["treaty"]}
+        code, alone = run(monkeypatch, entry["treaty"], "deadlines", party, "--as-of", "2021-01-01", "--json")
+        assert {k: v for k, v in entry.items() if k != "treaty"} == json.loads(alone)
+    code, text = run(monkeypatch, BOTH, "deadlines", party, "--as-of", "2021-01-01")
+    assert "Convention on Cluster Munitions" in text and "Anti-Personnel Mine Ban Convention" in text
+
+
+def test_treaty_option_keeps_the_one_pack_shape_and_reads_an_unselected_pack(monkeypatch):
+    code, out = run(monkeypatch, None, "deadlines", "KHM", "--treaty", "apmbc", "--as-of", "2021-01-01", "--json")
+    assert code == 0
+    body = json.loads(out)
+    clearance = next(o for o in body["obligations"] if o["id"] == "apmbc.art5.clearance")
+    assert clearance["due"] != clearance["original_due"] == "2010-01-01"
+    code, out = run(monkeypatch, BOTH, "deadlines", "AFG", "--treaty", "ccm", "--as-of", "2021-01-01", "--json")
+    assert isinstance(json.loads(out), dict)
+    code, out = run(monkeypatch, BOTH, "explain", "AFG", "apmbc.art5.clearance", "--as-of", "2021-01-01")
+    assert code == 0 and out.startswith("apmbc.art5.clearance for Afghanistan")
+
+
+def test_the_default_output_is_unchanged_by_the_treaties_machinery(monkeypatch):
+    """One pack selected: the JSON is the evaluator's own, not a list."""
+    code, out = run(monkeypatch, None, "deadlines", "LAO", "--as-of", "2021-01-01", "--json")
+    treaties = shared_treaties("durable", None, ("ccm",))
+    assert json.loads(out)["obligations"] == treaties.primary.evaluate("LAO", date(2021, 1, 1)).to_json()["obligations"]
+
+
+def test_the_calendar_of_a_party_to_both_holds_both_with_each_pack_cited_in_its_style(monkeypatch):
+    code, out = run(monkeypatch, BOTH, "calendar", "AFG", "--as-of", "2021-01-01")
+    assert code == 0
+    uids = [line for line in out.splitlines() if line.startswith("UID:")]
+    assert any(u.startswith("UID:AFG/ccm.") for u in uids) and any(u.startswith("UID:AFG/apmbc.") for u in uids)
+    assert "APMBC Art. 5" in out and "X-WR-CALNAME:CCM + APMBC deadlines: Afghanistan" in out
+
+
+def test_the_api_lists_both_treaties_and_narrows_to_one(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from engine.runtime.settings import Settings
+    from engine.web.app import ApiConfig, create_app
+
+    reset()
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'none.sqlite'}", output_folder=tmp_path / "digests",
+                        packs=("ccm", "apmbc"))
+    with TestClient(create_app(settings, ApiConfig(state_ttl_seconds=0))) as client:
+        both = client.get("/api/parties/AFG/obligations?as_of=2021-01-01").json()
+        assert [entry["treaty"] for entry in both] == ["ccm", "apmbc"]
+        one = client.get("/api/parties/AFG/obligations?as_of=2021-01-01&treaty=apmbc").json()
+        assert one == {k: v for k, v in both[1].items() if k != "treaty"}
+        assert client.get("/api/parties/KHM/obligations?treaty=ccm").status_code == 404
+        assert client.get("/api/parties/AFG/obligations?treaty=nosuch").status_code == 404
+        feed = client.get("/parties/AFG/calendar.ics?as_of=2021-01-01").text
+        assert "UID:AFG/apmbc.art5.clearance/-@" in feed and "UID:AFG/ccm.art4.clearance/-@" in feed
+
+
+def test_the_check_over_both_packs_keeps_their_rows_and_change_logs_apart(db_url, monkeypatch, tmp_path):
+    from engine.store import database as store
+
+    code, _ = run(monkeypatch, None, "check", "--as-of", "2024-01-01")
+    assert code in (0, 1)
+    code, out = run(monkeypatch, BOTH, "check", "--as-of", "2024-01-02")
+    assert code in (0, 1), out
+    with store.reader_session(db_url) as session:
+        by_pack = dict(session.execute(sa.select(store.ObligationRow.pack, sa.func.count()).group_by(store.ObligationRow.pack)).all())
+        assert set(by_pack) == {"ccm", "apmbc"}
+        mixed = session.scalar(sa.select(sa.func.count()).select_from(store.ChangeRow)
+                               .where(~store.ChangeRow.obligation_id.startswith(store.ChangeRow.pack + ".")))
+        assert mixed == 0
+        runs = session.execute(sa.select(store.CheckRunRow.pack).order_by(store.CheckRunRow.id)).scalars().all()
+        assert runs == ["ccm", "ccm", "apmbc"]
+        apmbc_new = session.scalar(sa.select(sa.func.count()).select_from(store.ChangeRow)
+                                   .where(store.ChangeRow.pack == "apmbc", store.ChangeRow.field == "new"))
+        assert apmbc_new == by_pack["apmbc"]
+    # a later check of the first pack alone leaves the second pack's rows as they were
+    code, _ = run(monkeypatch, None, "check", "--as-of", "2024-01-03")
+    with store.reader_session(db_url) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(store.ObligationRow)
+                              .where(store.ObligationRow.pack == "apmbc")) == by_pack["apmbc"]
+        assert session.scalar(sa.select(sa.func.count()).select_from(store.ChangeRow)
+                              .where(store.ChangeRow.field == "removed")) == 0
+    digest = (tmp_path / "digests" / "digest-2024-01-02.md").read_text(encoding="utf-8")
+    assert digest.startswith("# CCM daily check") and "\n# APMBC daily check" in digest
+    code, out = run(monkeypatch, BOTH, "check", "--as-of", "2024-01-04", "--json")
+    assert [c["treaty"] for c in json.loads(out)] == ["ccm", "apmbc"]
+
+
+def test_migration_0007_backfills_the_pack_from_the_obligation_id(db_url):
+    from alembic import command
+
+    from engine.store import database as store
+
+    path = store.sqlite_path(db_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = store.get_engine(db_url)
+    with engine.begin() as connection:
+        command.upgrade(store.alembic_config(connection), "0006")
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO check_runs (as_of, started_at, rulebook_hash, counts) "
+                                   "VALUES ('2024-01-01', CURRENT_TIMESTAMP, 'h', '{}')"))
+        for party, obligation in (("AFG", "ccm.art4.clearance"), ("AFG", "apmbc.art5.clearance")):
+            connection.execute(sa.text(
+                "INSERT INTO obligations (party, obligation_id, period, article, due, original_due, status, status_reason, "
+                "provenance, rulebook_hash, computed_at) VALUES (:p, :o, '', '4', '2024-01-01', '2024-01-01', 'pending', "
+                "'x', '{}', 'h', CURRENT_TIMESTAMP)"), {"p": party, "o": obligation})
+            connection.execute(sa.text(
+                "INSERT INTO obligation_changes (check_run_id, party, obligation_id, period, field, reason, at) "
+                "VALUES (1, :p, :o, '', 'new', 'x', CURRENT_TIMESTAMP)"), {"p": party, "o": obligation})
+    store.upgrade(db_url)
+    with engine.begin() as connection:
+        for table in ("obligations", "obligation_changes"):
+            rows = connection.execute(sa.text(f"SELECT obligation_id, pack FROM {table} ORDER BY obligation_id")).all()
+            assert [tuple(r) for r in rows] == [("apmbc.art5.clearance", "apmbc"), ("ccm.art4.clearance", "ccm")]
+        assert connection.execute(sa.text("SELECT pack FROM check_runs")).scalar() is None
