@@ -50,6 +50,7 @@ class DailyResult:
     rejected: int = 0          # refused for good (bad address, 5xx): they wait for a contact change or a retry
     attention: bool = False              # the check found something that needs attention
     digest: tuple[Path, Path] | None = None
+    check_runs: dict[str, int] | None = None   # with several packs: each pack's check run, in the packs' order
 
 
 def _logged(job: str):
@@ -107,13 +108,25 @@ def daily_job(as_of: str | None = None) -> DailyResult:
     if store.current_revision(url) != store.head_revision():
         store.upgrade(url)
     evaluator = _evaluator(settings.backend, settings.receipts_complete_from, settings.packs)
-    check, context, paths = check_and_digest(url, evaluator, day, settings.output_folder)
-    result = delivery.send(url, evaluator, config, day)
+    if len(settings.packs) > 1:   # every selected pack's check in one transaction, one digest (as ``ccm check``)
+        from engine.check.treaties import check_treaties
+        from engine.registry.shared import shared_treaties
+
+        tr = shared_treaties(settings.backend, settings.receipts_complete_from, settings.packs)
+        checks, contexts, paths = check_treaties(url, tr, day, settings.output_folder)
+        check = checks[0]
+        context = {"attention": any(c["attention"] for c in contexts)}
+        runs = {c["treaty"]: result.run_id for c, result in zip(contexts, checks)}
+    else:
+        check, context, paths = check_and_digest(url, evaluator, day, settings.output_folder)
+        runs = None
+    result = delivery.send(url, evaluator, config, day)   # the letters: the first pack's (not yet per treaty)
     return DailyResult(as_of=day, check_run_id=check.run_id, planned=len(result.plan.items), queued=result.queued,
                        sent=len(result.delivery.sent), failed=len(result.delivery.failed),
                        no_contact={p: len(ls) for p, ls in result.plan.no_contact.items()},
                        batch_id=result.plan.batch_id, awaiting_approval=result.awaiting_approval,
-                       rejected=len(result.delivery.rejected), attention=context["attention"], digest=paths)
+                       rejected=len(result.delivery.rejected), attention=context["attention"], digest=paths,
+                       check_runs=runs)
 
 
 @_logged("retry")

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from engine.core import packs
 from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
 from engine.runtime.errors import CcmError, exit_for
@@ -271,6 +272,14 @@ def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
     day = parse_date(as_of, within=tr)
     participant = find_in(tr, party)
     listed = tr.of_party(participant.iso3)
+    try:
+        named = tr.owner(obligation_id)
+    except packs.PackError as error:
+        fail(f"{error}; give --treaty {packs.pack_of(obligation_id)} or select it ([engine] pack, CCM_PACK)")
+    if named is not None and tr.several:
+        listed = [(n, e) for n, e in listed if n == named] or listed
+    if not listed:
+        fail(f"{participant.name} is not a participant of {', '.join(tr.names)}")
     if tr.several:   # the pack whose rulebook knows the id or title
         owner = next(((n, e) for n, e in listed if _matching_rule(e, obligation_id)), listed[0])
         tr = tr.only(owner[0])

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.console import Console
 
-from engine.cli.main import app, evaluator, fail, parse_date, treaties
+from engine.cli.main import TREATY_HELP, app, evaluator, fail, parse_date, treaties
 from engine.runtime.errors import OperationalFailure
 from engine.runtime.settings import load_settings
 
@@ -142,15 +142,42 @@ def recorded_by() -> str | None:
     return os.environ.get("CCM_RECORDED_BY") or os.environ.get("USER")
 
 
+#: The pack the running command records for, set by :func:`_use` first thing in each command.
+_scope: tuple[str, str, object] | None = None
+
+
+def _use(treaty: Optional[str]) -> None:
+    """Record for the pack ``--treaty`` names (a selected one), or the settings' first pack."""
+    global _scope
+    from engine.core.packs import PackError
+
+    tr = treaties()
+    try:
+        name = treaty or tr.home
+        _scope = (name, tr.home, tr.get(name))
+    except PackError as error:
+        fail(f"{error}. Events are recorded for a selected pack only: select it in config.toml "
+             f"([engine] pack) or with CCM_PACK={','.join((*tr.names, treaty or ''))}")
+
+
+def _pack_evaluator():
+    return _scope[2] if _scope else evaluator()
+
+
+def _pack_args() -> dict[str, str | None]:
+    return {"pack": _scope[0], "home": _scope[1]} if _scope else {}
+
+
 def _record(event: NewEvent, corrects: Optional[str], json_output: bool = False) -> None:
-    from engine.record.events import RecordError, record
+    from engine.record.events import RecordError, pack_tag, record
 
     url = _url()
     _ready(url, create=True)
     event.corrects = corrects
     event.recorded_by = recorded_by()
+    event.extra = {**event.extra, **pack_tag(**_pack_args())}
     try:
-        event_id, created = record(url, evaluator(), event)
+        event_id, created = record(url, _pack_evaluator(), event, **_pack_args())
     except RecordError as error:
         fail(str(error))
         return
@@ -159,7 +186,7 @@ def _record(event: NewEvent, corrects: Optional[str], json_output: bool = False)
                           "on": event.on.isoformat(), "period": event.period, "corrects": corrects},
                          ensure_ascii=False, indent=1))
         return
-    name = evaluator().registry.participant(event.party).name
+    name = _pack_evaluator().registry.participant(event.party).name
     if created:
         console.print(f"Recorded {event_id}: {event.kind} of {name} on {event.on.isoformat()}"
                       + (f" ({event.period})" if event.period else "") + ". It counts from the next `ccm check`.",
@@ -172,17 +199,20 @@ def _party(query: str) -> str:
     from engine.record.events import RecordError, resolve_party
 
     try:
-        return resolve_party(evaluator(), query)
+        return resolve_party(_pack_evaluator(), query)
     except RecordError as error:
         fail(str(error))
         raise
 
 
-def _article(value: str) -> str:
-    from engine.record.events import ARTICLES
-
-    if value not in ARTICLES:
-        fail(f"--article {value!r}: extensions exist under Article 3 or 4; give 3 or 4")
+def _article(value: str, kind: str = "decision:extension:art") -> str:
+    """An article under which the pack's rules know this kind of event (extensions, completions)."""
+    rules = _pack_evaluator().rulebook.rules
+    known = sorted({k[len(kind):] for r in rules for k in (r.fulfilled_by, r.decided_by) if k and k.startswith(kind)},
+                   key=lambda a: (len(a), a))
+    if value not in known:
+        what = "extensions exist" if kind.startswith("decision:") else "completions are recorded"
+        fail(f"--article {value!r}: {what} under Article {' or '.join(known)}; give {' or '.join(known)}")
     return value
 
 
@@ -190,7 +220,7 @@ def _meeting(code: str) -> str:
     from engine.record.events import RecordError, check_meeting
 
     try:
-        check_meeting(evaluator(), code)
+        check_meeting(_pack_evaluator(), code)
     except RecordError as error:
         fail(f"Refused: {error}")
     return code
@@ -199,6 +229,8 @@ def _meeting(code: str) -> str:
 CORRECTS = typer.Option(None, "--corrects", help="Id of a recorded event this one corrects (it is kept, marked superseded).")
 COMMENT = typer.Option(None, "--comment", help="A note kept with the record.")
 JSON_OUTPUT = typer.Option(False, "--json", help="Print JSON: the event's id and whether it was written.")
+TREATY = typer.Option(None, "--treaty", help="The rule pack the event belongs to (a selected one; default: the first "
+                      "[engine] pack).")
 
 
 @record_app.command("report")
@@ -209,8 +241,9 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
                   symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                   source: Optional[str] = typer.Option(None, "--source", help="URL of the report."),
                   comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
     """A transparency report (Art. 7) or retention report (Art. 3(8)) received."""
+    _use(treaty)
     from engine.record.events import REPORT_KINDS, NewEvent
 
     if kind not in REPORT_KINDS:
@@ -238,8 +271,9 @@ def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or
                              symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                              source: Optional[str] = typer.Option(None, "--source", help="URL."),
                              comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
     """An extension request (Art. 3(3) or 4(5)) submitted for a meeting."""
+    _use(treaty)
     from engine.record.events import NewEvent
 
     _record(NewEvent(party=_party(party), kind=f"extension_request:art{_article(article)}",
@@ -256,8 +290,9 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
                     document: Optional[str] = typer.Option(None, "--document", help="Symbol of the decision."),
                     source: Optional[str] = typer.Option(None, "--source", help="URL."),
                     comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
     """A meeting's decision granting an extension (checked against the treaty's ceiling)."""
+    _use(treaty)
     from engine.record.events import NewEvent
 
     code = _meeting(meeting)
@@ -274,13 +309,14 @@ def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."
                       declared_at: Optional[str] = typer.Option(None, "--declared-at", help="Meeting code where compliance was declared."),
                       source: Optional[str] = typer.Option(None, "--source", help="URL."),
                       comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
     """Stockpile destruction (Art. 3) or clearance (Art. 4) completed."""
+    _use(treaty)
     from engine.record.events import NewEvent
 
     if declared_at:
         _meeting(declared_at)
-    _record(NewEvent(party=_party(party), kind=f"completion:art{_article(article)}",
+    _record(NewEvent(party=_party(party), kind=f"completion:art{_article(article, 'completion:art')}",
                      on=parse_date(completed, "--completed"), source=source, comment=comment,
                      extra={"declared_at": declared_at} if declared_at else {}), corrects, json_output)
 
@@ -290,8 +326,9 @@ def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."
                       effective: str = typer.Option(..., "--effective", help="Date the withdrawal takes effect, YYYY-MM-DD."),
                       source: Optional[str] = typer.Option(None, "--source", help="URL (depositary notification)."),
                       comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
     """A withdrawal (Art. 20) taking effect."""
+    _use(treaty)
     from engine.record.events import NewEvent
 
     _record(NewEvent(party=_party(party), kind="withdrawal", on=parse_date(effective, "--effective"), source=source,
@@ -305,8 +342,9 @@ def record_clarification_request(party: str = typer.Argument(..., help="ISO3 cod
                                  symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                                  source: Optional[str] = typer.Option(None, "--source", help="URL."),
                                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
     """A request for clarification (Art. 8(2)) received by a State; its id names the response's period."""
+    _use(treaty)
     from engine.record.events import NewEvent
 
     iso3 = _party(party)
@@ -322,8 +360,9 @@ def record_clarification_response(party: str = typer.Argument(..., help="ISO3 co
                                   symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                                   source: Optional[str] = typer.Option(None, "--source", help="URL."),
                                   comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
     """A State's response to a request for clarification."""
+    _use(treaty)
     from engine.record.events import NewEvent
 
     _record(NewEvent(party=_party(party), kind="clarification_response", on=parse_date(submitted, "--submitted"),
@@ -333,27 +372,30 @@ def record_clarification_response(party: str = typer.Argument(..., help="ISO3 co
 @app.command()
 def history(party: str = typer.Argument(..., help="ISO3 code or name."),
             as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
-            json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """A party's dated history: registry facts and recorded events, with their sources."""
+            json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+            treaty: Optional[str] = TREATY) -> None:
+    """A party's dated history: registry facts and recorded events, with their sources (one pack's:
+    --treaty, or the first [engine] pack)."""
     from rich.table import Table
 
     from engine.store import database as store
     from engine.record.events import RecordError
     from engine.record.events import history as build
 
+    _use(treaty)
     url = _url()
     iso3 = _party(party)
     day = parse_date(as_of)
     use = url if store.database_exists(url) and store.current_revision(url) else None
     try:
-        items = build(use, evaluator(), iso3, day)
+        items = build(use, _pack_evaluator(), iso3, day, **_pack_args())
     except RecordError as error:
         fail(str(error))
         return
     if json_output:
         print(json.dumps({"party": iso3, "as_of": day.isoformat(), "history": items}, ensure_ascii=False, indent=1))
         return
-    table = Table(title=f"{evaluator().registry.participant(iso3).name} ({iso3}): history as of {day.isoformat()}")
+    table = Table(title=f"{_pack_evaluator().registry.participant(iso3).name} ({iso3}): history as of {day.isoformat()}")
     for column in ("Date", "Origin", "What", "Sources"):
         table.add_column(column, overflow="fold")
     for item in items:
@@ -365,14 +407,17 @@ def history(party: str = typer.Argument(..., help="ISO3 code or name."),
 
 @app.command(name="import")
 def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv or .json file of report receipts."),
-                   json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Import report receipts (columns party,kind,year,received,symbol,source): all rows or none."""
+                   json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+                   treaty: Optional[str] = TREATY) -> None:
+    """Import report receipts (columns party,kind,year,received,symbol,source): all rows or none;
+    every row is a receipt under the pack --treaty names (default: the first [engine] pack)."""
     from engine.record.events import ImportError_, import_file
 
+    _use(treaty)
     url = _url()
     _ready(url, create=True)
     try:
-        created, skipped = import_file(url, evaluator(), file, recorded_by=recorded_by())
+        created, skipped = import_file(url, _pack_evaluator(), file, recorded_by=recorded_by(), **_pack_args())
     except ImportError_ as error:
         fail(str(error))
         return
@@ -385,15 +430,22 @@ def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False,
 
 @app.command()
 def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
-           output: Optional[Path] = typer.Option(None, "--output", help="File to write (default: standard output).")) -> None:
-    """Export the recorded report receipts in the import format."""
+           output: Optional[Path] = typer.Option(None, "--output", help="File to write (default: standard output)."),
+           treaty: Optional[str] = typer.Option(None, "--treaty", help="Only this pack's receipts (a selected one); "
+                                                "default: every receipt recorded.")) -> None:
+    """Export the recorded report receipts in the import format (one pack's with --treaty, which
+    `ccm import --treaty` takes back)."""
     from engine.store import database as store
     from engine.record.events import export_rows, format_export
 
     if fmt_name not in ("csv", "json"):
         fail(f"--format {fmt_name!r}: give csv or json")
+    args = {}
+    if treaty is not None:
+        _use(treaty)
+        args = _pack_args()
     url = _url()
-    rows = export_rows(url) if store.database_exists(url) and store.current_revision(url) else []
+    rows = export_rows(url, **args) if store.database_exists(url) and store.current_revision(url) else []
     text = format_export(rows, fmt_name, terminal=output is None and sys.stdout.isatty())
     if output:
         output.write_text(text, encoding="utf-8")
@@ -529,9 +581,12 @@ def _print_check(result, context, paths, day, last, replay: bool, limit: int, la
 
 @app.command()
 def stats(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
-          json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Counts like the progress reports of the Meetings of States Parties, as of a date."""
-    from rich.table import Table
+          json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+          treaty: Optional[str] = typer.Option(None, "--treaty", help=TREATY_HELP)) -> None:
+    """Counts like the progress reports of the Meetings of States Parties, as of a date.
+
+    With several packs selected (and no --treaty), one table per treaty; --json then prints a
+    list of the one-pack objects, each with a "treaty" key."""
     from sqlalchemy.exc import OperationalError
 
     from engine.store import database as store
@@ -546,10 +601,21 @@ def stats(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
             events = load_events(url) if store.current_revision(url) else []
         except OperationalError:
             events = []
-    counts = compute(evaluator(), day, events)
+    tr = treaties(None, treaty)
+    listed = [(name, ev, compute(ev, day, tr.events(name, events))) for name, ev in tr.items()]
     if json_output:
-        print(json.dumps(counts, ensure_ascii=False, indent=1))
+        body = [{"treaty": name, **counts} for name, _, counts in listed] if tr.several else listed[0][2]
+        print(json.dumps(body, ensure_ascii=False, indent=1))
         return
+    for name, ev, counts in listed:
+        if tr.several:
+            console.print(f"[bold underline]{ev.rulebook.title}[/] ({name})", highlight=False)
+        _print_stats(counts, day)
+
+
+def _print_stats(counts: dict, day) -> None:
+    from rich.table import Table
+
     table = Table(title=f"States Parties' progress as of {day.isoformat()} ({counts['recorded_events']} recorded events)")
     table.add_column("Measure")
     table.add_column("Count", justify="right")

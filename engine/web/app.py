@@ -147,6 +147,38 @@ class Service:
 
         return self.cached(("evaluation", pack, iso3, as_of, state.key), compute)
 
+    def evaluator_of(self, pack: str):
+        return self.treaties.get(pack)
+
+    def chosen(self, treaty: str | None) -> list[str]:
+        """Every selected pack, or the one ``?treaty=`` names; 404 for a pack that is not selected."""
+        from engine.core.packs import PackError
+
+        try:
+            return list(self.treaties.only(treaty).names)
+        except PackError as error:
+            raise ApiError(404, str(error)) from None
+
+    def evaluate_all_in(self, pack: str, as_of: date, state: State):
+        """(evaluations, errors) of every participant of one selected pack; cached as :meth:`evaluate_all`."""
+        tr = self.treaties
+        if pack == tr.names[0]:
+            return self.evaluate_all(as_of, state)
+        evaluator = tr.get(pack)
+
+        def compute():
+            evaluations, errors = [], []
+            events = tr.events(pack, [event for party_events in self.events(state).values() for event in party_events])
+            for iso3, evaluation, error in evaluator.each(as_of, events):
+                if evaluation is not None:
+                    evaluations.append(self.cached(("evaluation", pack, iso3, as_of, state.key), lambda e=evaluation: e))
+                else:
+                    name = evaluator.registry.participant(iso3).name
+                    errors.append((iso3, f"{name}'s obligations cannot be computed from the recorded facts: {error}."))
+            return evaluations, errors
+
+        return self.cached(("all", pack, as_of, state.key), compute)
+
     def packs_of(self, iso3: str, treaty: str | None) -> list[str]:
         """The selected packs (or the one ``?treaty=`` names) whose registry lists the party; 404 for none."""
         from engine.core.packs import PackError
@@ -234,18 +266,23 @@ class Service:
 
         def compute():
             try:
-                return self.evaluator.evaluate(iso3, as_of, self.events(state).get(iso3, []))
+                return self.evaluator.evaluate(iso3, as_of, self._home_events(self.events(state).get(iso3, [])))
             except EvaluationError as error:
                 name = self.evaluator.registry.participant(iso3).name
                 raise ApiError(409, f"{name}'s obligations cannot be computed from the recorded facts: {error}.") from None
 
         return self.cached(("evaluation", iso3, as_of, state.key), compute)
 
+    def _home_events(self, events: list) -> list:
+        """The first pack's events: with several packs, an event tagged for another is not its."""
+        tr = self.treaties
+        return tr.events(tr.names[0], events) if tr.several else events
+
     def evaluate_all(self, as_of: date, state: State):
         """(evaluations, errors) of every participant, by the engine's one every-party loop."""
         def compute():
             evaluations, errors = [], []
-            events = [event for party_events in self.events(state).values() for event in party_events]
+            events = self._home_events([event for party_events in self.events(state).values() for event in party_events])
             for iso3, evaluation, error in self.evaluator.each(as_of, events):
                 if evaluation is not None:   # a page of one party asked next finds it, as when each went through evaluate()
                     evaluations.append(self.cached(("evaluation", iso3, as_of, state.key), lambda e=evaluation: e))
@@ -470,8 +507,10 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
 
+        home = service.packs_of(participant.iso3, None)[0]   # a party of the second pack only is found there
+
         def build():
-            evaluation = service.evaluate(participant.iso3, day, state)
+            evaluation = service.evaluate_in(home, participant.iso3, day, state)
             code = participant.iso3
             return {"party": evaluation.to_json()["party"], "as_of": day.isoformat(),
                     "names": {lang: display_name(code, lang, participant.localized_name(lang)) for lang in LANGUAGES},
@@ -504,58 +543,94 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
              summary="The chain behind one date (as `ccm explain --json`): facts with sources, rules with quotations, arithmetic.")
     async def explain_obligation(request: Request, iso3: str, obligation_id: str,
                                  period: Optional[str] = Query(None, max_length=MAX_QUERY, description="Year or meeting code (as in the pack's meetings.csv)."),
-                                 as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+                                 as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                                 treaty: Optional[str] = Query(None, description="The rule pack; default the one the "
+                                                               "obligation id's prefix names (apmbc.art5.clearance).")):
+        from engine.core.packs import PackError
+
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
-        obligation = _one_obligation(service, service.evaluate(participant.iso3, day, state), obligation_id, period or None)
+        try:
+            named = treaty or service.treaties.owner(obligation_id)
+        except PackError as error:
+            raise ApiError(404, str(error) + ".") from None
+        pack = service.packs_of(participant.iso3, named)[0]
+        rulebook = service.evaluator_of(pack).rulebook
+        obligation = _one_obligation(service, service.evaluate_in(pack, participant.iso3, day, state), obligation_id,
+                                     period or None, rulebook)
 
         def build():
             from engine.core.explain import explain
 
-            return explain(service.evaluate(participant.iso3, day, state), service.evaluator.rulebook, obligation).to_json()
+            return explain(service.evaluate_in(pack, participant.iso3, day, state), rulebook, obligation).to_json()
 
         return answer(request, state, ("explain", participant.iso3, obligation.id, obligation.period, day), build)
 
     @app.get("/api/parties/{iso3}/history", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Registry facts and recorded events, dated, with sources (who recorded an event: ISU token only).")
-    async def party_history(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def party_history(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                            treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
+                                                        "With several, a list of these objects, each with a `treaty` key.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
         isu = _token_role(request, config) == ("isu", None)
-        items = _history(service, state, participant.iso3, day)
-        if not isu:
-            items = [{k: v for k, v in item.items() if k not in ("recorded_by",)} for item in items]
-        return answer(request, state, ("history", participant.iso3, day, isu),
-                      lambda: {"party": participant.iso3, "as_of": day.isoformat(), "history": items})
+        chosen = service.packs_of(participant.iso3, treaty)
+
+        def one(pack: str) -> dict[str, Any]:
+            items = _history(service, state, participant.iso3, day, pack)
+            if not isu:
+                items = [{k: v for k, v in item.items() if k not in ("recorded_by",)} for item in items]
+            return {"party": participant.iso3, "as_of": day.isoformat(), "history": items}
+
+        if treaty is not None or not service.treaties.several:
+            return answer(request, state, ("history", participant.iso3, day, isu) + ((treaty,) if treaty else ()),
+                          lambda: one(chosen[0]))
+        return answer(request, state, ("history", "*", participant.iso3, day, isu),
+                      lambda: [{"treaty": pack, **one(pack)} for pack in chosen])
 
     @app.get("/api/overdue", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Every obligation overdue as of a date, reports first (initial reports first), most days late first.")
-    async def overdue(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def overdue(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                      treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
+                                                        "With several, a list of these objects, each with a `treaty` key.")):
         state, day = service.state(), service.as_of(as_of)
+        chosen = service.chosen(treaty)
 
-        def build():
-            evaluations, errors = service.evaluate_all(day, state)
+        def build_in(pack: str):
+            evaluations, errors = service.evaluate_all_in(pack, day, state)
             rows = [{"party": e.participant.iso3, "name": e.participant.name, **o.to_json(), "days_late": (day - o.due).days}
                     for e in evaluations for o in e.obligations if o.status == "overdue"]
-            reports = {r.id for r in service.evaluator.rulebook.rules if r.is_obligation and r.status == "report"}
+            reports = {r.id for r in service.evaluator_of(pack).rulebook.rules if r.is_obligation and r.status == "report"}
             rows.sort(key=lambda r: (r["id"] not in reports, r["id"] != "ccm.art7.initial_report", -r["days_late"], r["party"]))
             return {"as_of": day.isoformat(), "count": len(rows), "overdue": rows,
                     "errors": [{"party": p, "message": m} for p, m in errors]}
 
-        return answer(request, state, ("overdue", day), build)
+        if treaty is None and not service.treaties.several:
+            return answer(request, state, ("overdue", day), lambda: build_in(chosen[0]))
+        if treaty is not None:
+            return answer(request, state, ("overdue", treaty, day), lambda: build_in(treaty))
+        return answer(request, state, ("overdue", "*", day), lambda: [{"treaty": p, **build_in(p)} for p in chosen])
 
     @app.get("/api/stats", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Counts like the Meetings of States Parties' progress reports (as `ccm stats --json`).")
-    async def get_stats(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def get_stats(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                        treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
+                                                        "With several, a list of these objects, each with a `treaty` key.")):
         state, day = service.state(), service.as_of(as_of)
+        chosen = service.chosen(treaty)
 
-        def build():
+        def build_in(pack: str):
             from engine.check.run import stats
 
+            tr = service.treaties
             events = [e for party in service.events(state).values() for e in party]
-            return stats(service.evaluator, day, events)
+            return stats(tr.get(pack), day, tr.events(pack, events))
 
-        return answer(request, state, ("stats", day), build)
+        if treaty is None and not service.treaties.several:
+            return answer(request, state, ("stats", day), lambda: build_in(chosen[0]))
+        if treaty is not None:
+            return answer(request, state, ("stats", treaty, day), lambda: build_in(treaty))
+        return answer(request, state, ("stats", "*", day), lambda: [{"treaty": p, **build_in(p)} for p in chosen])
 
     # -- writes (the ISU only)
     @app.post("/api/parties/{iso3}/reports", status_code=201, response_model=Recorded, responses=WRITE_ERRORS,
@@ -688,8 +763,8 @@ def _conditional(request: Request, body: bytes, etag: str, media_type: str) -> R
     return Response(body, media_type=media_type, headers=headers)
 
 
-def _one_obligation(service: Service, evaluation, obligation_id: str, period: str | None):
-    rulebook = service.evaluator.rulebook
+def _one_obligation(service: Service, evaluation, obligation_id: str, period: str | None, rulebook=None):
+    rulebook = rulebook or service.evaluator.rulebook
     name = evaluation.participant.name
     if obligation_id not in rulebook.ids or not rulebook.rule(obligation_id).is_obligation:
         known = ", ".join(r.id for r in rulebook.rules if r.is_obligation)
@@ -706,17 +781,22 @@ def _one_obligation(service: Service, evaluation, obligation_id: str, period: st
     return found[0]
 
 
-def _history(service: Service, state: State, iso3: str, day: date) -> list[dict[str, Any]]:
+def _history(service: Service, state: State, iso3: str, day: date, pack: str | None = None) -> list[dict[str, Any]]:
+    """One pack's history of the party (the first selected pack's by default)."""
     from engine.record.events import RecordError, history
+
+    tr = service.treaties
+    pack = pack or tr.names[0]
 
     def compute():
         url = service.url if state is not NO_STATE and state.events[0] else None
+        scope = {"pack": pack, "home": tr.home} if tr.several or pack != tr.names[0] else {}
         try:
-            return history(url, service.evaluator, iso3, day)
+            return history(url, tr.get(pack), iso3, day, **scope)
         except RecordError as error:
             raise ApiError(409, str(error)) from None
 
-    return service.cached(("history", iso3, day, state.key), compute)
+    return service.cached(("history", pack, iso3, day, state.key), compute)
 
 
 def _calendar(request: Request, service: Service, state: State, day: date, parties: list[str] | None,
@@ -1082,15 +1162,26 @@ def _register_pages(app: FastAPI, service: Service) -> None:
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
         lang = _lang(request)
-        evaluation = service.evaluate(participant.iso3, day, state)
-        items = [{"obligation": o, "explanation": explain(evaluation, service.evaluator.rulebook, o)}
+        listed = service.packs_of(participant.iso3, None)   # every selected treaty the party is listed by
+        evaluation = service.evaluate_in(listed[0], participant.iso3, day, state)
+        rulebook = service.evaluator_of(listed[0]).rulebook
+        items = [{"obligation": o, "explanation": explain(evaluation, rulebook, o)}
                  for o in evaluation.obligations]
+        others = []
+        for pack in listed[1:]:   # the first is the page's main section, as with one pack
+            other, its_rules = service.evaluate_in(pack, participant.iso3, day, state), service.evaluator_of(pack).rulebook
+            others.append({"treaty": pack, "title": its_rules.title, "party": other.to_json()["party"],
+                           "obligations": [{"obligation": o, "name": its_rules.name_of(o.id),
+                                            "explanation": explain(other, its_rules, o)} for o in other.obligations],
+                           "history": _history(service, state, participant.iso3, day, pack)})
         page = _page_context(request, lang)
         html = _jinja().get_template("party.html.j2").render(
             **page, iso3=participant.iso3, name=display_name(participant.iso3, lang, participant.localized_name(lang)),
             registry_name=participant.name,
             party=evaluation.to_json()["party"], as_of=day, obligations=items,
-            history=_history(service, state, participant.iso3, day))
+            history=_history(service, state, participant.iso3, day, listed[0]),
+            treaty=listed[0] if len(service.treaties.names) > 1 else None,
+            title=rulebook.title if len(service.treaties.names) > 1 else None, other_treaties=others)
         return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
     @app.get("/static/style.css", include_in_schema=False)
