@@ -75,7 +75,7 @@ class Treaties:
         return self if name is None else Treaties((self.get(name),), self.home)
 
     def owner(self, obligation_id: str) -> str | None:
-        """The selected pack an obligation id's prefix names (``apmbc.art5.clearance``), None for a
+        """The selected pack an obligation id's prefix names (``<pack>.<article>.<role>``), None for a
         title or a bare role; a prefix naming a rule pack that is not selected raises PackError."""
         if "." not in obligation_id:
             return None

@@ -545,7 +545,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                                  period: Optional[str] = Query(None, max_length=MAX_QUERY, description="Year or meeting code (as in the pack's meetings.csv)."),
                                  as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
                                  treaty: Optional[str] = Query(None, description="The rule pack; default the one the "
-                                                               "obligation id's prefix names (apmbc.art5.clearance).")):
+                                                               "obligation id's prefix names (<pack>.<article>.<role>).")):
         from engine.core.packs import PackError
 
         state, participant = service.state(), service.party(iso3)
