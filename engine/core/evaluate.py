@@ -162,11 +162,17 @@ class Evaluator:
             out.append(outcome.evaluation)
         return out
 
-    def next_meeting(self, as_of: date, kinds: Iterable[str] = ("MSP", "RC")) -> Meeting | None:
-        """The first meeting of these kinds opening after ``as_of``, projected or not."""
-        wanted = set(kinds)
+    def next_meeting(self, as_of: date, kinds: Iterable[str] | None = None) -> Meeting | None:
+        """The first meeting of these kinds opening after ``as_of``, projected or not; by default
+        of the kinds the pack's meeting calendar projects (the meetings that decide)."""
+        wanted = set(kinds) if kinds is not None else deciding_kinds(self.rulebook)
         later = [m for m in self.meetings if m.kind in wanted and m.start_date > as_of]
         return min(later, key=lambda m: m.start_date) if later else None
+
+
+def deciding_kinds(rulebook: Rulebook) -> set[str]:
+    """The meeting kinds the pack's [calendar] series project: the meetings that take decisions."""
+    return {series.kind for series in rulebook.calendar.series} if rulebook.calendar else set()
 
 
 #: Runs one party: infers from the facts, then ``finish(derived, judge)`` with the backend's reading

@@ -71,7 +71,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 TREATY_FILE = "treaty.toml"
 
 INSTRUMENT_KINDS = frozenset({"ratification", "acceptance", "approval", "accession"})
-MEETING_KINDS = frozenset({"MSP", "RC", "preparatory", "intersessional"})
 MEETING_PRECISIONS = frozenset({"day", "month"})
 MEETING_STATUSES = frozenset({"held", "announced"})
 OBSERVATION_KINDS = frozenset({"initial", "annual", "retention"})
@@ -354,6 +353,7 @@ class TreatySettings:
     instruments_for_entry_into_force: int
     positions: dict[int, frozenset[str]]
     sources: tuple[Source, ...]
+    meeting_kinds: frozenset[str] = frozenset()   # what meetings.csv's `kind` may say
 
 
 # --------------------------------------------------------------------------- registry
