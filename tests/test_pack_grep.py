@@ -17,21 +17,9 @@ FORBIDDEN = re.compile(
     r"|\b\d*(?:MSP|RC)\b",                      # a meeting code or kind: 9MSP, 3RC, MSP
     re.IGNORECASE)
 
-# Status semantics: moving in the law branch. Each entry is (path, why); the path stays allowed
-# until that branch moves the status logic (and its sort orders and stats) into the rules.
-ALLOWED: dict[str, str] = {
-    "engine/core/evaluate.py": "status semantics: moving in the law branch",
-    "engine/check/run.py": "status semantics: moving in the law branch (digest sort order, stats per article)",
-    "engine/check/listed.py": "status semantics: moving in the law branch (the digest lists initial reports first)",
-    "engine/web/app.py": "status semantics: moving in the law branch (overdue list sort order)",
-    "engine/core/model.py": "the registry's meeting kinds (MSP, RC): moving with the law branch's meeting semantics",
-    "engine/cli/record.py": "NOT YET MOVED by the pack branch: extension articles and the stats table's labels",
-    "engine/record/events.py": "NOT YET MOVED by the pack branch: the history's wording of entry into force",
-    "engine/registry/load.py": "NOT YET MOVED by the pack branch: treaty.toml's per-article key pattern",
-    "engine/registry/names.py": "NOT YET MOVED by the pack branch: the permanent missions' UN office",
-    "engine/core/dates.py": "NOT YET MOVED by the pack branch: the entry-into-force reading's docstring",
-    "engine/core/facts.py": "NOT YET MOVED by the pack branch: fact kinds numbered by article (art<N>)",
-}
+# Paths allowed to name a treaty, each with why: none. Keep it empty; a path added here needs a
+# reason the treaty's knowledge cannot be pack data.
+ALLOWED: dict[str, str] = {}
 
 
 def hits() -> list[str]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from durable import engine as durable_engine
 
@@ -40,6 +40,7 @@ from engine.backends.status_patterns import StatusPatterns
 RULESET = "ccm_deadlines"
 SESSION_MARKER = "$session"  # asserted in every session so that at least one action runs
 _FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 16777619
+T = TypeVar("T")
 
 
 class HashCollisionError(RuntimeError):
@@ -76,6 +77,7 @@ class _Session:
         self.errors: list[BaseException] = []
         self.verdicts: dict[str, dict[int, list[dict[str, str]]]] = {}   # status session: subject -> case -> bindings
         self.lapsing: set[str] = set()
+        self.poisoned = False   # saw a rejected duplicate: delete_state would crash
         by_kind: dict[str, list[Fact]] = {}
         for fact in facts:
             by_kind.setdefault(fact["k"], []).append(fact)
@@ -203,36 +205,40 @@ class DurableBackend:
             consumed = self._consumed
             return [session.slim(fact) for fact in facts if fact["k"] in consumed]
 
-        return list(self.run_session(facts, build).derived)
+        session: _Session = self.run_session(facts, build)
+        return list(session.derived)
 
-    def run_session(self, facts: list[Fact], build) -> _Session:
+    def evaluate(self, facts: list[Fact], finish: Callable[[list[Fact], Any], T]) -> T:
+        """Inference and the status conditions in one session: the facts are inferred from,
+        then ``finish(derived, judge)`` runs while the session is still open, and ``judge``
+        asserts the status facts into that same session (a second session per party cost
+        more than the matching itself). The status facts carry kinds of their own, so no
+        inference rule fires on them."""
+        def build(session: _Session) -> list[dict[str, Any]]:
+            consumed = self._consumed
+            return [session.slim(fact) for fact in facts if fact["k"] in consumed]
+
+        def then(session: _Session) -> T:
+            def judge(subjects: list[status.Subject], context: status.Context):
+                return self._status.judge_in(self, session, subjects, context)
+            return finish(list(session.derived), judge)
+
+        return self.run_session(facts, build, then)
+
+    def run_session(self, facts: list[Fact], build, then: Callable[[_Session], Any] | None = None) -> Any:
         """Run one fresh session: assert the slims ``build(session)`` returns and the session
-        marker, one by one, drain the actions, raise what they raised, delete the session."""
+        marker, one by one, drain the actions, raise what they raised; then ``then(session)``
+        (which may assert more, see :meth:`assert_all`) and delete the session. Returns what
+        ``then`` returns, or the session."""
         with self._lock:
             sid = f"s{next(self._counter)}"
             session = _Session(sid, facts)
             self._sessions[sid] = session
-            poisoned = False  # a session that saw a rejected duplicate crashes delete_state: left in place
             try:
                 slims = build(session)
                 slims.append(session.slim({"k": SESSION_MARKER, "id": SESSION_MARKER}))
-                collision = None
-                for slim in slims:  # one by one: the batch call corrupts memory on a duplicate
-                    try:
-                        self._ruleset.assert_fact(slim)
-                    except durable_engine.MessageObservedException as error:
-                        collision = error
-                        break
-                self._drain(session)  # always: deleting a session with pending actions crashes the process
-                if collision is not None:
-                    poisoned = True
-                    raise HashCollisionError(f"durable_rules rejected an input fact as a duplicate in session {sid}") from collision
-                state = self._ruleset.get_state(sid)
-                if session.errors:
-                    raise session.errors[0]
-                if state.get("exception"):
-                    raise RuntimeError(f"durable_rules action failed: {state['exception']}")
-                return session
+                self.assert_all(session, slims)
+                return then(session) if then is not None else session
             finally:
                 try:
                     self._drain(session)
@@ -240,10 +246,38 @@ class DurableBackend:
                     pass
                 self._sessions.pop(sid, None)
                 try:
-                    if not poisoned:
+                    if not session.poisoned:
                         self._ruleset.delete_state(sid)
                 except BaseException:  # a session that never got state has nothing to delete
                     pass
+
+    def assert_all(self, session: _Session, slims: list[dict[str, Any]], batch: bool = False) -> None:
+        """Assert facts into an open session, drain the actions, and raise what they raised.
+
+        One by one unless ``batch``: the batch call corrupts memory on a duplicate, so it is
+        only for facts whose ids :meth:`_Session.slim` chose in this session (never a
+        duplicate) and that some rule accepts (the status rules' accept-all rule)."""
+        collision = None
+        if batch and slims:
+            try:
+                self._ruleset.assert_facts(slims)
+            except durable_engine.MessageObservedException as error:
+                collision = error
+        for slim in () if batch else slims:
+            try:
+                self._ruleset.assert_fact(slim)
+            except durable_engine.MessageObservedException as error:
+                collision = error
+                break
+        self._drain(session)  # always: deleting a session with pending actions crashes the process
+        if collision is not None:
+            session.poisoned = True   # a session that saw a rejected duplicate crashes delete_state: left in place
+            raise HashCollisionError(f"durable_rules rejected an input fact as a duplicate in session {session.sid}") from collision
+        state = self._ruleset.get_state(session.sid)
+        if session.errors:
+            raise session.errors[0]
+        if state.get("exception"):
+            raise RuntimeError(f"durable_rules action failed: {state['exception']}")
 
     def _drain(self, session: _Session) -> None:
         """Run every pending action now (no polling thread will)."""

@@ -24,6 +24,12 @@ from engine.core.compute import Fact
 
 OBLIGATION, AS_OF, RECORD, WITHDRAWAL = "$obligation", "$as_of", "$record", "$withdrawal"
 CAP = 10_000   # more matches than one party can have: one firing per rule and session
+ROLE = "$role:"   # a role's fact is sent under a kind of its own: the inference rules of the same session never match it
+
+
+def tagged(kind: str) -> str:
+    """The kind a fact is sent under to the status rules (the engine's own kinds start with $)."""
+    return kind if kind.startswith("$") else ROLE + kind
 
 
 class StatusPatterns:
@@ -68,7 +74,7 @@ class StatusPatterns:
         # A fact that fails every literal test is rejected by durable_rules, and rejections
         # corrupt the engine's memory over a few thousand sessions (a segfault, found here): one
         # capped rule accepts every fact sent, firing once per session.
-        sent = sorted({k for kinds in self.kinds_of.values() for k in kinds.values()} | {AS_OF, RECORD})
+        sent = sorted({tagged(k) for kinds in self.kinds_of.values() for k in kinds.values()} | {AS_OF, RECORD})
         definition["status_accept"] = {"all": [{"x": {"$or": [{"k": kind} for kind in sent]}}], "cap": CAP,
                                        "run": lambda c: None}
         return definition
@@ -85,7 +91,7 @@ class StatusPatterns:
         order += [s for s in ("as_of", "record") if s in reads]
         kind_of = {"obligation": OBLIGATION, "as_of": AS_OF, "record": RECORD, **{n: kinds[n] for n in case.need}}
         alias = {"obligation": "o", "as_of": "a", "record": "r", **{n: f"p_{n}" for n in case.need}}
-        constraints: dict[str, list[dict[str, Any]]] = {name: [{"k": kind_of[name]}] for name in order}
+        constraints: dict[str, list[dict[str, Any]]] = {name: [{"k": tagged(kind_of[name])}] for name in order}
         constraints["obligation"].append({"rule": rule.id})
         for name in case.need:
             period = mode.roles[name].period
@@ -155,7 +161,7 @@ class StatusPatterns:
     # -- facts -----------------------------------------------------------------------
 
     def _slim(self, session: Any, kind: str, fact: Fact, values: dict[str, Any], context: status.Context) -> dict[str, Any]:
-        slim = session.slim({**fact, "k": kind})
+        slim = session.slim({**fact, "k": tagged(kind)})
         slim.pop("seq", None)
         for key, (path, how) in self.fields.get(kind, {}).items():
             value = status.resolve(values, path, context)
@@ -169,32 +175,17 @@ class StatusPatterns:
         return slim
 
     def judge(self, backend: Any, subjects: list[status.Subject], context: status.Context):
+        """The verdicts from a session of their own (the tests' way in; evaluations use :meth:`judge_in`)."""
         if not subjects:
             return {}, set()
-        facts = [s.fact for s in subjects]
+        return backend.run_session([s.fact for s in subjects], lambda session: [],
+                                   lambda session: self.judge_in(backend, session, subjects, context))
 
-        def build(session: Any) -> list[dict[str, Any]]:
-            slims = []
-            roles: dict[str, Fact] = {}
-            for subject in subjects:
-                slim = self._slim(session, OBLIGATION, {"key": subject.key, "id": subject.key}, subject.values, context)
-                slim["rule"] = subject.rule.id
-                slims.append(slim)
-                for name, candidates in subject.candidates.items():
-                    kind = self.kinds_of[subject.rule.id][name]
-                    for fact in candidates:
-                        roles.setdefault(f"{kind}\0{fact['id']}", {**fact, "k": kind})
-            for fact in roles.values():
-                slims.append(self._slim(session, fact["k"], fact, fact, context))
-            slims.append(self._slim(session, AS_OF, {"id": AS_OF}, {"date": context.as_of.isoformat()}, context))
-            if context.record_complete is not None:
-                slims.append(self._slim(session, RECORD, {"id": RECORD}, {"date": context.record_complete.isoformat()},
-                                        context))
-            if context.withdrawal is not None:
-                slims.append(self._slim(session, WITHDRAWAL, context.withdrawal, context.withdrawal, context))
-            return slims
-
-        session = backend.run_session(facts, build)
+    def judge_in(self, backend: Any, session: Any, subjects: list[status.Subject], context: status.Context):
+        """Assert the status facts into an open session, drain it, and read the verdicts."""
+        if not subjects:
+            return {}, set()
+        backend.assert_all(session, self._slims(session, subjects, context), batch=True)
         by_id = {f["id"]: f for s in subjects for c in s.candidates.values() for f in c}
         decided = {}
         for subject in subjects:
@@ -205,3 +196,24 @@ class StatusPatterns:
             bindings = found.get(number, [{}])
             decided[subject.key] = (number, [{role: by_id[i] for role, i in b.items()} for b in bindings])
         return decided, set(session.lapsing)
+
+    def _slims(self, session: Any, subjects: list[status.Subject], context: status.Context) -> list[dict[str, Any]]:
+        slims = []
+        roles: dict[str, Fact] = {}
+        for subject in subjects:
+            slim = self._slim(session, OBLIGATION, {"key": subject.key, "id": subject.key}, subject.values, context)
+            slim["rule"] = subject.rule.id
+            slims.append(slim)
+            for name, candidates in subject.candidates.items():
+                kind = self.kinds_of[subject.rule.id][name]
+                for fact in candidates:
+                    roles.setdefault(f"{kind}\0{fact['id']}", {**fact, "k": kind})
+        for fact in roles.values():
+            slims.append(self._slim(session, fact["k"], fact, fact, context))
+        slims.append(self._slim(session, AS_OF, {"id": AS_OF}, {"date": context.as_of.isoformat()}, context))
+        if context.record_complete is not None:
+            slims.append(self._slim(session, RECORD, {"id": RECORD}, {"date": context.record_complete.isoformat()},
+                                    context))
+        if context.withdrawal is not None:
+            slims.append(self._slim(session, WITHDRAWAL, context.withdrawal, context.withdrawal, context))
+        return slims

@@ -242,7 +242,7 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
                   source: Optional[str] = typer.Option(None, "--source", help="URL of the report."),
                   comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
-    """A transparency report (Art. 7) or retention report (Art. 3(8)) received."""
+    """A transparency report or a retention report received."""
     _use(treaty)
     from engine.record.events import REPORT_KINDS, NewEvent
 
@@ -272,7 +272,7 @@ def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or
                              source: Optional[str] = typer.Option(None, "--source", help="URL."),
                              comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
-    """An extension request (Art. 3(3) or 4(5)) submitted for a meeting."""
+    """An extension request submitted for a meeting (under an article whose deadline can be extended)."""
     _use(treaty)
     from engine.record.events import NewEvent
 
@@ -310,7 +310,7 @@ def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."
                       source: Optional[str] = typer.Option(None, "--source", help="URL."),
                       comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
-    """Stockpile destruction (Art. 3) or clearance (Art. 4) completed."""
+    """Stockpile destruction or clearance completed."""
     _use(treaty)
     from engine.record.events import NewEvent
 
@@ -327,7 +327,7 @@ def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."
                       source: Optional[str] = typer.Option(None, "--source", help="URL (depositary notification)."),
                       comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
-    """A withdrawal (Art. 20) taking effect."""
+    """A withdrawal taking effect."""
     _use(treaty)
     from engine.record.events import NewEvent
 
@@ -343,7 +343,7 @@ def record_clarification_request(party: str = typer.Argument(..., help="ISO3 cod
                                  source: Optional[str] = typer.Option(None, "--source", help="URL."),
                                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
-    """A request for clarification (Art. 8(2)) received by a State; its id names the response's period."""
+    """A request for clarification received by a State; its id names the response's period."""
     _use(treaty)
     from engine.record.events import NewEvent
 
@@ -619,23 +619,30 @@ def _print_stats(counts: dict, day) -> None:
     table = Table(title=f"States Parties' progress as of {day.isoformat()} ({counts['recorded_events']} recorded events)")
     table.add_column("Measure")
     table.add_column("Count", justify="right")
-    ir, a3, a4, ext = counts["initial_reports"], counts["article_3"], counts["article_4"], counts["extension_requests_decided"]
+    from engine.check.run import stats_sections
+    from engine.core import wording
+
+    labels = wording.load().get("stats", {})
     rows = [("States Parties", counts["states_parties"]), ("Signatories (not yet bound)", counts["signatories"]),
-            ("Former States Parties", counts["former_states_parties"]),
-            ("Initial reports due", ir["due"]), ("  received", ir["received"]), ("    of which late", ir["received_late"]),
-            ("    of which on a date not recorded", ir["received_date_unknown"]),
-            ("  outstanding (recorded or observed)", ir["outstanding"]), ("  no record of receipt (unknown)", ir["unknown"]),
-            ("Initial reports not yet due", ir["not_yet_due"]),
-            ("Annual reports due", counts["annual_reports"]["due"]), ("  received", counts["annual_reports"]["received"]),
-            ("  outstanding (recorded or observed)", counts["annual_reports"]["outstanding"]),
-            ("  no record of receipt (unknown)", counts["annual_reports"]["unknown"])]
-    for label, a in (("Art. 3 stockpile destruction", a3), ("Art. 4 clearance", a4)):
-        rows += [(f"{label}: States with the obligation", a["states_with_obligation"]), ("  completed", a["completed"]),
-                 ("  extended", a["extended"]), ("  deadline passed, outstanding", a["deadline_passed_outstanding"]),
-                 ("  deadline passed, decision not recorded", a["deadline_passed_decision_not_recorded"]),
-                 ("  extension request awaiting a recorded decision", a["extension_requests_awaiting_decision"]),
-                 ("  extension request missed", a["extension_requests_missed"])]
-    rows += [("Extension requests decided (Art. 3)", ext["art3"]), ("Extension requests decided (Art. 4)", ext["art4"])]
+            ("Former States Parties", counts["former_states_parties"])]
+    for name, section in stats_sections(evaluator().rulebook).items():   # the rules' `stats` sections
+        a, label = counts[name], labels.get("sections", {}).get(name, name)
+        if section["shape"] == "deadline":
+            rows += [(f"{label}: States with the obligation", a["states_with_obligation"]), ("  completed", a["completed"]),
+                     ("  extended", a["extended"]), ("  deadline passed, outstanding", a["deadline_passed_outstanding"]),
+                     ("  deadline passed, decision not recorded", a["deadline_passed_decision_not_recorded"]),
+                     ("  extension request awaiting a recorded decision", a["extension_requests_awaiting_decision"]),
+                     ("  extension request missed", a["extension_requests_missed"])]
+            continue
+        rows += [(f"{label} due", a["due"]), ("  received", a["received"])]
+        if section["shape"] == "once":
+            rows += [("    of which late", a["received_late"]), ("    of which on a date not recorded", a["received_date_unknown"])]
+        rows += [("  outstanding (recorded or observed)", a["outstanding"]), ("  no record of receipt (unknown)", a["unknown"])]
+        if section["shape"] == "once":
+            rows.append((f"{label} not yet due", a["not_yet_due"]))
+    decided = counts["extension_requests_decided"]
+    rows += [(labels.get("decided", {}).get(key, f"Extension requests decided ({key})"), value)
+             for key, value in decided.items() if key != "total"]
     for label, value in rows:
         table.add_row(label, str(value))
     console.print(table)

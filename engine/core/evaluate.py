@@ -125,7 +125,7 @@ class Evaluator:
         self.receipts_complete_from = receipts_complete_from
         self.meetings: tuple[Meeting, ...] = project(registry.meetings, rulebook.calendar)
         self._meetings_fact = meetings_fact(self.meetings)
-        self._infer, self._judge = _inference(rulebook, backend)
+        self._run = _inference(rulebook, backend)
 
     def facts(self, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> list[Fact]:
         return party_facts(self.registry, iso3, as_of, recorded, self._meetings_fact)
@@ -133,9 +133,9 @@ class Evaluator:
     def evaluate(self, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> PartyEvaluation:
         """Evaluate one party as of a date. Raises EvaluationError when a rule cannot be applied."""
         facts = self.facts(iso3, as_of, recorded)
-        derived = self._infer(facts)
-        return assemble(self.rulebook, self.registry.participant(iso3), as_of, facts, derived,
-                        self.receipts_complete_from, self._judge)
+        participant = self.registry.participant(iso3)
+        return self._run(facts, lambda derived, judge: assemble(
+            self.rulebook, participant, as_of, facts, derived, self.receipts_complete_from, judge))
 
     def each(self, as_of: date, recorded: Iterable[RecordedEvent] = (),
              parties: Iterable[str] | None = None) -> Iterator[Outcome]:
@@ -162,21 +162,31 @@ class Evaluator:
             out.append(outcome.evaluation)
         return out
 
-    def next_meeting(self, as_of: date, kinds: Iterable[str] = ("MSP", "RC")) -> Meeting | None:
-        """The first meeting of these kinds opening after ``as_of``, projected or not."""
-        wanted = set(kinds)
+    def next_meeting(self, as_of: date, kinds: Iterable[str] | None = None) -> Meeting | None:
+        """The first meeting of these kinds opening after ``as_of``, projected or not; by default
+        of the kinds the pack's meeting calendar projects (the meetings that decide)."""
+        wanted = set(kinds) if kinds is not None else deciding_kinds(self.rulebook)
         later = [m for m in self.meetings if m.kind in wanted and m.start_date > as_of]
         return min(later, key=lambda m: m.start_date) if later else None
 
 
-def _inference(rulebook: Rulebook, backend: str) -> tuple[Callable[[list[Fact]], list[Fact]], "Judge"]:
+def deciding_kinds(rulebook: Rulebook) -> set[str]:
+    """The meeting kinds the pack's [calendar] series project: the meetings that take decisions."""
+    return {series.kind for series in rulebook.calendar.series} if rulebook.calendar else set()
+
+
+#: Runs one party: infers from the facts, then ``finish(derived, judge)`` with the backend's reading
+#: of the status conditions (the durable backend keeps its session open for it).
+Runner = Callable[[list[Fact], Callable[[list[Fact], "Judge"], "PartyEvaluation"]], "PartyEvaluation"]
+
+
+def _inference(rulebook: Rulebook, backend: str) -> Runner:
     """The backend's inference and its reading of the status conditions."""
     if backend == "reference":
         from engine.backends import reference
-        return (lambda facts: reference.infer(rulebook, facts)), reference_judge
+        return lambda facts, finish: finish(reference.infer(rulebook, facts), reference_judge)
     from engine.backends import durable as durable_adapter
-    chosen = durable_adapter.backend(rulebook)
-    return chosen.infer, chosen.judge
+    return durable_adapter.backend(rulebook).evaluate
 
 
 def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: list[Fact],

@@ -46,6 +46,16 @@ def citation(kind: str, article: str, directory: Path | None = None) -> str:
     return str(load(directory)["citation"][kind]).format(article=article)
 
 
+def mission_office(language: str, directory: Path | None = None) -> str:
+    """The United Nations office a State's permanent mission is accredited to, as a note's
+    addressee names it (the pack's [missions] office, by language)."""
+    offices = load(directory).get("missions", {}).get("office", {})
+    if language not in offices:
+        folder = Path(directory).name if directory is not None else packs.DEFAULT[0]
+        raise WordingError(f"{folder}/{packs.WORDING}: [missions.office] has no {language!r} entry")
+    return str(offices[language])
+
+
 def zh_number(n: int) -> str:
     """Chinese numerals up to 99.
 

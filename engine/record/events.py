@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -20,6 +21,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
+from engine.core import wording
 from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
 from engine.core.evaluate import Evaluator
@@ -31,7 +33,15 @@ from engine.registry.treaties import TREATY_KEY
 from engine.store.database import RecordedEventRow, reader_session, writer_session
 
 REPORT_KINDS = ("initial", "annual", "retention")
-ARTICLES = ("3", "4")
+
+
+def extension_articles(rulebook) -> tuple[str, ...]:
+    """The articles whose deadlines a meeting can extend: those the pack's exception rules read a
+    decision under (``decision:extension:<key>``, the key holding the article's number)."""
+    prefix = "decision:extension:"
+    found = {re.sub(r"\D", "", kind[len(prefix):]) for rule in rulebook.rules if rule.produces == "exception"
+             for kind in rule.when if kind.startswith(prefix)}
+    return tuple(sorted((a for a in found if a), key=int))
 EXCHANGE_COLUMNS = ("party", "kind", "year", "received", "symbol", "source")
 
 
@@ -282,7 +292,7 @@ def history(url: str | None, evaluator: Evaluator, iso3: str, as_of: date, pack:
                       "sources": list(fact.get("sources", []))})
     if evaluation.entry_into_force:
         items.append({"date": evaluation.entry_into_force.isoformat(), "origin": "engine",
-                      "what": "entry into force for this State (Art. 17)", "sources": []})
+                      "what": wording.load()["history"]["entry_into_force"], "sources": []})
     for row in rows:
         text = _label(row.kind, row.on, row.period, row.symbol, row.extra or {}) or _describe(row)
         if row.superseded_by:

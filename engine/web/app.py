@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine.core import wording
 from engine.registry.names import display_name
 from engine.runtime.settings import Settings
 
@@ -589,7 +590,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                       lambda: [{"treaty": pack, **one(pack)} for pack in chosen])
 
     @app.get("/api/overdue", responses={**ERRORS, **CACHED}, tags=["read"],
-             summary="Every obligation overdue as of a date, reports first (initial reports first), most days late first.")
+             summary="Every obligation overdue as of a date, reports first (in the rules' order), most days late first.")
     async def overdue(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
                       treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
                                                         "With several, a list of these objects, each with a `treaty` key.")):
@@ -600,8 +601,10 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             evaluations, errors = service.evaluate_all_in(pack, day, state)
             rows = [{"party": e.participant.iso3, "name": e.participant.name, **o.to_json(), "days_late": (day - o.due).days}
                     for e in evaluations for o in e.obligations if o.status == "overdue"]
-            reports = {r.id for r in service.evaluator_of(pack).rulebook.rules if r.is_obligation and r.status == "report"}
-            rows.sort(key=lambda r: (r["id"] not in reports, r["id"] != "ccm.art7.initial_report", -r["days_late"], r["party"]))
+            rules = service.evaluator_of(pack).rulebook.rules
+            reports = {r.id for r in rules if r.is_obligation and r.status == "report"}
+            order = {r.id: r.order for r in rules}     # the rules' `order` key
+            rows.sort(key=lambda r: (r["id"] not in reports, order.get(r["id"], 0), -r["days_late"], r["party"]))
             return {"as_of": day.isoformat(), "count": len(rows), "overdue": rows,
                     "errors": [{"party": p, "message": m} for p, m in errors]}
 
@@ -635,7 +638,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     # -- writes (the ISU only)
     @app.post("/api/parties/{iso3}/reports", status_code=201, response_model=Recorded, responses=WRITE_ERRORS,
               tags=["write"], openapi_extra=_body_schema(ReportIn),
-              summary="Record a transparency (Art. 7) or retention (Art. 3(8)) report received. ISU token.")
+              summary="Record a report received (initial, annual or retention). ISU token.")
     async def post_report(request: Request, iso3: str):
         who = _require_isu(request, config)
         body = _parse(ReportIn, await request.body())
@@ -653,7 +656,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.post("/api/parties/{iso3}/decisions", status_code=201, response_model=Recorded, responses=WRITE_ERRORS,
               tags=["write"], openapi_extra=_body_schema(DecisionIn),
-              summary="Record a meeting's decision extending an Art. 3 or 4 deadline (checked against the ceiling). ISU token.")
+              summary="Record a meeting's decision extending a deadline (checked against the ceiling). ISU token.")
     async def post_decision(request: Request, iso3: str):
         who = _require_isu(request, config)
         body = _parse(DecisionIn, await request.body())
@@ -936,7 +939,7 @@ def _example(model: type[BaseModel]) -> str:
         return '{"by": "J. Smith"}'
     if model is ReportIn:
         return '{"kind": "annual", "year": 2024, "received": "2025-04-30"}'
-    return '{"article": "4", "meeting": "12MSP", "decided": "2024-09-13", "granted": "2030-08-01"}'
+    return str(wording.load()["api"]["decision_example"])   # names an article and a meeting: the pack's
 
 
 def _sentence(errors: list[dict[str, Any]]) -> str:
@@ -1141,7 +1144,7 @@ def _register_pages(app: FastAPI, service: Service) -> None:
         return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
     @app.get("/timeline.svg", tags=["pages"], responses={**ERRORS, 200: {"content": {"image/svg+xml": {}}}},
-             response_class=Response, summary="The timeline of Art. 3 and 4 deadlines and extensions alone, as SVG.")
+             response_class=Response, summary="The timeline of the extendable deadlines and their extensions alone, as SVG.")
     async def timeline_svg(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
         state, day = service.state(), service.as_of(as_of)
 
