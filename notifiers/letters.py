@@ -60,11 +60,9 @@ def _format_date(day: date, locale: str) -> str:
 
 
 def under_article(article: str, language: str, pack: Path | None = None) -> str:
-    """The provision as a phrase ("Article 4, paragraph 1 (a)"), in the citation style of the pack's
+    """The provision as a phrase ("párrafo 1 del artículo 7"), in the citation style of the pack's
     wording ([letters.citation]; the default pack's when None).
 
-    >>> under_article("4(1)(a)", "en"), under_article("3(3)-(5)", "fr")
-    ('Article 4, paragraph 1 (a)', "paragraphes 3 à 5 de l'article 3")
     >>> under_article("7(1)", "es"), under_article("4(1)(a)", "zh")
     ('párrafo 1 del artículo 7', '第四条第1款(a)项')
     """
@@ -72,11 +70,8 @@ def under_article(article: str, language: str, pack: Path | None = None) -> str:
 
 
 def meeting_name(code: str, language: str, pack: Path | None = None) -> str:
-    """The meeting a code names ("13MSP", "3RC"), in the language, as the pack's wording.toml names it.
-
-    >>> meeting_name("13MSP", "en"), meeting_name("3RC", "fr"), meeting_name("13MSP", "zh")
-    ('the Thirteenth Meeting of States Parties', "la troisième Conférence d'examen", '第十三次缔约国会议')
-    """
+    """The meeting a code names, in the language, as the pack's wording.toml names it (its code
+    when the pack names no such meeting)."""
     return wording.meeting_name(code, language, pack)
 
 

@@ -70,7 +70,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 TREATY_FILE = "treaty.toml"
 
-INSTRUMENT_KINDS = frozenset({"ratification", "acceptance", "approval", "accession"})
+# A notification of succession binds a successor State as an instrument does (Vienna Convention on
+# Succession of States in respect of Treaties, 1978); the depositary lists it beside the others.
+INSTRUMENT_KINDS = frozenset({"ratification", "acceptance", "approval", "accession", "succession"})
 MEETING_PRECISIONS = frozenset({"day", "month"})
 MEETING_STATUSES = frozenset({"held", "announced"})
 OBSERVATION_KINDS = frozenset({"initial", "annual", "retention"})

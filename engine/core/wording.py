@@ -113,10 +113,8 @@ def provision(article: str, language: str, directory: Path | None = None) -> tup
     """(the provision as the pack's letters cite it, the same after "of"): the rule's ``article``
     read as article, paragraph(s) and subparagraph, worded by [letters.citation.<language>].
 
-    >>> provision("4(1)(a)", "en")
-    ('Article 4, paragraph 1 (a)', 'Article 4, paragraph 1 (a),')
-    >>> provision("3(3)-(5)", "fr"), provision("7(1)", "es")[1], provision("4(1)(a)", "zh")[0]
-    (("paragraphes 3 à 5 de l'article 3", "des paragraphes 3 à 5 de l'article 3"), 'del párrafo 1 del artículo 7', '第四条第1款(a)项')
+    >>> provision("3(3)-(5)", "es"), provision("7(1)", "es")[1], provision("4(1)(a)", "zh")[0]
+    (('párrafos 3 a 5 del artículo 3', 'de los párrafos 3 a 5 del artículo 3'), 'del párrafo 1 del artículo 7', '第四条第1款(a)项')
     """
     styles = letters(directory).get("citation", {})
     style = styles.get(language)
@@ -136,6 +134,6 @@ def provision(article: str, language: str, directory: Path | None = None) -> tup
 
 
 def article_heading(article: int, language: str, directory: Path | None = None) -> str:
-    """A note's section title for an article ("Article 7", "第七条"), in the pack's citation style."""
+    """A note's section title for an article ("Artículo 7", "第七条"), in the pack's citation style."""
     style = letters(directory).get("citation", {}).get(language, {})
     return str(style["heading"]).format(article=article, article_zh=zh_number(article) if article < 100 else article)
