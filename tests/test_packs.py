@@ -31,7 +31,7 @@ def test_a_second_pack_is_a_second_folder(tmp_path):
 def test_an_unknown_pack_names_the_folders_that_exist():
     with pytest.raises(packs.PackError) as refused:
         packs.select(["ccm", "apmbcx"])
-    assert "unknown rule pack 'apmbcx'" in str(refused.value) and "the packs there are: ccm" in str(refused.value)
+    assert "unknown rule pack 'apmbcx'" in str(refused.value) and "the packs there are: apmbc, ccm" in str(refused.value)
 
 
 def test_a_manifest_must_carry_its_folders_name(tmp_path):
