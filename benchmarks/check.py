@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -66,12 +65,12 @@ def synthetic_registry(count: int):
 
 def child(args) -> None:
     """One measurement in this process; prints a JSON line."""
-    from engine.store import database as store
     from engine.check.run import run_check
     from engine.core.evaluate import Evaluator
-    from engine.registry.load import load_registry
     from engine.core.rulebook import load_rulebook
+    from engine.registry.load import load_registry
     from engine.runtime.settings import load_settings
+    from engine.store import database as store
 
     t0 = time.perf_counter()
     registry = synthetic_registry(args.parties) if args.parties else load_registry()

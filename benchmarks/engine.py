@@ -36,14 +36,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from durable import engine as durable_engine  # noqa: E402
+from durable import engine as durable_engine
 
-from engine.core import compute  # noqa: E402
 from engine.backends import durable as durable_adapter
 from engine.backends import reference
-from engine.core.evaluate import Evaluator  # noqa: E402
-from engine.registry.load import load_registry  # noqa: E402
-from engine.core.rulebook import load_rulebook  # noqa: E402
+from engine.core.evaluate import Evaluator
+from engine.core.rulebook import load_rulebook
+from engine.registry.load import load_registry
 
 AS_OF = date(2026, 11, 28)
 TARGET_REGISTRY_MS = 150.0

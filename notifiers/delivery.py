@@ -32,17 +32,17 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from engine.store.contacts import load_contacts
-from notifiers.planner import Due, dues_from_evaluation, plan
 from engine.store.database import is_sqlite, reader_session, writer_session
 from notifiers.base import DeliveryError, Notifier
 from notifiers.config import LettersConfig
 from notifiers.log import UNSENT, AttemptRow, LetterRow, RecipientRow
+from notifiers.planner import Due, dues_from_evaluation, plan
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -65,8 +65,8 @@ def obligations_as_of(url: str | None, evaluator, as_of: date, parties: set[str]
     database (if any)."""
     events = []
     if url:
-        from engine.store import database as store
         from engine.record.events import load_events
+        from engine.store import database as store
 
         if store.database_exists(url) and store.current_revision(url):
             events = load_events(url)
@@ -135,7 +135,7 @@ def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime |
     of BEGIN IMMEDIATE), so two deliveries running at once never send the same letter twice.
     A letter goes only to its recipients that have not accepted it yet.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     report = DeliveryReport()
     pause = os.environ.get(PAUSE_AFTER_SEND_ENV)
     try:
@@ -223,8 +223,8 @@ def make_notifier(config: LettersConfig) -> Notifier:
 
 @dataclass
 class SendResult:
-    plan: "BatchPlan"
-    approval: "Approval | None"
+    plan: BatchPlan
+    approval: Approval | None
     delivery: DeliveryReport
 
     @property
@@ -272,8 +272,8 @@ def send(url: str, evaluator, config: LettersConfig, as_of: date, notifier: Noti
     """
     from notifiers.batches import approve, plan_batch, refuse_future
 
-    now = now or datetime.now(timezone.utc)
-    refuse_future(as_of, now.astimezone(timezone.utc).date())
+    now = now or datetime.now(UTC)
+    refuse_future(as_of, now.astimezone(UTC).date())
     dues = obligations_as_of(url, evaluator, as_of) if dues is None else dues
     guard_first_run(url, config, len(make_plan(url, evaluator, config, as_of, dues).items))
     batch = plan_batch(url, config, as_of, dues, now)
@@ -304,7 +304,7 @@ def rerender(url: str, evaluator, config: LettersConfig, where, now: datetime | 
     from notifiers.batches import notes_of, render_note
     from notifiers.log import ItemRow
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     contacts = load_contacts(url)
     problems: list[tuple[str, str]] = []
     with writer_session(url) as session, session.begin():

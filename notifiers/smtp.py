@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 
@@ -102,7 +101,7 @@ class SmtpNotifier:
             # it; the run stops and they are retried once the server or the settings are fixed.
             self.close()
             raise DeliveryError(f"SMTP {_answer(error.smtp_code, error.smtp_error)}", connection=True) from error
-        except (smtplib.SMTPException, OSError, socket.timeout) as error:
+        except (TimeoutError, smtplib.SMTPException, OSError) as error:
             self.close()
             raise DeliveryError(f"SMTP {self.config.host}:{self.config.port}: {error.__class__.__name__}: {error}",
                                 connection=True) from error

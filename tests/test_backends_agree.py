@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from engine.core import dates
 from engine.backends import durable as durable_adapter
 from engine.backends import reference
+from engine.core import dates
 from engine.core.compute import EvaluationError
 from engine.core.evaluate import Evaluator, assemble
 

@@ -11,10 +11,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -22,8 +23,8 @@ from engine.core import packs
 from engine.core.dates import fmt
 from engine.core.evaluate import Evaluator
 from engine.core.explain import explain
-from engine.registry.load import load_registry
 from engine.core.rulebook import load_rulebook
+from engine.registry.load import load_registry
 
 PROJECT = Path(__file__).resolve().parent.parent
 CASES_CSV = packs.find("ccm").cases   # a pack carries its published cases (rules/ccm/cases.csv)

@@ -7,8 +7,8 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from engine.store import database as store
 from engine.check.run import run_check
+from engine.store import database as store
 
 
 def _snapshot(url: str):

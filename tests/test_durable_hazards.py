@@ -21,8 +21,13 @@ from durable import engine as durable_engine
 
 from engine.backends import durable as durable_adapter
 from engine.backends import reference
+from engine.backends.durable import (
+    DurableBackend,
+    HashCollisionError,
+    _Session,
+    fnv1a32,
+)
 from engine.core.compute import EvaluationError
-from engine.backends.durable import DurableBackend, HashCollisionError, _Session, fnv1a32
 from engine.core.evaluate import Evaluator
 from engine.core.rulebook import load_rulebook
 

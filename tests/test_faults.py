@@ -10,9 +10,9 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from engine.store import database as store
 from engine.check.run import PAUSE_ENV, run_check
 from engine.record.events import NewEvent, record
+from engine.store import database as store
 
 
 def _state(url: str):

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from engine.cli.main import app
-from engine.runtime.schema import SCHEMA
 from engine.runtime.errors import exit_for
+from engine.runtime.schema import SCHEMA
 from engine.runtime.settings import SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from notifiers.planner import Due, KindPolicy, Policy, PolicyError, Stage, plan
 from notifiers.config import defaults
+from notifiers.planner import Due, KindPolicy, Policy, PolicyError, Stage, plan
 
 POLICY = Policy.from_toml(defaults()["letters"])
 STATUSES = ("pending", "overdue", "fulfilled", "fulfilled_late", "lapsed")

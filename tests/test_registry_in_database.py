@@ -17,10 +17,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine.store import snapshot as registry_store
-from engine.store import database as store
-from engine.registry.load import COLUMNS, default_directory, load_registry, registry_hash
 from engine.core.model import TREATY_FILE, Registry, _threshold_deposit, parse_sources
+from engine.registry.load import (
+    COLUMNS,
+    default_directory,
+    load_registry,
+    registry_hash,
+)
+from engine.store import database as store
+from engine.store import snapshot as registry_store
 
 
 def _copy_registry(tmp_path: Path) -> Path:

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -97,13 +97,13 @@ def test_a_daily_job_missed_for_ten_days_runs_once_when_the_scheduler_starts(tmp
     try:
         job = sched.get_job(scheduler.DAILY_JOB_ID)
         assert job.func_ref == scheduler.DAILY_JOB and job.coalesce and job.misfire_grace_time >= 10 * 86400
-        job.modify(next_run_time=datetime.now(timezone.utc) - timedelta(days=10))
+        job.modify(next_run_time=datetime.now(UTC) - timedelta(days=10))
         sched.resume()
         deadline = time.time() + 60
         while time.time() < deadline:
             with store.reader_session(url) as session:
                 runs = session.scalar(sa.select(sa.func.count()).select_from(store.CheckRunRow))
-            if runs and sched.get_job(scheduler.DAILY_JOB_ID).next_run_time > datetime.now(timezone.utc):
+            if runs and sched.get_job(scheduler.DAILY_JOB_ID).next_run_time > datetime.now(UTC):
                 break
             time.sleep(0.2)
         time.sleep(1)

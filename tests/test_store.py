@@ -7,8 +7,8 @@ from datetime import date
 import sqlalchemy as sa
 
 from engine.record import source as record_source
-from engine.store import database as store
 from engine.record.events import NewEvent, load_events, record
+from engine.store import database as store
 
 
 def _tables(url: str) -> set[str]:

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.store import database as store
 from engine.check.run import digest_context, run_check
 from engine.core.evaluate import Evaluator
 from engine.core.model import Meeting
-from engine.registry.load import load_registry
 from engine.core.rulebook import load_rulebook
+from engine.registry.load import load_registry
+from engine.store import database as store
 
 TODAY = date(2026, 11, 30)
 PROJECT = Path(__file__).resolve().parent.parent

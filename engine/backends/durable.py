@@ -32,7 +32,12 @@ from typing import Any
 
 from durable import engine as durable_engine
 
-from engine.core.compute import EvaluationError, Fact, apply_exception, fire, optional_kinds
+from engine.core.compute import (
+    Fact,
+    apply_exception,
+    fire,
+    optional_kinds,
+)
 from engine.core.rulebook import Rule, Rulebook
 
 RULESET = "ccm_deadlines"

@@ -14,10 +14,11 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import delete, insert, update
@@ -26,9 +27,15 @@ from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
 from engine.core.evaluate import Evaluator, Obligation, PartyEvaluation
 from engine.core.facts import RecordedEvent
-from engine.record.events import load_events
+from engine.store.database import (
+    ChangeRow,
+    CheckRunRow,
+    ObligationRow,
+    lock_for_check,
+    reader_session,
+    writer_session,
+)
 from engine.store.snapshot import load_snapshot
-from engine.store.database import ChangeRow, CheckRunRow, ObligationRow, lock_for_check, reader_session, writer_session
 
 WINDOW_DAYS = 90
 MEETING_KINDS = ("MSP", "RC")
@@ -193,7 +200,7 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
     digest there): if it raises, nothing is committed, so no run exists whose digest was lost.
     """
     t0 = time.perf_counter()
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     timings: dict[str, float] = {"engine": 0.0, "write": 0.0}
     with writer_session(url) as session, session.begin():
         lock_for_check(session)
@@ -279,7 +286,7 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                   "inserted": writes.inserted, "updated": writes.updated, "removed": writes.removed,
                   "changes": len(changes), "recorded_events": len(events)}
         run.counts = {**counts, "registry_hash": registry_hash} if registry_hash else counts
-        run.finished_at = datetime.now(timezone.utc)
+        run.finished_at = datetime.now(UTC)
         current.extend(kept)   # keep what was stored for a party that could not be evaluated
         timings["total"] = time.perf_counter() - t0
         names = {iso3: p.name for iso3, p in evaluator.registry.participants.items()}
@@ -573,8 +580,8 @@ def check_and_digest(url: str, evaluator: Evaluator, as_of: date, folder: Path, 
     paths of the Markdown and HTML files (None with ``commit=False``: a replay stores nothing,
     files included).
     """
-    from engine.store.contacts import load_contacts
     from engine.runtime.logs import get
+    from engine.store.contacts import load_contacts
 
     log = get("check")
     if commit:   # a folder that cannot take the digest stops the check before it spends anything

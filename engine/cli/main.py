@@ -9,25 +9,23 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date
+from datetime import UTC, date
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from engine.core import packs
 from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
-from engine.runtime.errors import CcmError, exit_for
 from engine.core.evaluate import Evaluator
 from engine.core.model import UnknownPartyError
-from engine.registry.load import load_registry
-from engine.core import packs
 from engine.core.rulebook import load_rulebook
+from engine.registry.load import load_registry
+from engine.runtime.errors import CcmError, exit_for
 from engine.runtime.settings import load_settings
-
 
 OPTIONS = {"debug": False, "verbose": False}   # the global options of the command being run
 
@@ -38,7 +36,7 @@ class CcmGroup(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except Exception as error:   # noqa: BLE001 - the one place every failure becomes a sentence
+        except Exception as error:   # the one place every failure becomes a sentence
             if type(error).__module__.split(".")[0] in ("typer", "click"):   # Exit, Abort, usage errors
                 raise
             code, message = exit_for(error)
@@ -78,15 +76,15 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main_options(config: Optional[Path] = typer.Option(None, "--config", help="The config file to use (default: $CCM_CONFIG, "
+def main_options(config: Path | None = typer.Option(None, "--config", help="The config file to use (default: $CCM_CONFIG, "
                                                        "./config.toml, then the user's config folder).", show_default=False),
                  debug: bool = typer.Option(False, "--debug", help="Log everything, and print the traceback of an error."),
                  verbose: bool = typer.Option(False, "-v", "--verbose", help="Log what the command does (INFO)."),
                  version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                               help="Print the version and exit.")) -> None:
     """Deadlines of the Convention on Cluster Munitions, computed from declarative rules."""
-    from engine.runtime import logs
     from engine.record import source as record_source
+    from engine.runtime import logs
     from engine.runtime.settings import use_config
 
     OPTIONS.update(debug=debug, verbose=verbose)
@@ -113,10 +111,10 @@ def fail(message: str, code: int = 2) -> None:
     raise CcmError(message, code)
 
 
-def parse_date(text: Optional[str], what: str = "--as-of") -> date:
+def parse_date(text: str | None, what: str = "--as-of") -> date:
     if not text:
-        from datetime import datetime, timezone
-        return datetime.now(timezone.utc).date()
+        from datetime import datetime
+        return datetime.now(UTC).date()
     from engine.record.textsafe import TextError, parse_day
 
     try:
@@ -156,7 +154,7 @@ def find_party(ev: Evaluator, query: str):
 
 
 @app.command()
-def parties(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+def parties(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
             json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List every participant: ISO3, name, status and entry into force."""
     ev, day = evaluator(), parse_date(as_of)
@@ -182,9 +180,9 @@ def parties(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP
 
 @app.command()
 def deadlines(party: str = typer.Argument(..., help="ISO3 code or name, case-insensitive."),
-              as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+              as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
               json_output: bool = typer.Option(False, "--json", help="Print the JSON other tools parse."),
-              backend: Optional[str] = typer.Option(None, help="durable or reference (default: config.toml).")) -> None:
+              backend: str | None = typer.Option(None, help="durable or reference (default: config.toml).")) -> None:
     """A party's obligations as of a date: due dates, original dates, statuses."""
     ev, day = evaluator(backend), parse_date(as_of)
     participant = find_party(ev, party)
@@ -224,8 +222,8 @@ def deadlines(party: str = typer.Argument(..., help="ISO3 code or name, case-ins
 @app.command(name="explain")
 def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
                     obligation_id: str = typer.Argument(..., help="Its id or title, as `ccm deadlines PARTY` lists them."),
-                    period: Optional[str] = typer.Option(None, "--period", help="Year or meeting code (as in the pack's meetings.csv)."),
-                    as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+                    period: str | None = typer.Option(None, "--period", help="Year or meeting code (as in the pack's meetings.csv)."),
+                    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
                     json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The chain behind one date: facts with sources, rules with articles and quotations, the arithmetic."""
     ev, day = evaluator(), parse_date(as_of)
@@ -282,7 +280,7 @@ def main() -> None:  # pragma: no cover - console entry point
         sys.exit(130)
 
 
+from engine.cli import ops as cli_ops  # noqa: E402,F401  (status and config show)
 from engine.cli import record as cli_record  # noqa: E402,F401  (the record and the daily check)
 from engine.cli import web as cli_web  # noqa: E402,F401  (the HTTP API, pages and calendar feeds)
 from notifiers import cli as cli_letters  # noqa: E402,F401  (reminder letters, contacts, the scheduler)
-from engine.cli import ops as cli_ops  # noqa: E402,F401  (status and config show)

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -63,7 +63,7 @@ def _ready(url: str, create: bool = False) -> None:
 # ----------------------------------------------------------------------------- schema
 
 @app.command()
-def init(registry_dir: Optional[Path] = typer.Option(
+def init(registry_dir: Path | None = typer.Option(
         None, "--registry", file_okay=False,
         help="Load and check this registry folder instead of the embedded one (e.g. an edited copy)."),
         json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -77,9 +77,9 @@ def init(registry_dir: Optional[Path] = typer.Option(
     run records the hash of the files it used.
     """
 
-    from engine.store import database as store
     from engine.core.model import RegistryError
     from engine.registry.load import load_registry
+    from engine.store import database as store
     from engine.store.snapshot import load_snapshot, snapshot_hash
 
     try:
@@ -142,7 +142,7 @@ def recorded_by() -> str | None:
     return os.environ.get("CCM_RECORDED_BY") or os.environ.get("USER")
 
 
-def _record(event: NewEvent, corrects: Optional[str], json_output: bool = False) -> None:
+def _record(event: NewEvent, corrects: str | None, json_output: bool = False) -> None:
     from engine.record.events import RecordError, record
 
     url = _url()
@@ -204,11 +204,11 @@ JSON_OUTPUT = typer.Option(False, "--json", help="Print JSON: the event's id and
 @record_app.command("report")
 def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
                   kind: str = typer.Option(..., "--kind", help="initial | annual | retention"),
-                  year: Optional[str] = typer.Option(None, "--year", help="The calendar year reported on (annual, retention), YYYY."),
+                  year: str | None = typer.Option(None, "--year", help="The calendar year reported on (annual, retention), YYYY."),
                   received: str = typer.Option(..., "--received", help="Date received, YYYY-MM-DD."),
-                  symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
-                  source: Optional[str] = typer.Option(None, "--source", help="URL of the report."),
-                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                  symbol: str | None = typer.Option(None, "--symbol", help="Document symbol."),
+                  source: str | None = typer.Option(None, "--source", help="URL of the report."),
+                  comment: str | None = COMMENT, corrects: str | None = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """A transparency report (Art. 7) or retention report (Art. 3(8)) received."""
     from engine.record.events import REPORT_KINDS, NewEvent
@@ -235,9 +235,9 @@ def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or
                              article: str = typer.Option(..., "--article", help="3 or 4."),
                              meeting: str = typer.Option(..., "--meeting", help="Meeting code, as in the pack's meetings.csv."),
                              submitted: str = typer.Option(..., "--submitted", help="Date submitted, YYYY-MM-DD."),
-                             symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
-                             source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                             comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                             symbol: str | None = typer.Option(None, "--symbol", help="Document symbol."),
+                             source: str | None = typer.Option(None, "--source", help="URL."),
+                             comment: str | None = COMMENT, corrects: str | None = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """An extension request (Art. 3(3) or 4(5)) submitted for a meeting."""
     from engine.record.events import NewEvent
@@ -253,9 +253,9 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
                     meeting: str = typer.Option(..., "--meeting", help="Meeting code, as in the pack's meetings.csv."),
                     decided: str = typer.Option(..., "--decided", help="Date decided, YYYY-MM-DD."),
                     granted: str = typer.Option(..., "--granted", help="The new deadline granted, YYYY-MM-DD."),
-                    document: Optional[str] = typer.Option(None, "--document", help="Symbol of the decision."),
-                    source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                    comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                    document: str | None = typer.Option(None, "--document", help="Symbol of the decision."),
+                    source: str | None = typer.Option(None, "--source", help="URL."),
+                    comment: str | None = COMMENT, corrects: str | None = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """A meeting's decision granting an extension (checked against the treaty's ceiling)."""
     from engine.record.events import NewEvent
@@ -271,9 +271,9 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
 def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."),
                       article: str = typer.Option(..., "--article", help="3 or 4."),
                       completed: str = typer.Option(..., "--completed", help="Date completed, YYYY-MM-DD."),
-                      declared_at: Optional[str] = typer.Option(None, "--declared-at", help="Meeting code where compliance was declared."),
-                      source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                      comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                      declared_at: str | None = typer.Option(None, "--declared-at", help="Meeting code where compliance was declared."),
+                      source: str | None = typer.Option(None, "--source", help="URL."),
+                      comment: str | None = COMMENT, corrects: str | None = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """Stockpile destruction (Art. 3) or clearance (Art. 4) completed."""
     from engine.record.events import NewEvent
@@ -288,8 +288,8 @@ def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."
 @record_app.command("withdrawal")
 def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."),
                       effective: str = typer.Option(..., "--effective", help="Date the withdrawal takes effect, YYYY-MM-DD."),
-                      source: Optional[str] = typer.Option(None, "--source", help="URL (depositary notification)."),
-                      comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                      source: str | None = typer.Option(None, "--source", help="URL (depositary notification)."),
+                      comment: str | None = COMMENT, corrects: str | None = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """A withdrawal (Art. 20) taking effect."""
     from engine.record.events import NewEvent
@@ -301,10 +301,10 @@ def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."
 @record_app.command("clarification-request")
 def record_clarification_request(party: str = typer.Argument(..., help="ISO3 code or name of the State asked."),
                                  received: str = typer.Option(..., "--received", help="Date the State received it, YYYY-MM-DD."),
-                                 request_id: Optional[str] = typer.Option(None, "--id", help="An id for the request (default: made up)."),
-                                 symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
-                                 source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                                 comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                                 request_id: str | None = typer.Option(None, "--id", help="An id for the request (default: made up)."),
+                                 symbol: str | None = typer.Option(None, "--symbol", help="Document symbol."),
+                                 source: str | None = typer.Option(None, "--source", help="URL."),
+                                 comment: str | None = COMMENT, corrects: str | None = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """A request for clarification (Art. 8(2)) received by a State; its id names the response's period."""
     from engine.record.events import NewEvent
@@ -319,9 +319,9 @@ def record_clarification_request(party: str = typer.Argument(..., help="ISO3 cod
 def record_clarification_response(party: str = typer.Argument(..., help="ISO3 code or name."),
                                   request: str = typer.Option(..., "--request", help="Id of the request answered."),
                                   submitted: str = typer.Option(..., "--submitted", help="Date submitted, YYYY-MM-DD."),
-                                  symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
-                                  source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
+                                  symbol: str | None = typer.Option(None, "--symbol", help="Document symbol."),
+                                  source: str | None = typer.Option(None, "--source", help="URL."),
+                                  comment: str | None = COMMENT, corrects: str | None = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """A State's response to a request for clarification."""
     from engine.record.events import NewEvent
@@ -332,14 +332,14 @@ def record_clarification_response(party: str = typer.Argument(..., help="ISO3 co
 
 @app.command()
 def history(party: str = typer.Argument(..., help="ISO3 code or name."),
-            as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+            as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
             json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """A party's dated history: registry facts and recorded events, with their sources."""
     from rich.table import Table
 
-    from engine.store import database as store
     from engine.record.events import RecordError
     from engine.record.events import history as build
+    from engine.store import database as store
 
     url = _url()
     iso3 = _party(party)
@@ -385,10 +385,10 @@ def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False,
 
 @app.command()
 def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
-           output: Optional[Path] = typer.Option(None, "--output", help="File to write (default: standard output).")) -> None:
+           output: Path | None = typer.Option(None, "--output", help="File to write (default: standard output).")) -> None:
     """Export the recorded report receipts in the import format."""
-    from engine.store import database as store
     from engine.record.events import export_rows, format_export
+    from engine.store import database as store
 
     if fmt_name not in ("csv", "json"):
         fail(f"--format {fmt_name!r}: give csv or json")
@@ -429,7 +429,7 @@ def _show(title: str, rows: list[dict], columns: list[tuple[str, str]], limit: i
 
 
 @app.command()
-def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+def check(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
           limit: int = typer.Option(20, "--limit", help="Rows printed per section (the files have all)."),
           store_replay: bool = typer.Option(False, "--store", help="With an --as-of before the last stored check: "
                                             "store this run anyway (it becomes the latest state)."),
@@ -506,15 +506,15 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
 
 
 @app.command()
-def stats(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+def stats(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
           json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Counts like the progress reports of the Meetings of States Parties, as of a date."""
     from rich.table import Table
     from sqlalchemy.exc import OperationalError
 
-    from engine.store import database as store
     from engine.check.run import stats as compute
     from engine.record.events import load_events
+    from engine.store import database as store
 
     url = _url()
     day = parse_date(as_of)

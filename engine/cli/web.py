@@ -6,7 +6,6 @@ Registered by the last line of engine/cli/main.py. FastAPI and uvicorn are impor
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -32,15 +31,15 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
 
 
 @app.command()
-def calendar(party: Optional[str] = typer.Argument(None, help="ISO3 code or name; leave out with --all."),
+def calendar(party: str | None = typer.Argument(None, help="ISO3 code or name; leave out with --all."),
              all_parties: bool = typer.Option(False, "--all", help="Every party's deadlines (the ISU's feed)."),
-             as_of: Optional[str] = typer.Option(None, "--as-of", help="Evaluate as of this date (YYYY-MM-DD); default today (UTC)."),
+             as_of: str | None = typer.Option(None, "--as-of", help="Evaluate as of this date (YYYY-MM-DD); default today (UTC)."),
              ) -> None:
     """Print an iCalendar feed of a party's deadlines (or all parties' with --all): `ccm calendar LAO > lao.ics`."""
-    from engine.web import calendar as calendar_feed
-    from engine.web.app import load_api_config
     from engine.core.compute import EvaluationError
     from engine.runtime.settings import load_settings
+    from engine.web import calendar as calendar_feed
+    from engine.web.app import load_api_config
 
     if bool(party) == all_parties:
         fail("give a PARTY (ISO3 code or name), or --all for every party, not both")

@@ -8,9 +8,10 @@ computed here, once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from engine.core import dates
 from engine.core.dates import AmbiguousDateError, Step
@@ -32,7 +33,7 @@ def fact_date(fact: Fact, field: str = "date") -> date:
     return date.fromisoformat(value)
 
 
-def derived_fact(rule: "Rule", kind: str, due: date, *, seq: int = 0, period: str | None = None,
+def derived_fact(rule: Rule, kind: str, due: date, *, seq: int = 0, period: str | None = None,
                  basis: list[str], inputs: list[str], steps: list[str], original: date | None = None,
                  extra: dict[str, Any] | None = None) -> Fact:
     """A derived fact in the shape every backend asserts: JSON-safe, ISO dates plus ordinals."""
@@ -57,12 +58,12 @@ def derived_fact(rule: "Rule", kind: str, due: date, *, seq: int = 0, period: st
     return fact
 
 
-def optional_kinds(rule: "Rule") -> tuple[str, ...]:
+def optional_kinds(rule: Rule) -> tuple[str, ...]:
     """Facts a rule reads when present without needing them (the bounds of its last period)."""
     return tuple(kind for kind in rule.last_period if kind not in rule.when)
 
 
-def fire(rule: "Rule", binding: dict[str, Fact]) -> list[Fact]:
+def fire(rule: Rule, binding: dict[str, Fact]) -> list[Fact]:
     """Apply a date or obligation rule to one binding; return the facts it derives.
 
     ``binding`` holds one fact per kind in ``rule.when``, plus any of
@@ -84,7 +85,7 @@ def fire(rule: "Rule", binding: dict[str, Fact]) -> list[Fact]:
                          steps=steps + [step.text], extra=extra)]
 
 
-def apply_exception(rule: "Rule", base: Fact, decision: Fact) -> Fact:
+def apply_exception(rule: Rule, base: Fact, decision: Fact) -> Fact:
     """An exception (an extension decision) moves the base obligation's date; checks the ceiling.
 
     Raises :class:`EvaluationError` when the decided date exceeds the rule's ceiling or
@@ -197,11 +198,11 @@ class DateFunction:
 
     summary: str
     args: str
-    single: Callable[["Rule", dict[str, Fact]], tuple[Step | None, str | None, dict[str, Any]]] | None = None
-    per_period: Callable[["Rule", int], Step] | None = None
+    single: Callable[[Rule, dict[str, Fact]], tuple[Step | None, str | None, dict[str, Any]]] | None = None
+    per_period: Callable[[Rule, int], Step] | None = None
 
 
-def _day_of_following_year(rule: "Rule", year: int) -> Step:
+def _day_of_following_year(rule: Rule, year: int) -> Step:
     return dates.day_of_following_year(year, rule.args["month"], rule.args["day"])
 
 

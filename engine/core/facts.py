@@ -16,9 +16,10 @@ counts from the end of that month). Meetings are scheduled in advance and always
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Iterable
+from typing import Any
 
 from engine.core.compute import Fact
 from engine.core.dates import fmt

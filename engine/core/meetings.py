@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date
-from typing import Iterable
 
 from engine.core.model import Meeting
 from engine.core.rulebook import CalendarRule, MeetingSeries

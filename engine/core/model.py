@@ -23,8 +23,8 @@ __all__ = [
     "Meeting",
     "Observation",
     "Participant",
-    "PublishedReceipt",
     "Problem",
+    "PublishedReceipt",
     "Registry",
     "RegistryError",
     "Source",
@@ -117,7 +117,7 @@ class RegistryError(ValueError):
 class UnknownPartyError(LookupError):
     """No participant matches a query; `.suggestions` holds up to five close participants."""
 
-    def __init__(self, query: str, suggestions: tuple["Participant", ...] = ()):
+    def __init__(self, query: str, suggestions: tuple[Participant, ...] = ()):
         self.query = query
         self.suggestions = tuple(suggestions)
         message = f"No participant matches {query!r}."

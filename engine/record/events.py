@@ -13,10 +13,11 @@ import csv
 import io
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,9 +25,9 @@ from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
 from engine.core.evaluate import Evaluator
 from engine.core.facts import RecordedEvent
+from engine.core.model import UnknownPartyError
 from engine.record.importing import InputError, check_row
 from engine.record.importing import rows as import_rows
-from engine.core.model import UnknownPartyError
 from engine.store.database import RecordedEventRow, reader_session, writer_session
 
 REPORT_KINDS = ("initial", "annual", "retention")
@@ -60,7 +61,7 @@ class NewEvent:
 
 
 def today_utc() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 # ----------------------------------------------------------------------------- conversions
@@ -238,7 +239,7 @@ def record(url: str, evaluator: Evaluator, event: NewEvent, today: date | None =
 def _row(event: NewEvent, event_id: str) -> RecordedEventRow:
     return RecordedEventRow(id=event_id, party=event.party, kind=event.kind, on=event.on, period=event.period,
                             symbol=event.symbol, source=event.source, extra=dict(event.extra),
-                            recorded_at=datetime.now(timezone.utc), recorded_by=event.recorded_by,
+                            recorded_at=datetime.now(UTC), recorded_by=event.recorded_by,
                             comment=event.comment, superseded_by=None)
 
 
@@ -297,7 +298,12 @@ def read_exchange(path: Path) -> tuple[list[tuple[int, dict[str, str]]], str]:
 
 def parse_exchange_row(evaluator: Evaluator, row: dict[str, str], today: date) -> tuple[NewEvent | None, list[tuple[str, str]]]:
     """One import row as a report receipt, or the problems with its fields."""
-    from engine.record.textsafe import TextError, from_spreadsheet_cell, parse_day, parse_year
+    from engine.record.textsafe import (
+        TextError,
+        from_spreadsheet_cell,
+        parse_day,
+        parse_year,
+    )
 
     problems: list[tuple[str, str]] = check_row(row, EXCHANGE_COLUMNS)
     if problems:
@@ -449,7 +455,7 @@ def _check_party(evaluator: Evaluator, party: str, items: list[tuple[int, NewEve
 def _write_new(url: str, events: list[NewEvent], batch: int = 2000) -> None:
     """Insert the accepted receipts in one transaction, in batches; a row recorded meanwhile by
     someone else (the same receipt) is not inserted twice."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     table = RecordedEventRow.__table__
     with writer_session(url) as session, session.begin():
         parties = sorted({e.party for e in events})

@@ -22,13 +22,23 @@ Tables:
 from __future__ import annotations
 
 import threading
+from datetime import UTC, date, datetime
 from functools import lru_cache
-from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -39,7 +49,7 @@ CHECK_LOCK_KEY = 0x43434D01
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -55,14 +65,14 @@ class RecordedEventRow(Base):
     party: Mapped[str] = mapped_column(String(3), index=True)
     kind: Mapped[str] = mapped_column(String(64))
     on: Mapped[date] = mapped_column(Date)
-    period: Mapped[Optional[str]] = mapped_column(String(80))
-    symbol: Mapped[Optional[str]] = mapped_column(String(200))
-    source: Mapped[Optional[str]] = mapped_column(Text)
+    period: Mapped[str | None] = mapped_column(String(80))
+    symbol: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    recorded_by: Mapped[Optional[str]] = mapped_column(String(120))
-    comment: Mapped[Optional[str]] = mapped_column(Text)
-    superseded_by: Mapped[Optional[str]] = mapped_column(String(80), ForeignKey("recorded_events.id"))
+    recorded_by: Mapped[str | None] = mapped_column(String(120))
+    comment: Mapped[str | None] = mapped_column(Text)
+    superseded_by: Mapped[str | None] = mapped_column(String(80), ForeignKey("recorded_events.id"))
 
 
 class ObligationRow(Base):
@@ -80,11 +90,11 @@ class ObligationRow(Base):
     original_due: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20), index=True)
     status_reason: Mapped[str] = mapped_column(Text)
-    meeting: Mapped[Optional[str]] = mapped_column(String(40))
+    meeting: Mapped[str | None] = mapped_column(String(40))
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
     rulebook_hash: Mapped[str] = mapped_column(String(64))
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    check_run_id: Mapped[Optional[int]] = mapped_column(Integer)
+    check_run_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class ChangeRow(Base):
@@ -98,8 +108,8 @@ class ChangeRow(Base):
     obligation_id: Mapped[str] = mapped_column(String(80))
     period: Mapped[str] = mapped_column(String(80), default="")
     field: Mapped[str] = mapped_column(String(20))          # new | removed | due | original_due | status
-    old: Mapped[Optional[str]] = mapped_column(Text)
-    new: Mapped[Optional[str]] = mapped_column(Text)
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -112,7 +122,7 @@ class CheckRunRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     as_of: Mapped[date] = mapped_column(Date)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     rulebook_hash: Mapped[str] = mapped_column(String(64))
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

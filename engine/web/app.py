@@ -28,9 +28,10 @@ import threading
 import time
 import tomllib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Any, Callable, Literal, Optional
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -121,8 +122,8 @@ class Service:
                 if self._evaluator is None:
                     from engine.core import packs
                     from engine.core.evaluate import Evaluator
-                    from engine.registry.load import load_registry
                     from engine.core.rulebook import load_rulebook
+                    from engine.registry.load import load_registry
 
                     pack = packs.single(self.settings.packs)
                     self._evaluator = Evaluator(rules := load_rulebook(pack.directory), load_registry(pack.registry, rules), self.settings.backend,
@@ -244,7 +245,7 @@ class Service:
 
     def as_of(self, text: str | None, name: str = "as_of") -> date:
         if text is None or text == "":
-            return datetime.now(timezone.utc).date()
+            return datetime.now(UTC).date()
         from engine.record.textsafe import TextError, parse_day
 
         try:
@@ -278,14 +279,14 @@ class PartyHead(BaseModel):
     iso3: str
     name: str
     status: Literal["state_party", "signatory", "former_state_party", "not_party"]
-    entry_into_force: Optional[date]
-    withdrawal_effective: Optional[date]
+    entry_into_force: date | None
+    withdrawal_effective: date | None
 
 
 class ObligationOut(BaseModel):
     id: str
     article: str
-    period: Optional[str]
+    period: str | None
     due: date
     original_due: date
     status: Literal["pending", "overdue", "fulfilled", "fulfilled_late", "lapsed"]
@@ -309,10 +310,10 @@ class PartyList(BaseModel):
 class ReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["initial", "annual", "retention"]
-    year: Optional[int] = Field(None, ge=1900, le=2200, description="The calendar year covered (annual, retention).")
+    year: int | None = Field(None, ge=1900, le=2200, description="The calendar year covered (annual, retention).")
     received: date
-    symbol: Optional[str] = Field(None, max_length=200)
-    source: Optional[str] = Field(None, max_length=2000)
+    symbol: str | None = Field(None, max_length=200)
+    source: str | None = Field(None, max_length=2000)
 
 
 class DecisionIn(BaseModel):
@@ -321,8 +322,8 @@ class DecisionIn(BaseModel):
     meeting: str = Field(max_length=40, description="Meeting code, as in the pack's meetings.csv.")
     decided: date
     granted: date = Field(description="The new deadline granted.")
-    document: Optional[str] = Field(None, max_length=200)
-    source: Optional[str] = Field(None, max_length=2000)
+    document: str | None = Field(None, max_length=200)
+    source: str | None = Field(None, max_length=2000)
 
 
 class Recorded(BaseModel):
@@ -425,7 +426,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     # -- reads
     @app.get("/api/parties", response_model=PartyList, responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Every participant: ISO3, name, status, entry into force (as `ccm parties --json`).")
-    async def list_parties(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today (UTC).")):
+    async def list_parties(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today (UTC).")):
         state, day = service.state(), service.as_of(as_of)
 
         def build():
@@ -436,7 +437,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/api/parties/{iso3}", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="One participant: status, entry into force, names in English, French and Spanish, links.")
-    async def get_party(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def get_party(request: Request, iso3: str, as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
 
@@ -454,7 +455,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/api/parties/{iso3}/obligations", response_model=Deadlines, responses={**ERRORS, **CACHED}, tags=["read"],
              summary="A party's obligations as of a date: exactly the JSON of `ccm deadlines PARTY --json`.")
-    async def obligations(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def obligations(request: Request, iso3: str, as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
         return answer(request, state, ("obligations", participant.iso3, day),
@@ -463,8 +464,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     @app.get("/api/parties/{iso3}/obligations/{obligation_id}/explain", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="The chain behind one date (as `ccm explain --json`): facts with sources, rules with quotations, arithmetic.")
     async def explain_obligation(request: Request, iso3: str, obligation_id: str,
-                                 period: Optional[str] = Query(None, max_length=MAX_QUERY, description="Year or meeting code (as in the pack's meetings.csv)."),
-                                 as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+                                 period: str | None = Query(None, max_length=MAX_QUERY, description="Year or meeting code (as in the pack's meetings.csv)."),
+                                 as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
         obligation = _one_obligation(service, service.evaluate(participant.iso3, day, state), obligation_id, period or None)
@@ -478,7 +479,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/api/parties/{iso3}/history", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Registry facts and recorded events, dated, with sources (who recorded an event: ISU token only).")
-    async def party_history(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def party_history(request: Request, iso3: str, as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
         isu = _token_role(request, config) == ("isu", None)
@@ -490,7 +491,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/api/overdue", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Every obligation overdue as of a date, reports first (initial reports first), most days late first.")
-    async def overdue(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def overdue(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, day = service.state(), service.as_of(as_of)
 
         def build():
@@ -506,7 +507,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/api/stats", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Counts like the Meetings of States Parties' progress reports (as `ccm stats --json`).")
-    async def get_stats(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def get_stats(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, day = service.state(), service.as_of(as_of)
 
         def build():
@@ -580,7 +581,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     @app.get("/parties/{iso3}/calendar.ics", responses={**ERRORS, **CACHED, 200: {"content": {"text/calendar": {}}}},
              response_class=Response, tags=["calendar"],
              summary="A party's deadlines as an iCalendar feed (all-day events, alarms, legal basis).")
-    async def party_calendar(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def party_calendar(request: Request, iso3: str, as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
         return _calendar(request, service, state, day, [participant.iso3],
@@ -588,7 +589,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/calendar.ics", responses={**ERRORS, **CACHED, 200: {"content": {"text/calendar": {}}}},
              response_class=Response, tags=["calendar"], summary="The ISU's feed: every party's deadlines.")
-    async def all_calendar(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def all_calendar(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, day = service.state(), service.as_of(as_of)
         return _calendar(request, service, state, day, None, "CCM deadlines: all parties", ("ics-all", day))
 
@@ -750,7 +751,7 @@ def _approve(service: Service, batch_id: int, by: str):
     _letters_ready(service)
     try:
         return batches.approve(service.url, batch_id, by, service.evaluator,
-                               load_letters_config(service.settings), datetime.now(timezone.utc))
+                               load_letters_config(service.settings), datetime.now(UTC))
     except batches.BatchError as error:
         text = str(error)
         status = 404 if text.startswith("there is no batch") else 409 if "already approved" in text else 422
@@ -809,8 +810,8 @@ def _sentence(errors: list[dict[str, Any]]) -> str:
 
 
 async def _write(service: Service, event) -> Response:
-    from engine.store import database as store
     from engine.record.events import RecordError, record
+    from engine.store import database as store
 
     def run():
         import sqlalchemy.exc
@@ -875,7 +876,12 @@ def translator(lang: str) -> Callable[..., str]:
 def _jinja():
     global _JINJA
     if _JINJA is None:
-        from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+        from jinja2 import (
+            Environment,
+            PackageLoader,
+            StrictUndefined,
+            select_autoescape,
+        )
 
         env = Environment(loader=PackageLoader("engine.web", "templates"), undefined=StrictUndefined,
                           autoescape=select_autoescape(["html", "html.j2", "j2"]), trim_blocks=True, lstrip_blocks=True)
@@ -957,8 +963,13 @@ def _changes(service: Service, state: State) -> list[dict[str, Any]]:
 
 def dashboard_context(service: Service, state: State, day: date) -> dict[str, Any]:
     """The dashboard's sections (the daily digest's, computed live as of ``day``) and the timeline."""
+    from engine.check.run import (
+        CheckResult,
+        digest_context,
+        next_meeting,
+        obligation_values,
+    )
     from engine.web import timeline
-    from engine.check.run import CheckResult, digest_context, next_meeting, obligation_values
 
     def compute():
         evaluations, errors = service.evaluate_all(day, state)
@@ -983,8 +994,8 @@ def _register_pages(app: FastAPI, service: Service) -> None:
     from engine.web import timeline
     @app.get("/", response_class=HTMLResponse, tags=["pages"], responses=ERRORS,
              summary="The ISU dashboard: overdue reports, deadlines ahead, extension requests, changes, timeline.")
-    async def dashboard(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
-                        lang: Optional[str] = Query(None, description="en, fr or es.")):
+    async def dashboard(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
+                        lang: str | None = Query(None, description="en, fr or es.")):
         state, day = service.state(), service.as_of(as_of)
         lang = _lang(request)
         page = _page_context(request, lang)
@@ -998,7 +1009,7 @@ def _register_pages(app: FastAPI, service: Service) -> None:
 
     @app.get("/timeline.svg", tags=["pages"], responses={**ERRORS, 200: {"content": {"image/svg+xml": {}}}},
              response_class=Response, summary="The timeline of Art. 3 and 4 deadlines and extensions alone, as SVG.")
-    async def timeline_svg(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def timeline_svg(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, day = service.state(), service.as_of(as_of)
 
         def compute():
@@ -1011,8 +1022,8 @@ def _register_pages(app: FastAPI, service: Service) -> None:
 
     @app.get("/parties/{iso3}", response_class=HTMLResponse, tags=["pages"], responses=ERRORS,
              summary="A State's page: status, deadlines with their explanation, history; ?lang=en|fr|es.")
-    async def party_page(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
-                         lang: Optional[str] = Query(None, description="en, fr or es.")):
+    async def party_page(request: Request, iso3: str, as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
+                         lang: str | None = Query(None, description="en, fr or es.")):
         from engine.core.explain import explain
 
         state, participant = service.state(), service.party(iso3)

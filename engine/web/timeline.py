@@ -8,9 +8,9 @@ not from rule ids written here.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Callable, Iterable
 from xml.sax.saxutils import escape, quoteattr
 
 from engine.core.dates import fmt
