@@ -88,12 +88,12 @@ class RawBaseline:
             recorded: dict[str, list[list[dict]]] = defaultdict(list)
             original_fire, original_apply = durable_adapter.fire, durable_adapter.apply_exception
 
-            def fire(rule, binding, _recorded=recorded):
+            def fire(rule, binding, _recorded=recorded, original_fire=original_fire):
                 derived = original_fire(rule, binding)
                 _recorded[rule_names[rule.id]].append([_slim_shape(f) for f in derived])
                 return derived
 
-            def apply_exception(rule, base, decision, _recorded=recorded):
+            def apply_exception(rule, base, decision, _recorded=recorded, original_apply=original_apply):
                 derived = original_apply(rule, base, decision)
                 _recorded[rule_names[rule.id]].append([_slim_shape(derived)])
                 return derived
@@ -215,6 +215,6 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         main()
-    except Exception as error:  # a report, not a gate: say what broke and exit 0
+    except Exception as error:  # noqa: BLE001 - a report, not a gate: say what broke and exit 0
         print(f"benchmark failed: {type(error).__name__}: {error}")
     sys.exit(0)

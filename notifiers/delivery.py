@@ -317,8 +317,8 @@ def rerender(url: str, evaluator, config: LettersConfig, where, now: datetime | 
             try:
                 items = list(session.scalars(sa.select(ItemRow).where(ItemRow.letter_id == row.id).order_by(ItemRow.id)))
                 if not items or row.batch_id is None:
-                    problems.append((row.key, "it carries no planned items to render again; cancel it with "
-                                              "`ccm letters cancel`"))
+                    problems.append((row.key, ("it carries no planned items to render again; cancel it with "
+                                               "`ccm letters cancel`")))
                     continue
                 dated = (row.approved_at or row.created_at).date()
                 notes = notes_of(url, items, dated)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -114,10 +115,8 @@ class SmtpNotifier:
 
     def close(self) -> None:
         if self._connection is not None:
-            try:
+            with contextlib.suppress(smtplib.SMTPException, OSError):  # a connection already gone is closed
                 self._connection.quit()
-            except Exception:
-                pass
             self._connection = None
 
 

@@ -414,7 +414,7 @@ def test_four_threads_on_one_backend_give_the_same_json_as_sequential_evaluation
             for _ in range(3):
                 for iso3 in share:
                     concurrent[iso3] = evaluator.evaluate(iso3, AS_OF).to_json()
-        except BaseException as error:  # a thread's failure must fail the test, not vanish
+        except BaseException as error:  # noqa: BLE001 - a thread's failure must fail the test, not vanish
             errors.append(error)
 
     threads = [threading.Thread(target=work, args=(parties[i::4],)) for i in range(4)]

@@ -44,7 +44,7 @@ def test_exit_0_when_nothing_needs_attention_and_1_when_something_does(db_url):
 
 
 def test_exit_2_for_a_mistake_in_the_input(db_url):
-    code, out, err = run("deadlines", "Atlantis")
+    code, _out, err = run("deadlines", "Atlantis")
     assert code == 2 and "No participant matches 'Atlantis'" in words(err) and "Traceback" not in err
 
 
@@ -214,10 +214,10 @@ def test_a_check_as_of_a_day_before_the_last_one_is_a_replay_that_stores_nothing
         return runs, sorted(rows)
 
     before = state()
-    code, out, _ = run("check", "--as-of", "2012-01-01", "--json")
+    _code, out, _ = run("check", "--as-of", "2012-01-01", "--json")
     digest = json.loads(out)
     assert digest["as_of"] == "2012-01-01" and digest["replay"] is True
-    code, out, _ = run("check", "--as-of", "2012-01-01")
+    _code, out, _ = run("check", "--as-of", "2012-01-01")
     assert "Replay as of 2012-01-01, before the last stored check (2025-06-01)" in words(out)
     assert state() == before
     assert not (tmp_path / "digests" / "digest-2012-01-01.md").exists()

@@ -75,10 +75,10 @@ def test_down_for_ten_days_the_scheduler_catches_up_with_one_check_and_each_due_
     url = f"sqlite:///{tmp_path / 'ccm.sqlite'}"
     configure(tmp_path, monkeypatch, url, smtp_server.port, auto_send=True)
     first = scheduler.daily_job("2024-07-25")            # the courtesy notice (due 30 June) goes out
-    assert [l.stage for l in letters(url)] == ["courtesy"] and first.no_contact
+    assert [letter.stage for letter in letters(url)] == ["courtesy"] and first.no_contact
     # Down from 26 July to 4 August: the first reminder (31 July) is due; sent once, on return.
     back = scheduler.daily_job("2024-08-04")
-    assert [l.stage for l in letters(url)] == ["courtesy", "reminder1"]
+    assert [letter.stage for letter in letters(url)] == ["courtesy", "reminder1"]
     again = scheduler.daily_job("2024-08-04")
     assert again.queued == 0 and again.sent == 0
     assert len(smtp_server.ids) == len(set(smtp_server.ids)) == back.sent + first.sent
@@ -134,11 +134,11 @@ def test_a_second_scheduler_on_the_same_database_refuses_to_start(tmp_path, monk
     url = f"sqlite:///{tmp_path / 'ccm.sqlite'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     configure(tmp_path, monkeypatch, url)
     with scheduler.scheduler_lock(url):
-        with pytest.raises(scheduler.SchedulerAlreadyRunning, match="another scheduler is already running"):
-            with scheduler.scheduler_lock(url):
-                pass
+        with pytest.raises(scheduler.SchedulerAlreadyRunning, match="another scheduler is already running"), \
+                scheduler.scheduler_lock(url):
+            pass
         code = "from engine.cli.main import app; app()"
-        result = subprocess.run([sys.executable, "-c", code, "schedule", "run"], capture_output=True, text=True,
+        result = subprocess.run([sys.executable, "-c", code, "schedule", "run"], check=False, capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 3           # an operational failure, not a mistake in the input
         assert "another scheduler is already running" in " ".join(result.stderr.split())

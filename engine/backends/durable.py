@@ -25,6 +25,7 @@ durable_rules 2.0.28 (each reproduced in tests/test_durable_hazards.py):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -226,16 +227,12 @@ class DurableBackend:
                     raise RuntimeError(f"durable_rules action failed: {state['exception']}")
                 return list(session.derived)
             finally:
-                try:
+                with contextlib.suppress(BaseException):  # already failing; the drain only makes the delete safe
                     self._drain(session)
-                except BaseException:  # already failing; the drain only makes the delete safe
-                    pass
                 self._sessions.pop(sid, None)
-                try:
+                with contextlib.suppress(BaseException):  # a session that never got state has nothing to delete
                     if not poisoned:
                         self._ruleset.delete_state(sid)
-                except BaseException:  # a session that never got state has nothing to delete
-                    pass
 
     def _drain(self, session: _Session) -> None:
         """Run every pending action now (no polling thread will)."""

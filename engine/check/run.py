@@ -134,6 +134,10 @@ def _estimated(row: dict[str, Any]) -> bool:
     return bool(provenance.get("estimated"))
 
 
+def _render(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
 def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Change]:
     key = (new["party"], new["obligation_id"], new["period"])
     if old is None:
@@ -142,8 +146,7 @@ def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Change]:
     changes = []
     for name in TRACKED:
         if old[name] != new[name]:
-            render = (lambda v: v.isoformat() if isinstance(v, date) else v)
-            changes.append(Change(*key, name, render(old[name]), render(new[name]), _why(name, old, new)))
+            changes.append(Change(*key, name, _render(old[name]), _render(new[name]), _why(name, old, new)))
     was, now = _estimated(old), _estimated(new)
     if was != now:
         changes.append(Change(*key, "estimated", "yes" if was else "no", "yes" if now else "no",

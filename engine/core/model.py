@@ -419,7 +419,7 @@ class Registry:
         """
         found = self._threshold
         if isinstance(found, LookupError):
-            raise LookupError(*found.args)
+            raise LookupError(*found.args)  # noqa: TRY004 - the stored error, raised afresh, not a type check
         return found
 
     def find(self, query: str) -> Participant:

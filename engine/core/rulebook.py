@@ -199,8 +199,8 @@ def _read_manifest(directory: Path, required: bool) -> dict[str, Any] | None:
     path = directory / MANIFEST
     if not path.exists():
         if required:
-            raise RulebookError([f"{directory}: the rule pack's manifest {MANIFEST} is missing; it lists the rule "
-                                 "files and obligations the pack must contain"])
+            raise RulebookError([(f"{directory}: the rule pack's manifest {MANIFEST} is missing; it lists the rule "
+                                  "files and obligations the pack must contain")])
         return None
     try:
         pack = tomllib.loads(path.read_text(encoding="utf-8")).get("pack")

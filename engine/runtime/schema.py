@@ -8,6 +8,7 @@ the right type. Pure Python, no import beyond the standard library: every comman
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -166,7 +167,7 @@ def problem(key: Key, value: Any) -> str | None:
             return f"must list whole numbers of at least {key.minimum:g}"
         return key.check(value) if key.check else None
     if kind in ("int", "number"):
-        if value != value or value in (float("inf"), float("-inf")):   # NaN and infinities
+        if isinstance(value, float) and not math.isfinite(value):
             return f"must be a finite number{_range_words(key)}"
         if key.minimum is not None and value < key.minimum or key.maximum is not None and value > key.maximum:
             return f"must be {_KIND_WORDS[kind]}{_range_words(key)}"

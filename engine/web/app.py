@@ -430,7 +430,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         state, day = service.state(), service.as_of(as_of)
 
         def build():
-            evaluations, errors = service.evaluate_all(day, state)
+            evaluations, _errors = service.evaluate_all(day, state)
             return {"as_of": day.isoformat(), "parties": [e.to_json()["party"] for e in evaluations]}
 
         return answer(request, state, ("parties", day), build)
