@@ -85,6 +85,8 @@ def case_note(case: Case, evaluator, policy):
     evaluation = evaluator.evaluate(case.party, case.as_of or date(2025, 6, 1), recorded)
     dues = dues_from_evaluation(evaluation)
     if not case.items:
+        if case.as_of is None:
+            raise ValueError(f"snapshot case {case.name}: a case without items needs the date to plan as of")
         planned = plan(dues, [], policy, case.as_of)
     else:
         planned = []

@@ -219,7 +219,7 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
         session.flush()
         t = time.perf_counter()
         table = ObligationRow.__table__
-        stored_parties = dict(session.execute(sa.select(table.c.party, sa.func.count()).group_by(table.c.party)).all())
+        stored_parties: dict[str, int] = dict(session.execute(sa.select(table.c.party, sa.func.count()).group_by(table.c.party)).all())
         timings["write"] += time.perf_counter() - t
         by_party: dict[str, list[RecordedEvent]] = {}
         for event in events:
@@ -517,8 +517,8 @@ def render_digest(context: dict[str, Any]) -> tuple[str, str]:
     """(Markdown, HTML) of the digest; every value is escaped for its format."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-    options = dict(loader=PackageLoader("engine.check", "templates"), undefined=StrictUndefined, trim_blocks=True,
-                   lstrip_blocks=True, keep_trailing_newline=True)
+    options: dict[str, Any] = dict(loader=PackageLoader("engine.check", "templates"), undefined=StrictUndefined, trim_blocks=True,
+                                   lstrip_blocks=True, keep_trailing_newline=True)
     html_env = Environment(autoescape=select_autoescape(["html", "html.j2"]), **options)
     md_env = Environment(autoescape=False, finalize=markdown_text, **options)
     return md_env.get_template("digest.md.j2").render(**context), html_env.get_template("digest.html.j2").render(**context)
@@ -627,7 +627,7 @@ def stats(evaluator: Evaluator, as_of: date, events: Iterable[RecordedEvent]) ->
     decided: Counter = Counter()
     articles = {"article_3": (("ccm.art3.stockpile_destruction",), "ccm.art3.extension_request"),
                 "article_4": (("ccm.art4.clearance", "ccm.art4.clearance_after_eif"), "ccm.art4.extension_request")}
-    per_article = {name: Counter() for name in articles}
+    per_article: dict[str, Counter[str]] = {name: Counter() for name in articles}
     for iso3 in sorted(evaluator.registry.participants):
         try:
             e = evaluator.evaluate(iso3, as_of, by_party.get(iso3, []))

@@ -182,8 +182,8 @@ def scheduler_lock(url: str) -> Iterator[None]:
         else:
             connection = engine.connect()
             # Keyed by the schema too: two deployments in one PostgreSQL database do not exclude each other.
-            got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"),
-                                     {"k": SCHEDULER_LOCK_KEY}).scalar()
+            got = bool(connection.execute(sa.text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"),
+                                          {"k": SCHEDULER_LOCK_KEY}).scalar())
             connection.commit()
             if not got:
                 raise SchedulerAlreadyRunning(_refusal(url))

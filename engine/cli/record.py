@@ -451,12 +451,13 @@ def check(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
     _ready(url, create=True)
     last = last_check_as_of(url)
     replay = last is not None and day < last and not store_replay
+    last_day = last.isoformat() if last is not None else ""
     result, context, paths = check_and_digest(url, evaluator(), day, folder, commit=not replay)
     if json_output:
         print(json.dumps(context, ensure_ascii=False, indent=1, default=str))
     else:
         if replay:
-            console.print(f"[bold]Replay[/] as of {day.isoformat()}, before the last stored check ({last.isoformat()}): "
+            console.print(f"[bold]Replay[/] as of {day.isoformat()}, before the last stored check ({last_day}): "
                           "nothing is stored and no digest file is written (--store to store it).", highlight=False)
         c = context["counts"]
         console.print(f"[bold]CCM daily check as of {context['as_of_text']}[/] — "
@@ -494,7 +495,7 @@ def check(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
             console.print(f"[bold]Changed since the previous check[/]: first check, {c['inserted']} obligations stored.",
                           highlight=False)
         else:
-            _show(f"Different from the stored check as of {last.isoformat()}" if replay else "Changed since the previous check",
+            _show(f"Different from the stored check as of {last_day}" if replay else "Changed since the previous check",
                   context["changes"],
                   [("Party", "party"), ("Obligation", "obligation_id"), ("Period", "period"), ("Field", "field"),
                    ("From", "old"), ("To", "new"), ("Why", "reason")], limit)

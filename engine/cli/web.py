@@ -48,7 +48,7 @@ def calendar(party: str | None = typer.Argument(None, help="ISO3 code or name; l
     config = load_api_config(settings)
     events = _events(settings.database_url)
     try:
-        if all_parties:
+        if all_parties or not party:        # (one of the two, checked above)
             iso3s = sorted(ev.registry.participants)
             name = "CCM deadlines: all parties"
         else:

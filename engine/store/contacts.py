@@ -80,7 +80,8 @@ def read_csv(path: Path, known_parties) -> list[Contact]:
     listing every bad row by line number and field (a file that is not UTF-8 or not CSV included)."""
     from engine.record.importing import InputError, check_row, csv_rows
 
-    problems, contacts = [], []
+    problems: list[str] = []
+    contacts: list[Contact] = []
     try:
         for line, row in csv_rows(path, ("party", "email", "language"), CSV_COLUMNS):
             bad = check_row(row, CSV_COLUMNS)

@@ -55,6 +55,8 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+    # Each mapped class maps a Table (DeclarativeBase types it as any FromClause): insert() and delete() take it.
+    __table__: ClassVar[sa.Table]
 
 
 class RecordedEventRow(Base):
@@ -229,7 +231,10 @@ def head_revision() -> str:
         return head
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"the migrations in {MIGRATIONS} have no head revision; the package is incomplete")
+    return head
 
 
 @lru_cache(maxsize=1)
@@ -251,7 +256,7 @@ def _head_from_files() -> str | None:
                 target, value = node.targets[0].id, node.value
             elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
                 target, value = node.target.id, node.value
-            if target in ("revision", "down_revision"):
+            if target in ("revision", "down_revision") and value is not None:
                 try:
                     found[target] = ast.literal_eval(value)
                 except ValueError:

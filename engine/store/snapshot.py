@@ -201,8 +201,9 @@ class RegistrySnapshotRow(Base):
 
 
 #: The snapshot's tables, children first (the order rows are deleted in).
-TABLES = (RegistryReceiptRow, RegistryObservationRow, RegistryRequestRow, RegistryDecisionRow, RegistryCompletionRow,
-          RegistryDeclarationRow, RegistryMeetingRow, RegistryParticipantRow, RegistrySnapshotRow)
+TABLES: tuple[type[Base], ...] = (
+    RegistryReceiptRow, RegistryObservationRow, RegistryRequestRow, RegistryDecisionRow, RegistryCompletionRow,
+    RegistryDeclarationRow, RegistryMeetingRow, RegistryParticipantRow, RegistrySnapshotRow)
 
 
 def join_sources(sources: Iterable[Source]) -> str:
@@ -215,7 +216,7 @@ def snapshot_hash(session: Session) -> str | None:
     return session.scalar(sa.select(RegistrySnapshotRow.hash).limit(1))
 
 
-def snapshot_rows(registry: Registry) -> dict[type, list[dict[str, Any]]]:
+def snapshot_rows(registry: Registry) -> dict[type[Base], list[dict[str, Any]]]:
     """The rows of each table for a registry (the snapshot row excepted)."""
     return {
         RegistryParticipantRow: [dict(
