@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from email.message import EmailMessage
 
 import sqlalchemy as sa
 
@@ -212,7 +213,7 @@ class RenderedNote:
     note: Note
     contact: Contact
     rendered: letter_text.RenderedLetter
-    message: object
+    message: EmailMessage
     key: str
 
 
@@ -251,8 +252,9 @@ def approve(url: str, batch_id: int, by: str, evaluator, config: LettersConfig, 
         if batch is None:
             raise BatchError(f"there is no batch {batch_id}; `ccm letters batches` lists them")
         if batch.status == "approved":
-            raise BatchError(f"batch {batch_id} was already approved by {batch.approved_by} on "
-                             f"{_as_utc(batch.approved_at):%Y-%m-%d %H:%M} UTC; its notes are in `ccm letters log`")
+            on = f" on {_as_utc(batch.approved_at):%Y-%m-%d %H:%M} UTC" if batch.approved_at else ""
+            raise BatchError(f"batch {batch_id} was already approved by {batch.approved_by}{on}; "
+                             "its notes are in `ccm letters log`")
         if batch.as_of > today:
             raise BatchError(f"batch {batch_id} was planned as of {batch.as_of.isoformat()}, after today "
                              f"({today.isoformat()}); approve it on or after that date")
@@ -312,7 +314,7 @@ def discard(url: str, batch_id: int) -> int:
             raise BatchError(f"there is no batch {batch_id}; `ccm letters batches` lists them")
         if batch.status != "planned":
             raise BatchError(f"batch {batch_id} was approved by {batch.approved_by}; its notes cannot be recalled")
-        items = session.execute(sa.delete(ItemRow).where(ItemRow.batch_id == batch_id)).rowcount
+        items = len(session.scalars(sa.delete(ItemRow).where(ItemRow.batch_id == batch_id).returning(ItemRow.id)).all())
         session.delete(batch)
     return items
 

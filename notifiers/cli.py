@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 import typer
@@ -30,6 +31,14 @@ AS_OF_HELP = "Plan as of this date (YYYY-MM-DD); default today (UTC)."
 def Table(*args, **kwargs):  # rich's Table, imported when a command prints one
     from rich.table import Table as RichTable
     return RichTable(*args, **kwargs)
+
+
+def _body(message: EmailMessage, subtype: str) -> str:
+    """The text of a stored note's plain or HTML part (every note has both)."""
+    part = message.get_body((subtype,))
+    if part is None:
+        raise ValueError(f"the stored note {message['Message-ID']} has no {subtype} part")
+    return str(part.get_content())
 
 
 def _box():
@@ -336,14 +345,12 @@ def _preview_sent(url, batch_id, iso3, html, pdf, limit, json_output=False) -> N
         for row in rows:
             message = email.message_from_string(row.message, policy=email.policy.default)
             notes.append({"party": row.party, "status": row.status, "approved_by": row.approved_by, "to": row.recipients,
-                          "subject": row.subject, "text": message.get_body(("plain",)).get_content(),
-                          "html": message.get_body(("html",)).get_content()})
+                          "subject": row.subject, "text": _body(message, "plain"), "html": _body(message, "html")})
         print(json.dumps({"batch": batch_id, "notes": notes}, ensure_ascii=False, indent=1))
         return
     for row in rows:
         message = email.message_from_string(row.message, policy=email.policy.default)
-        part = message.get_body(("html",) if (html or pdf) else ("plain",))
-        pages.append(part.get_content())
+        pages.append(_body(message, "html" if (html or pdf) else "plain"))
         if pdf is None:
             print(f"# {row.party}: {row.status}, approved by {row.approved_by}\nTo: {row.recipients}\nSubject: {row.subject}\n")
             print(pages[-1])
@@ -506,8 +513,8 @@ def letters_send(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HE
                       f"`ccm letters approve {result.plan.batch_id} --by NAME` ([letters] auto_send is false).",
                       highlight=False)
     for label, items in (("failed", d.failed), ("rejected", d.rejected), ("not rendered", d.not_rendered)):
-        for key, error in items:
-            console.print(f"[red]{label}:[/] {_terminal(key)}: {_terminal(error)}", highlight=False)
+        for key, problem in items:
+            console.print(f"[red]{label}:[/] {_terminal(key)}: {_terminal(problem)}", highlight=False)
     _print_no_contact(result.plan.no_contact)
     raise typer.Exit(1 if d.failed or d.rejected or d.not_rendered else 0)
 

@@ -110,7 +110,7 @@ def due_for_delivery(url: str, now: datetime) -> list[int]:
 
 def addresses_of(message: EmailMessage) -> list[str]:
     """Every To and Cc address of a stored message, in order, once."""
-    found = []
+    found: list[str] = []
     for name in ("To", "Cc"):
         for header in message.get_all(name, []):
             try:
@@ -169,7 +169,7 @@ def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime |
                 if pause:
                     print(f"{PAUSE_AFTER_SEND_ENV}: sent {row.message_id}, pausing {pause} s", file=sys.stderr, flush=True)
                     time.sleep(float(pause))
-                outcomes = {a: ("sent", None) for a in pending if a not in refused}
+                outcomes: dict[str, tuple[str, str | None]] = {a: ("sent", None) for a in pending if a not in refused}
                 deferred = {a: t for a, t in refused.items() if t[:1] == "4"}
                 outcomes.update({a: ("deferred" if a in deferred else "refused", t) for a, t in refused.items()})
                 _record_recipients(session, row.id, outcomes, now)
