@@ -28,10 +28,10 @@ import threading
 import time
 import tomllib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -158,7 +158,7 @@ class Service:
                 first = session.scalar(sa.select(sa.func.min(store.CheckRunRow.id)))
                 R = store.RecordedEventRow
                 events = session.execute(sa.select(sa.func.count(R.id), sa.func.max(R.recorded_at),
-                                                   sa.func.count(R.superseded_by))).first()
+                                                   sa.func.count(R.superseded_by))).one()
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
             return NO_STATE
         finished = run.finished_at if run else None
@@ -335,12 +335,13 @@ class Recorded(BaseModel):
     message: str
 
 
-ERRORS = {code: {"model": Problem, "description": text} for code, text in (
+# Typed as FastAPI's `responses` parameter is (dict is invariant in its key).
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem, "description": text} for code, text in (
     (404, "Unknown participant, obligation or address (with close matches)."),
     (422, "A parameter that is not valid (a sentence says which and why)."))}
-WRITE_ERRORS = {**ERRORS, 401: {"model": Problem, "description": "No token, or not a known token."},
-                403: {"model": Problem, "description": "A State's read token: recording is for the ISU."}}
-CACHED = {304: {"description": "Not modified (If-None-Match matched the ETag)."}}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 401: {"model": Problem, "description": "No token, or not a known token."},
+                                                  403: {"model": Problem, "description": "A State's read token: recording is for the ISU."}}
+CACHED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified (If-None-Match matched the ETag)."}}
 
 
 class ApproveIn(BaseModel):
@@ -348,6 +349,10 @@ class ApproveIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     by: str = Field(min_length=1, max_length=200, description="Who approves, e.g. the coordinator's name.")
+
+
+#: A request body's model: _parse returns the model it is given.
+Body = TypeVar("Body", bound=BaseModel)
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -770,7 +775,7 @@ def _require_isu(request: Request, config: ApiConfig) -> str:
     return "isu (api)"
 
 
-def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
+def _parse(model: type[Body], raw: bytes) -> Body:
     try:
         data = json.loads(raw or b"null")
     except RecursionError:
@@ -794,7 +799,7 @@ def _example(model: type[BaseModel]) -> str:
     return '{"article": "4", "meeting": "12MSP", "decided": "2024-09-13", "granted": "2030-08-01"}'
 
 
-def _sentence(errors: list[dict[str, Any]]) -> str:
+def _sentence(errors: Sequence[Mapping[str, Any]]) -> str:
     """Pydantic's error list as one sentence."""
     parts = []
     for e in errors[:5]:
