@@ -312,9 +312,9 @@ def _observed(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]])
                                     f"{first['observer']} as of that day; the date of receipt is not recorded, so whether "
                                     f"it was on time is not known{note}", first["id"], received_by=seen)
     if outstanding:
-        last = outstanding[-1]
-        return _Verdict("overdue", f"due {fmt(due)}; still outstanding on {fmt(date.fromisoformat(last['date']))} "
-                                   f"according to {last['observer']}; no receipt recorded since", last["id"])
+        latest = outstanding[-1]
+        return _Verdict("overdue", f"due {fmt(due)}; still outstanding on {fmt(date.fromisoformat(latest['date']))} "
+                                   f"according to {latest['observer']}; no receipt recorded since", latest["id"])
     return None
 
 
@@ -354,7 +354,8 @@ def _by_extension_request(rule: Rule, fact: Fact, due: date, by_kind: dict[str, 
 
 
 def _by_declaration(rule: Rule, fact: Fact, due: date, by_kind: dict[str, list[Fact]], context: _Context) -> _Verdict:
-    completion = (by_kind.get(rule.fulfilled_by or "") or [None])[0]
+    completions = by_kind.get(rule.fulfilled_by or "")
+    completion = completions[0] if completions else None
     if completion and completion.get("declared_at"):
         declared_at = completion["declared_at"]
         if declared_at == fact.get("period"):
@@ -394,7 +395,7 @@ def _apply_pending_decisions(rulebook: Rulebook, obligations: list[Obligation]) 
 def _apply_terminations(rulebook: Rulebook, obligations: list[Obligation], by_kind: dict[str, list[Fact]]) -> list[Obligation]:
     result = list(obligations)
     for rule in rulebook.rules:
-        if rule.produces != "termination" or not by_kind.get(rule.anchor or ""):
+        if rule.produces != "termination" or rule.anchor is None or not by_kind.get(rule.anchor):
             continue
         event = by_kind[rule.anchor][0]
         effective = date.fromisoformat(event["date"])

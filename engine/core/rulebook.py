@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core import compute, packs
-from engine.core.dates import ROUNDINGS
+from engine.core.dates import ROUNDINGS, Rounding
 
 PRODUCES = ("date", "obligation", "exception", "termination")
 # The date functions and status modes are the table of engine/core/compute.py, read here by name.
@@ -90,8 +90,8 @@ class Rule:
     anchor: str | None = None
     anchor_field: str = "date"
     offset: tuple[str, int] | None = None
-    on_leap_day: str = "error"
-    on_month_end: str = "error"
+    on_leap_day: Rounding = "error"
+    on_month_end: Rounding = "error"
     date_function: str | None = None
     args: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     due_from: str | None = None
