@@ -36,14 +36,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from durable import engine as durable_engine  # noqa: E402
+from durable import engine as durable_engine
 
-from engine.core import compute  # noqa: E402
 from engine.backends import durable as durable_adapter
 from engine.backends import reference
-from engine.core.evaluate import Evaluator  # noqa: E402
-from engine.registry.load import load_registry  # noqa: E402
-from engine.core.rulebook import load_rulebook  # noqa: E402
+from engine.core.evaluate import Evaluator
+from engine.core.rulebook import load_rulebook
+from engine.registry.load import load_registry
 
 AS_OF = date(2026, 11, 28)
 TARGET_DURABLE_X_REFERENCE = 2.0   # issue 13: the durable backend within 2x the reference interpreter
@@ -89,12 +88,12 @@ class RawBaseline:
             recorded: dict[str, list[list[dict]]] = defaultdict(list)
             original_fire, original_apply = durable_adapter.fire, durable_adapter.apply_exception
 
-            def fire(rule, binding, _recorded=recorded):
+            def fire(rule, binding, _recorded=recorded, original_fire=original_fire):
                 derived = original_fire(rule, binding)
                 _recorded[rule_names[rule.id]].append([_slim_shape(f) for f in derived])
                 return derived
 
-            def apply_exception(rule, base, decision, _recorded=recorded):
+            def apply_exception(rule, base, decision, _recorded=recorded, original_apply=original_apply):
                 derived = original_apply(rule, base, decision)
                 _recorded[rule_names[rule.id]].append([_slim_shape(derived)])
                 return derived
@@ -218,6 +217,6 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         main()
-    except Exception as error:  # a report, not a gate: say what broke and exit 0
+    except Exception as error:  # noqa: BLE001 - a report, not a gate: say what broke and exit 0
         print(f"benchmark failed: {type(error).__name__}: {error}")
     sys.exit(0)

@@ -16,18 +16,18 @@ import socket
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from notifiers import letters as letter_text  # noqa: E402
-from engine.core.evaluate import Evaluator  # noqa: E402
-from notifiers.notes import consolidate  # noqa: E402
-from notifiers.planner import Due, Policy, dues_from_evaluation, plan  # noqa: E402
-from engine.registry.load import load_registry  # noqa: E402
-from engine.core.rulebook import load_rulebook  # noqa: E402
-from notifiers.config import Signer, defaults  # noqa: E402
+from engine.core.evaluate import Evaluator
+from engine.core.rulebook import load_rulebook
+from engine.registry.load import load_registry
+from notifiers import letters as letter_text
+from notifiers.config import Signer, defaults
+from notifiers.notes import consolidate
+from notifiers.planner import Due, Policy, dues_from_evaluation, plan
 
 LANGUAGES = ("en", "fr", "es", "zh")
 
@@ -113,7 +113,7 @@ def deliver(count: int, evaluator, as_of: date) -> tuple[int, float]:
             parties = sorted(evaluator.registry.participants)[:count]      # one note per party
             set_contacts(url, [validate(p, f"{p.lower()}@example.org", LANGUAGES[i % 4]) for i, p in enumerate(parties)])
             dues = delivery.obligations_as_of(None, evaluator, as_of)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             batch = batches.plan_batch(url, config, as_of, dues, now)
             approval = batches.approve(url, batch.batch_id, "benchmark", evaluator, config, now)
             t = time.perf_counter()

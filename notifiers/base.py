@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from email.message import EmailMessage
-from email.utils import format_datetime
 from datetime import datetime
+from email.message import EmailMessage
+from email.policy import EmailPolicy
+from email.utils import format_datetime
 from typing import Protocol
 
 
@@ -51,6 +52,17 @@ def message_id(key: str, domain: str) -> str:
     '<ccm-a22adabf04aea8e07c0b45d6aba76652@example.org>'
     """
     return f"<ccm-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}@{domain}>"
+
+
+def wire_policy(message: EmailMessage, *, utf8: bool, linesep: str | None = None) -> EmailPolicy:
+    """The message's own policy with UTF-8 headers (RFC 6532) on or off, and its line ends if given.
+
+    Raises TypeError for a message built with the compat32 policy, which cannot write UTF-8 headers.
+    """
+    policy = message.policy
+    if not isinstance(policy, EmailPolicy):
+        raise TypeError(f"a message with the {type(policy).__name__} policy cannot be written with UTF-8 headers")
+    return policy.clone(utf8=utf8, linesep=linesep or policy.linesep)
 
 
 def build_message(*, sender: str, to: list[str], cc: list[str], subject: str, text: str, html: str, msg_id: str,

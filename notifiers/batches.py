@@ -17,18 +17,19 @@ Guarantees:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
 
 import sqlalchemy as sa
 
-from notifiers import letters as letter_text
 from engine.store.contacts import Contact, load_contacts
-from notifiers.notes import Note, SentItem, consolidate
-from notifiers.planner import Due, PlannedLetter, plan
 from engine.store.database import is_sqlite, reader_session, writer_session
+from notifiers import letters as letter_text
 from notifiers.base import build_message, message_id
 from notifiers.config import LettersConfig
 from notifiers.log import BatchRow, ItemRow, LetterRow
+from notifiers.notes import Note, SentItem, consolidate
+from notifiers.planner import Due, PlannedLetter, plan
 
 NOTE_KIND = "note"
 
@@ -70,8 +71,8 @@ class Approval:
 def still_open(url: str, evaluator, items: list[ItemRow], today: date) -> set[str]:
     """The keys of the items whose obligation is still open on ``today`` with the same due date: a report
     recorded, or a deadline moved, between planning and approval leaves the note."""
-    from notifiers.planner import OPEN_STATUSES
     from notifiers.delivery import obligations_as_of
+    from notifiers.planner import OPEN_STATUSES
 
     parties = {row.party for row in items}
     current = {(d.party, d.obligation_id, d.period): d for d in obligations_as_of(url, evaluator, today, parties)}
@@ -118,7 +119,7 @@ def sent_items(url: str, parties: set[str] | None = None) -> list[SentItem]:
 
 
 def _as_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)   # SQLite returns naive UTC
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)   # SQLite returns naive UTC
 
 
 def plan_batch(url: str, config: LettersConfig, as_of: date, dues: list[Due], now: datetime) -> BatchPlan:
@@ -212,7 +213,7 @@ class RenderedNote:
     note: Note
     contact: Contact
     rendered: letter_text.RenderedLetter
-    message: object
+    message: EmailMessage
     key: str
 
 
@@ -242,7 +243,7 @@ def approve(url: str, batch_id: int, by: str, evaluator, config: LettersConfig, 
     by = (by or "").strip()
     if not by:
         raise BatchError("say who approves the batch (--by NAME): the delivery log records it")
-    today = now.astimezone(timezone.utc).date()
+    today = now.astimezone(UTC).date()
     with writer_session(url) as session, session.begin():
         query = sa.select(BatchRow).where(BatchRow.id == batch_id)
         if not is_sqlite(url):
@@ -251,8 +252,9 @@ def approve(url: str, batch_id: int, by: str, evaluator, config: LettersConfig, 
         if batch is None:
             raise BatchError(f"there is no batch {batch_id}; `ccm letters batches` lists them")
         if batch.status == "approved":
-            raise BatchError(f"batch {batch_id} was already approved by {batch.approved_by} on "
-                             f"{_as_utc(batch.approved_at):%Y-%m-%d %H:%M} UTC; its notes are in `ccm letters log`")
+            on = f" on {_as_utc(batch.approved_at):%Y-%m-%d %H:%M} UTC" if batch.approved_at else ""
+            raise BatchError(f"batch {batch_id} was already approved by {batch.approved_by}{on}; "
+                             "its notes are in `ccm letters log`")
         if batch.as_of > today:
             raise BatchError(f"batch {batch_id} was planned as of {batch.as_of.isoformat()}, after today "
                              f"({today.isoformat()}); approve it on or after that date")
@@ -312,7 +314,7 @@ def discard(url: str, batch_id: int) -> int:
             raise BatchError(f"there is no batch {batch_id}; `ccm letters batches` lists them")
         if batch.status != "planned":
             raise BatchError(f"batch {batch_id} was approved by {batch.approved_by}; its notes cannot be recalled")
-        items = session.execute(sa.delete(ItemRow).where(ItemRow.batch_id == batch_id)).rowcount
+        items = len(session.scalars(sa.delete(ItemRow).where(ItemRow.batch_id == batch_id).returning(ItemRow.id)).all())
         session.delete(batch)
     return items
 

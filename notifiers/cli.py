@@ -9,9 +9,9 @@ error the user can fix (the message says why).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -28,9 +28,17 @@ app.add_typer(schedule_app, name="schedule")
 AS_OF_HELP = "Plan as of this date (YYYY-MM-DD); default today (UTC)."
 
 
-def Table(*args, **kwargs):  # noqa: N802 - rich's Table, imported when a command prints one
+def Table(*args, **kwargs):  # rich's Table, imported when a command prints one
     from rich.table import Table as RichTable
     return RichTable(*args, **kwargs)
+
+
+def _body(message: EmailMessage, subtype: str) -> str:
+    """The text of a stored note's plain or HTML part (every note has both)."""
+    part = message.get_body((subtype,))
+    if part is None:
+        raise ValueError(f"the stored note {message['Message-ID']} has no {subtype} part")
+    return str(part.get_content())
 
 
 def _box():
@@ -63,9 +71,9 @@ def _ready(url: str) -> None:
 def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
                  email: str = typer.Option(..., "--email", help="Address(es), comma-separated."),
                  language: str = typer.Option(..., "--language", help="en, fr, es or zh."),
-                 mission: Optional[str] = typer.Option(None, "--mission", help='The addressee without its article, '
+                 mission: str | None = typer.Option(None, "--mission", help='The addressee without its article, '
                                                        'e.g. "Permanent Mission of Lebanon to the United Nations Office at Geneva".'),
-                 cc: Optional[str] = typer.Option(None, "--cc", help="Copied addresses, comma-separated."),
+                 cc: str | None = typer.Option(None, "--cc", help="Copied addresses, comma-separated."),
                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Set (or replace) the contact of one State."""
     from engine.store.contacts import ContactError, set_contacts, validate
@@ -146,7 +154,7 @@ def contacts_list(json_output: bool = typer.Option(False, "--json", help="Print 
 
 # ----------------------------------------------------------------------------- letters
 
-def _plan(as_of: Optional[str]):
+def _plan(as_of: str | None):
     from notifiers import delivery
 
     settings, config = _settings()
@@ -169,11 +177,11 @@ def _print_no_contact(no_contact) -> None:
 
 
 def _today():
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 @letters_app.command("plan")
-def letters_plan(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+def letters_plan(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
                  limit: int = typer.Option(40, "--limit", help="Rows printed (--json prints all)."),
                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Plan a mailing: record a batch of the items due and not yet planned (one note per State), to preview and approve.
@@ -183,7 +191,7 @@ def letters_plan(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
     from notifiers import batches
 
     settings, config, day, the_plan = _plan(as_of)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     future = day > now.date()
     if not future and the_plan.items:
         the_plan = batches.plan_batch(settings.database_url, config, day, _dues(settings, day), now)
@@ -249,21 +257,21 @@ def letters_batches(limit: int = typer.Option(20, "--limit"), json_output: bool 
 
 
 @letters_app.command("preview")
-def letters_preview(batch: Optional[int] = typer.Argument(None, help="The batch (from `ccm letters plan`); "
+def letters_preview(batch: int | None = typer.Argument(None, help="The batch (from `ccm letters plan`); "
                                                           "without it, the notes a batch planned as of --as-of would hold."),
-                    as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " Without BATCH only."),
-                    party: Optional[str] = typer.Option(None, "--party", help="Only this party."),
-                    language: Optional[str] = typer.Option(None, "--language", help="Render in this language instead."),
+                    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP + " Without BATCH only."),
+                    party: str | None = typer.Option(None, "--party", help="Only this party."),
+                    language: str | None = typer.Option(None, "--language", help="Render in this language instead."),
                     html: bool = typer.Option(False, "--html", help="Print the HTML instead of the text."),
-                    pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the notes to this PDF file, one per page, "
+                    pdf: Path | None = typer.Option(None, "--pdf", help="Write the notes to this PDF file, one per page, "
                                                        "with room for the letterhead."),
                     limit: int = typer.Option(0, "--limit", help="At most this many notes (0: all)."),
                     json_output: bool = typer.Option(False, "--json", help="Print JSON: each note's recipient, "
                                                      "subject, text and HTML.")) -> None:
     """Show the notes as they would be sent today: dated today, one per State, in each contact's language."""
     from engine.store.contacts import Contact, load_contacts
-    from notifiers.notes import consolidate
     from notifiers import batches
+    from notifiers.notes import consolidate
 
     language = language.lower() if language else language     # EN as en
     if language and language not in ("en", "fr", "es", "zh"):
@@ -273,7 +281,7 @@ def letters_preview(batch: Optional[int] = typer.Argument(None, help="The batch 
     settings, config = _settings()
     _ready(settings.database_url)
     url = settings.database_url
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     iso3 = find_party(evaluator(), party).iso3 if party else None
     if batch is not None:
         if as_of:
@@ -337,14 +345,12 @@ def _preview_sent(url, batch_id, iso3, html, pdf, limit, json_output=False) -> N
         for row in rows:
             message = email.message_from_string(row.message, policy=email.policy.default)
             notes.append({"party": row.party, "status": row.status, "approved_by": row.approved_by, "to": row.recipients,
-                          "subject": row.subject, "text": message.get_body(("plain",)).get_content(),
-                          "html": message.get_body(("html",)).get_content()})
+                          "subject": row.subject, "text": _body(message, "plain"), "html": _body(message, "html")})
         print(json.dumps({"batch": batch_id, "notes": notes}, ensure_ascii=False, indent=1))
         return
     for row in rows:
         message = email.message_from_string(row.message, policy=email.policy.default)
-        part = message.get_body(("html",) if (html or pdf) else ("plain",))
-        pages.append(part.get_content())
+        pages.append(_body(message, "html" if (html or pdf) else "plain"))
         if pdf is None:
             print(f"# {row.party}: {row.status}, approved by {row.approved_by}\nTo: {row.recipients}\nSubject: {row.subject}\n")
             print(pages[-1])
@@ -375,7 +381,7 @@ def letters_approve(batch: int = typer.Argument(..., help="The batch to approve.
     settings, config = _settings()
     _ready(settings.database_url)
     try:
-        approval = batches.approve(settings.database_url, batch, by, evaluator(), config, datetime.now(timezone.utc))
+        approval = batches.approve(settings.database_url, batch, by, evaluator(), config, datetime.now(UTC))
     except batches.BatchError as error:
         fail(str(error))
         return
@@ -435,7 +441,7 @@ def letters_deliver(json_output: bool = typer.Option(False, "--json", help="Prin
 
 
 @letters_app.command("send")
-def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " Not after today."),
+def letters_send(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP + " Not after today."),
                  dry_run: bool = typer.Option(False, "--dry-run", help="Plan and render, write and send nothing."),
                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Plan a batch and, unless it needs review (SMTP without auto_send), queue and deliver its notes."""
@@ -443,7 +449,7 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
 
     settings, config = _settings()
     day = parse_date(as_of)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         batches.refuse_future(day, now.date())
     except batches.FutureDateRefused as error:
@@ -507,8 +513,8 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
                       f"`ccm letters approve {result.plan.batch_id} --by NAME` ([letters] auto_send is false).",
                       highlight=False)
     for label, items in (("failed", d.failed), ("rejected", d.rejected), ("not rendered", d.not_rendered)):
-        for key, error in items:
-            console.print(f"[red]{label}:[/] {_terminal(key)}: {_terminal(error)}", highlight=False)
+        for key, problem in items:
+            console.print(f"[red]{label}:[/] {_terminal(key)}: {_terminal(problem)}", highlight=False)
     _print_no_contact(result.plan.no_contact)
     raise typer.Exit(1 if d.failed or d.rejected or d.not_rendered else 0)
 
@@ -543,8 +549,8 @@ def _require_delivery(config) -> None:
 
 
 @letters_app.command("log")
-def letters_log(party: Optional[str] = typer.Option(None, "--party"),
-                status: Optional[str] = typer.Option(None, "--status",
+def letters_log(party: str | None = typer.Option(None, "--party"),
+                status: str | None = typer.Option(None, "--status",
                                                      help="queued, sent, failed, rejected, partial or cancelled."),
                 limit: int = typer.Option(50, "--limit"),
                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -600,8 +606,8 @@ def letters_log(party: Optional[str] = typer.Option(None, "--party"),
 
 
 @letters_app.command("cancel")
-def letters_cancel(letter_id: Optional[int] = typer.Argument(None, help="The letter's id (ccm letters log)."),
-                   party: Optional[str] = typer.Option(None, "--party", help="Every unsent letter of this party."),
+def letters_cancel(letter_id: int | None = typer.Argument(None, help="The letter's id (ccm letters log)."),
+                   party: str | None = typer.Option(None, "--party", help="Every unsent letter of this party."),
                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Cancel an unsent letter (or every unsent letter of a party): it is never sent."""
     from notifiers import delivery
@@ -625,7 +631,7 @@ def letters_cancel(letter_id: Optional[int] = typer.Argument(None, help="The let
 
 
 @letters_app.command("retry")
-def letters_retry(letter_id: Optional[int] = typer.Argument(None, help="The letter's id (ccm letters log)."),
+def letters_retry(letter_id: int | None = typer.Argument(None, help="The letter's id (ccm letters log)."),
                   failed: bool = typer.Option(False, "--failed", help="Every failed, rejected or partial letter."),
                   json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Queue a letter again, re-rendered with its State's current contact; the next `letters send` delivers it."""

@@ -9,8 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from notifiers.planner import Policy, PolicyError
 from engine.runtime.settings import Settings, SettingsError, load_settings
+from notifiers.planner import Policy, PolicyError
 
 LANGUAGES = ("en", "fr", "es", "zh")
 NOTIFIERS = ("outbox", "smtp")

@@ -32,17 +32,17 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from engine.store.contacts import load_contacts
-from notifiers.planner import Due, dues_from_evaluation, plan
 from engine.store.database import is_sqlite, reader_session, writer_session
 from notifiers.base import DeliveryError, Notifier
 from notifiers.config import LettersConfig
 from notifiers.log import UNSENT, AttemptRow, LetterRow, RecipientRow
+from notifiers.planner import Due, dues_from_evaluation, plan
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -65,8 +65,8 @@ def obligations_as_of(url: str | None, evaluator, as_of: date, parties: set[str]
     database (if any)."""
     events = []
     if url:
-        from engine.store import database as store
         from engine.record.events import load_events
+        from engine.store import database as store
 
         if store.database_exists(url) and store.current_revision(url):
             events = load_events(url)
@@ -108,7 +108,7 @@ def due_for_delivery(url: str, now: datetime) -> list[int]:
 
 def addresses_of(message: EmailMessage) -> list[str]:
     """Every To and Cc address of a stored message, in order, once."""
-    found = []
+    found: list[str] = []
     for name in ("To", "Cc"):
         for header in message.get_all(name, []):
             try:
@@ -133,7 +133,7 @@ def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime |
     of BEGIN IMMEDIATE), so two deliveries running at once never send the same letter twice.
     A letter goes only to its recipients that have not accepted it yet.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     report = DeliveryReport()
     pause = os.environ.get(PAUSE_AFTER_SEND_ENV)
     try:
@@ -167,7 +167,7 @@ def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime |
                 if pause:
                     print(f"{PAUSE_AFTER_SEND_ENV}: sent {row.message_id}, pausing {pause} s", file=sys.stderr, flush=True)
                     time.sleep(float(pause))
-                outcomes = {a: ("sent", None) for a in pending if a not in refused}
+                outcomes: dict[str, tuple[str, str | None]] = {a: ("sent", None) for a in pending if a not in refused}
                 deferred = {a: t for a, t in refused.items() if t[:1] == "4"}
                 outcomes.update({a: ("deferred" if a in deferred else "refused", t) for a, t in refused.items()})
                 _record_recipients(session, row.id, outcomes, now)
@@ -221,8 +221,8 @@ def make_notifier(config: LettersConfig) -> Notifier:
 
 @dataclass
 class SendResult:
-    plan: "BatchPlan"
-    approval: "Approval | None"
+    plan: BatchPlan
+    approval: Approval | None
     delivery: DeliveryReport
 
     @property
@@ -270,8 +270,8 @@ def send(url: str, evaluator, config: LettersConfig, as_of: date, notifier: Noti
     """
     from notifiers.batches import approve, plan_batch, refuse_future
 
-    now = now or datetime.now(timezone.utc)
-    refuse_future(as_of, now.astimezone(timezone.utc).date())
+    now = now or datetime.now(UTC)
+    refuse_future(as_of, now.astimezone(UTC).date())
     dues = obligations_as_of(url, evaluator, as_of) if dues is None else dues
     guard_first_run(url, config, len(make_plan(url, evaluator, config, as_of, dues).items))
     batch = plan_batch(url, config, as_of, dues, now)
@@ -302,7 +302,7 @@ def rerender(url: str, evaluator, config: LettersConfig, where, now: datetime | 
     from notifiers.batches import notes_of, render_note
     from notifiers.log import ItemRow
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     contacts = load_contacts(url)
     problems: list[tuple[str, str]] = []
     with writer_session(url) as session, session.begin():
@@ -315,8 +315,8 @@ def rerender(url: str, evaluator, config: LettersConfig, where, now: datetime | 
             try:
                 items = list(session.scalars(sa.select(ItemRow).where(ItemRow.letter_id == row.id).order_by(ItemRow.id)))
                 if not items or row.batch_id is None:
-                    problems.append((row.key, "it carries no planned items to render again; cancel it with "
-                                              "`ccm letters cancel`"))
+                    problems.append((row.key, ("it carries no planned items to render again; cancel it with "
+                                               "`ccm letters cancel`")))
                     continue
                 dated = (row.approved_at or row.created_at).date()
                 notes = notes_of(url, items, dated)

@@ -8,9 +8,17 @@ must stay equal to it (tests/test_store.py compares them once this module is imp
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Optional
 
-from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store.database import Base
@@ -36,8 +44,8 @@ class ContactRow(Base):
     party: Mapped[str] = mapped_column(String(3), primary_key=True)
     email: Mapped[str] = mapped_column(Text)                 # one or more addresses, comma-separated
     language: Mapped[str] = mapped_column(String(5))          # en | fr | es | zh
-    mission: Mapped[Optional[str]] = mapped_column(Text)      # the addressee, in the letter's language
-    cc: Mapped[Optional[str]] = mapped_column(Text)
+    mission: Mapped[str | None] = mapped_column(Text)      # the addressee, in the letter's language
+    cc: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -63,13 +71,13 @@ class LetterRow(Base):
     message: Mapped[str] = mapped_column(Text)               # the RFC 5322 message as rendered once
     status: Mapped[str] = mapped_column(String(10), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
-    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
-    batch_id: Mapped[Optional[int]] = mapped_column(Integer, index=True)      # the approved batch (none: before 0004)
-    approved_by: Mapped[Optional[str]] = mapped_column(Text)
-    approved_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    batch_id: Mapped[int | None] = mapped_column(Integer, index=True)      # the approved batch (none: before 0004)
+    approved_by: Mapped[str | None] = mapped_column(Text)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 #: Batch statuses. ``planned``: awaiting review, nothing queued; ``approved``: its notes were rendered and queued.
@@ -85,8 +93,8 @@ class BatchRow(Base):
     as_of: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(12), index=True)
-    approved_by: Mapped[Optional[str]] = mapped_column(Text)
-    approved_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(Text)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ItemRow(Base):
@@ -98,7 +106,7 @@ class ItemRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(240), unique=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("letter_batches.id"), index=True)
-    letter_id: Mapped[Optional[int]] = mapped_column(ForeignKey("letters.id"), index=True)
+    letter_id: Mapped[int | None] = mapped_column(ForeignKey("letters.id"), index=True)
     party: Mapped[str] = mapped_column(String(3), index=True)
     obligation_id: Mapped[str] = mapped_column(String(80))
     period: Mapped[str] = mapped_column(String(80))
@@ -111,7 +119,7 @@ class ItemRow(Base):
     status: Mapped[str] = mapped_column(String(20))          # the obligation's status when planned
     article: Mapped[str] = mapped_column(String(40))
     basis: Mapped[str] = mapped_column(Text)                 # the obligation's basis (rule ids), space-separated
-    meeting: Mapped[Optional[str]] = mapped_column(String(40))
+    meeting: Mapped[str | None] = mapped_column(String(40))
     estimated: Mapped[bool] = mapped_column(Boolean)
 
 
@@ -125,7 +133,7 @@ class AttemptRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     notifier: Mapped[str] = mapped_column(String(20))
     outcome: Mapped[str] = mapped_column(String(10))          # sent | failed
-    error: Mapped[Optional[str]] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class RecipientRow(Base):
@@ -138,7 +146,7 @@ class RecipientRow(Base):
     letter_id: Mapped[int] = mapped_column(ForeignKey("letters.id"), index=True)
     address: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(10))         # sent | refused | deferred
-    detail: Mapped[Optional[str]] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -19,9 +19,9 @@ says so with that note's reference and date.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterable
 
 from notifiers.planner import PlannedLetter
 

@@ -7,6 +7,8 @@ import re
 from email.message import EmailMessage
 from pathlib import Path
 
+from notifiers.base import wire_policy
+
 
 class OutboxNotifier:
     """Writes ``<folder>/<reference>.eml`` atomically; sending again rewrites the same file."""
@@ -25,7 +27,7 @@ class OutboxNotifier:
         path = self.path_for(message)
         temporary = path.with_suffix(".eml.tmp")
         # UTF-8 headers (RFC 6532): an address with a non-ASCII local part is written as it is.
-        temporary.write_bytes(message.as_bytes(policy=message.policy.clone(utf8=True)))
+        temporary.write_bytes(message.as_bytes(policy=wire_policy(message, utf8=True)))
         os.replace(temporary, path)
         return {}
 

@@ -29,7 +29,7 @@ class PdfUnavailable(RuntimeError):
 def _body(html: str) -> tuple[str, str]:
     """(language, the content of <body>) of a rendered note."""
     language = re.search(r'<html lang="([^"]+)"', html)
-    body = re.search(r"<body[^>]*>(.*)</body>", html, re.S)
+    body = re.search(r"<body[^>]*>(.*)</body>", html, re.DOTALL)
     return (language.group(1) if language else "en"), (body.group(1) if body else html)
 
 

@@ -21,9 +21,10 @@ The rules, in words:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 OPEN_STATUSES = ("pending", "overdue")
 KEY_SEPARATOR = "|"
@@ -94,7 +95,7 @@ class Policy:
         return None
 
     @classmethod
-    def from_toml(cls, letters: Mapping[str, Any]) -> "Policy":
+    def from_toml(cls, letters: Mapping[str, Any]) -> Policy:
         """Build from the ``[letters]`` table of config.toml. Raises PolicyError naming the key."""
         kinds = []
         for name, table in (letters.get("kinds") or {}).items():

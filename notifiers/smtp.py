@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 
 from notifiers.addresses import AddressError, check_address
-from notifiers.base import DeliveryError
+from notifiers.base import DeliveryError, wire_policy
 from notifiers.config import SmtpConfig
 
 
@@ -78,15 +78,15 @@ class SmtpNotifier:
                                         f"{', '.join(wide)}; give an ASCII address for this State", transient=False,
                                         refused={a: "no SMTPUTF8 on the server" for a in envelope})
                 options = ("SMTPUTF8", "BODY=8BITMIME")
-            data = message.as_bytes(policy=message.policy.clone(utf8=international, linesep="\r\n"))
+            data = message.as_bytes(policy=wire_policy(message, utf8=international, linesep="\r\n"))
             answers = connection.sendmail(sender, envelope, data, mail_options=options)
         except DeliveryError:
             raise
         except smtplib.SMTPRecipientsRefused as error:
-            answers = {a: _answer(code, text) for a, (code, text) in error.recipients.items()}
-            refused.update(answers)
+            replies = {a: _answer(code, text) for a, (code, text) in error.recipients.items()}
+            refused.update(replies)
             permanent = all(code >= 500 for code, _ in error.recipients.values())
-            raise DeliveryError(f"SMTP refused every recipient: {'; '.join(f'{a}: {t}' for a, t in answers.items())}",
+            raise DeliveryError(f"SMTP refused every recipient: {'; '.join(f'{a}: {t}' for a, t in replies.items())}",
                                 transient=not permanent, refused=refused) from error
         except smtplib.SMTPSenderRefused as error:
             self.close()
@@ -102,7 +102,7 @@ class SmtpNotifier:
             # it; the run stops and they are retried once the server or the settings are fixed.
             self.close()
             raise DeliveryError(f"SMTP {_answer(error.smtp_code, error.smtp_error)}", connection=True) from error
-        except (smtplib.SMTPException, OSError, socket.timeout) as error:
+        except (TimeoutError, smtplib.SMTPException, OSError) as error:
             self.close()
             raise DeliveryError(f"SMTP {self.config.host}:{self.config.port}: {error.__class__.__name__}: {error}",
                                 connection=True) from error
@@ -115,10 +115,8 @@ class SmtpNotifier:
 
     def close(self) -> None:
         if self._connection is not None:
-            try:
+            with contextlib.suppress(smtplib.SMTPException, OSError):  # a connection already gone is closed
                 self._connection.quit()
-            except Exception:
-                pass
             self._connection = None
 
 

@@ -85,6 +85,8 @@ def case_note(case: Case, evaluator, policy):
     evaluation = evaluator.evaluate(case.party, case.as_of or date(2025, 6, 1), recorded)
     dues = dues_from_evaluation(evaluation)
     if not case.items:
+        if case.as_of is None:
+            raise ValueError(f"snapshot case {case.name}: a case without items needs the date to plan as of")
         planned = plan(dues, [], policy, case.as_of)
     else:
         planned = []
@@ -109,12 +111,12 @@ def case_note(case: Case, evaluator, policy):
 
 def render_all() -> dict[str, str]:
     """{relative file name: content} for every case, language and format."""
-    from notifiers import letters
     from engine.core.evaluate import Evaluator
-    from notifiers.planner import Policy
-    from engine.registry.load import load_registry
     from engine.core.rulebook import load_rulebook
+    from engine.registry.load import load_registry
+    from notifiers import letters
     from notifiers.config import Signer, defaults
+    from notifiers.planner import Policy
 
     evaluator = Evaluator(load_rulebook(), load_registry(), "reference", receipts_complete_from=RECEIPTS_COMPLETE_FROM)
     letters_table = defaults()["letters"]

@@ -32,8 +32,8 @@ def record_evaluator():
     from datetime import date
 
     from engine.core.evaluate import Evaluator
-    from engine.registry.load import load_registry
     from engine.core.rulebook import load_rulebook
+    from engine.registry.load import load_registry
 
     return Evaluator(load_rulebook(), load_registry(), "durable",
                      receipts_complete_from=date.fromisoformat(COMPLETE_RECORD_FROM))

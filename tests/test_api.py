@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -25,17 +27,17 @@ DATES = (date(2011, 8, 20), date(2019, 6, 1), date(2023, 1, 1))
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
     """A SQLite database with its schema and one check run as of 1 Jun 2019."""
-    from engine.store import database as store
     from engine.check.run import run_check
     from engine.core.evaluate import Evaluator
-    from engine.registry.load import load_registry
     from engine.core.rulebook import load_rulebook
+    from engine.registry.load import load_registry
+    from engine.store import database as store
 
     folder = tmp_path_factory.mktemp("api")
     url = f"sqlite:///{folder / 'ccm.sqlite'}"
     store.upgrade(url)
     evaluator = Evaluator(load_rulebook(), load_registry(), "durable")
-    run_check(url, evaluator, date(2019, 6, 1), now=datetime(2019, 6, 1, 6, 0, tzinfo=timezone.utc))
+    run_check(url, evaluator, date(2019, 6, 1), now=datetime(2019, 6, 1, 6, 0, tzinfo=UTC))
     yield url, evaluator, folder
     store.dispose_engines()
 
@@ -46,8 +48,8 @@ def client(db):
 
     from fastapi.testclient import TestClient
 
-    from engine.web.app import ApiConfig, create_app
     from engine.runtime.settings import Settings
+    from engine.web.app import ApiConfig, create_app
 
     url, _evaluator, folder = db
     os.environ["CCM_ISU_TOKEN"] = ISU
@@ -89,8 +91,8 @@ def test_obligations_have_exactly_the_cli_json(client, db, iso3):
 def test_obligations_equal_the_cli_output(client, db, monkeypatch):
     from typer.testing import CliRunner
 
-    from engine.record import source as record_source
     from engine.cli.main import app
+    from engine.record import source as record_source
 
     url, _, _ = db
     monkeypatch.setenv("CCM_DATABASE_URL", url)
@@ -172,8 +174,8 @@ def test_unknown_party_bad_dates_and_addresses(client):
 def test_reading_never_creates_a_database(tmp_path):
     from fastapi.testclient import TestClient
 
-    from engine.web.app import create_app
     from engine.runtime.settings import Settings
+    from engine.web.app import create_app
 
     path = tmp_path / "missing" / "ccm.sqlite"
     app = create_app(Settings(database_url=f"sqlite:///{path}", output_folder=tmp_path))
@@ -196,7 +198,7 @@ def test_import_does_nothing_and_no_scheduler_starts(tmp_path):
         "with TestClient(app) as c: assert c.get('/api/parties/LAO').status_code == 200\n"
         "print(sorted(m for m in sys.modules if 'apscheduler' in m or m == 'engine.check.scheduler'))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
     assert not (tmp_path / "x.sqlite").exists()
@@ -378,5 +380,5 @@ def test_a_state_token_never_writes(client, db, party, token, path, body):
 @given(token=st.text(max_size=40).filter(lambda t: t.strip() not in (ISU, "che-read-token", "lao-read-token")))
 def test_any_other_token_is_unauthorised(client, token):
     response = client.post("/api/parties/LAO/reports", json=REPORT,
-                           headers={"Authorization": f"Bearer {token}".encode("utf-8")})
+                           headers={"Authorization": f"Bearer {token}".encode()})
     assert response.status_code == 401, response.text

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from engine.core import dates
 from engine.backends import durable as durable_adapter
 from engine.backends import reference
+from engine.core import dates
 from engine.core.compute import EvaluationError
 from engine.core.evaluate import Evaluator, assemble
 
@@ -23,7 +23,7 @@ def _outcome(evaluator: Evaluator, iso3: str, as_of: date):
     """(JSON, explanation) of an evaluation, or the error class it raised."""
     try:
         evaluation = evaluator.evaluate(iso3, as_of)
-    except Exception as error:  # both backends must fail alike; the class is what is compared
+    except Exception as error:  # noqa: BLE001 - both backends must fail alike; the class is what is compared
         return type(error).__name__
     explanation = [(o.id, o.period, o.steps, o.inputs, o.basis, o.status_reason, o.evidence) for o in evaluation.obligations]
     return evaluation.to_json(), explanation
@@ -152,7 +152,7 @@ def template(ccm_rulebook, ccm_registry):
 def _run(function):
     try:
         return function(), None
-    except Exception as error:  # compared by class between the backends
+    except Exception as error:  # noqa: BLE001 - compared by class between the backends
         return None, type(error)
 
 

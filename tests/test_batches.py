@@ -8,7 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +20,7 @@ from notifiers import batches, delivery
 from notifiers.config import load_letters_config
 from notifiers.log import BatchRow, ItemRow, LetterRow
 
-TODAY = datetime.now(timezone.utc).date()
+TODAY = datetime.now(UTC).date()
 
 
 def free_port() -> int:
@@ -91,7 +91,7 @@ def test_an_unapproved_batch_is_never_delivered_and_approving_it_delivers_each_n
     assert parties == ["LBN", "SSD"]
 
     approval = batches.approve(url, result.batch_id, "Coordinator A", engine_evaluator(),
-                               load_letters_config(), datetime.now(timezone.utc))
+                               load_letters_config(), datetime.now(UTC))
     assert approval.notes == 2 and approval.approved_by == "Coordinator A"
     assert scheduler.retry_job() == 2 and scheduler.retry_job() == 0
     assert sorted(m["To"] for m in smtp_server.messages) == ["lb@lebanon.example", "mission@ssd.example"]
@@ -101,7 +101,7 @@ def test_an_unapproved_batch_is_never_delivered_and_approving_it_delivers_each_n
     assert {m["Message-ID"] for m in smtp_server.messages} == {n.message_id for n in notes}
     with pytest.raises(batches.BatchError, match="already approved by Coordinator A"):
         batches.approve(url, result.batch_id, "B", engine_evaluator(), load_letters_config(),
-                        datetime.now(timezone.utc))
+                        datetime.now(UTC))
 
 
 def test_a_state_gets_one_note_listing_every_outstanding_item(mailing_db, smtp_server, ccm):
@@ -127,9 +127,9 @@ def test_a_first_letter_is_never_a_further_reminder_and_a_later_one_cites_the_no
     evaluator, config = engine_evaluator(), load_letters_config()
     ssd = [d for d in delivery.obligations_as_of(url, evaluator, date(2024, 8, 30)) if d.party == "SSD"]
     # 30 days after South Sudan's initial report fell due: the policy's second reminder stage.
-    first = batches.plan_batch(url, config, date(2024, 8, 30), ssd, datetime.now(timezone.utc))
+    first = batches.plan_batch(url, config, date(2024, 8, 30), ssd, datetime.now(UTC))
     assert [p.stage for p in first.items] == ["reminder2"]
-    batches.approve(url, first.batch_id, "A", evaluator, config, datetime.now(timezone.utc))
+    batches.approve(url, first.batch_id, "A", evaluator, config, datetime.now(UTC))
     delivery.deliver(url, delivery.make_notifier(config), config)
     text = " ".join(smtp_server.messages[0].get_body(("plain",)).get_content().split())
     assert smtp_server.messages[0]["Subject"].startswith("Reminder: initial transparency report")
@@ -137,7 +137,7 @@ def test_a_first_letter_is_never_a_further_reminder_and_a_later_one_cites_the_no
     reference = smtp_server.messages[0]["X-CCM-Reference"]
 
     later = [d for d in delivery.obligations_as_of(url, evaluator, date(2024, 10, 29)) if d.party == "SSD"]
-    second = batches.plan_batch(url, config, date(2024, 10, 29), later, datetime.now(timezone.utc))
+    second = batches.plan_batch(url, config, date(2024, 10, 29), later, datetime.now(UTC))
     assert [p.stage for p in second.items] == ["reminder3"]
     (note,) = batches.notes_of(url, batches.get_batch(url, second.batch_id)[1], TODAY)
     assert note.items[0].wording == "further" and note.follows.reference == reference
@@ -204,8 +204,8 @@ def pdf_fonts_and_pages(data: bytes) -> tuple[set[str], int]:
 def test_the_isu_approves_a_batch_over_the_api_and_the_dashboard_offers_it(mailing_db, smtp_server, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from engine.web.app import ApiConfig, create_app
     from engine.runtime.settings import load_settings
+    from engine.web.app import ApiConfig, create_app
 
     monkeypatch.setenv("CCM_ISU_TOKEN", "isu-secret-token")
     result = scheduler.daily_job("2025-05-01")

@@ -5,20 +5,20 @@ DTSTAMP; the same feed from the HTTP API and from ``ccm calendar``."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
-CHECKED = datetime(2025, 1, 2, 6, 30, tzinfo=timezone.utc)
+CHECKED = datetime(2025, 1, 2, 6, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def evaluator():
     from engine.core.evaluate import Evaluator
-    from engine.registry.load import load_registry
     from engine.core.rulebook import load_rulebook
+    from engine.registry.load import load_registry
 
     return Evaluator(load_rulebook(), load_registry(), "durable")
 
@@ -70,7 +70,7 @@ def test_uids_are_stable_and_the_feed_deterministic(evaluator):
         assert event["DTSTART"].params.get("VALUE") == "DATE"
         start = event.decoded("DTSTART")
         assert type(start) is date and event.decoded("DTEND") == start + timedelta(days=1)
-        assert event.decoded("DTSTAMP") == datetime(2019, 6, 1, tzinfo=timezone.utc)
+        assert event.decoded("DTSTAMP") == datetime(2019, 6, 1, tzinfo=UTC)
 
 
 def test_sequence_counts_the_extensions(evaluator, db):
@@ -114,14 +114,13 @@ def test_description_gives_the_legal_basis(evaluator):
 def test_api_feeds(db, evaluator, tmp_path):
     from fastapi.testclient import TestClient
 
-    from engine.web.app import ApiConfig, create_app
     from engine.check.run import run_check
     from engine.runtime.settings import Settings
-
+    from engine.web.app import ApiConfig, create_app
     from engine.web.calendar import last_check_finished
 
     run_check(db, evaluator, date(2025, 1, 2), now=CHECKED)
-    finished = last_check_finished(db).replace(tzinfo=timezone.utc, microsecond=0)
+    finished = last_check_finished(db).replace(tzinfo=UTC, microsecond=0)
     app = create_app(Settings(database_url=db, output_folder=tmp_path), ApiConfig(calendar_domain="example.org",
                                                                                    base_url="https://deadlines.example.org/"))
     with TestClient(app) as client:

@@ -7,8 +7,8 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from engine.store import database as store
 from engine.check.run import run_check
+from engine.store import database as store
 
 
 def _snapshot(url: str):
@@ -95,7 +95,7 @@ def test_exit_status_is_0_when_nothing_needs_attention_and_1_when_something_does
 def test_a_recorded_receipt_appears_in_the_digest_as_a_change(db_url, ccm, tmp_path):
     ccm("check", "--as-of", "2012-01-01")
     ccm("record", "report", "LBN", "--kind", "initial", "--received", "2011-12-01")
-    code, out = ccm("check", "--as-of", "2012-01-01", "--json")
+    _code, out = ccm("check", "--as-of", "2012-01-01", "--json")
     changes = json.loads(out)["changes"]
     assert [(c["party"], c["field"], c["old"], c["new"]) for c in changes] == [("LBN", "status", "overdue", "fulfilled_late")]
     markdown = (tmp_path / "digests" / "digest-2012-01-01.md").read_text(encoding="utf-8")

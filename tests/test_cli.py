@@ -26,7 +26,7 @@ def ccm(tmp_path_factory):
     command = [str(script)] if script.exists() else [sys.executable, "-c", "from engine.cli.main import app; app()"]
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*command, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run([*command, *args], cwd=PROJECT, env=env, check=False, capture_output=True, text=True, timeout=60)
 
     return run
 

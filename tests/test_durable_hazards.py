@@ -21,8 +21,13 @@ from durable import engine as durable_engine
 
 from engine.backends import durable as durable_adapter
 from engine.backends import reference
+from engine.backends.durable import (
+    DurableBackend,
+    HashCollisionError,
+    _Session,
+    fnv1a32,
+)
 from engine.core.compute import EvaluationError
-from engine.backends.durable import DurableBackend, HashCollisionError, _Session, fnv1a32
 from engine.core.evaluate import Evaluator
 from engine.core.rulebook import load_rulebook
 
@@ -410,7 +415,7 @@ def test_four_threads_on_one_backend_give_the_same_json_as_sequential_evaluation
             for _ in range(3):
                 for iso3 in share:
                     concurrent[iso3] = evaluator.evaluate(iso3, AS_OF).to_json()
-        except BaseException as error:  # a thread's failure must fail the test, not vanish
+        except BaseException as error:  # noqa: BLE001 - a thread's failure must fail the test, not vanish
             errors.append(error)
 
     threads = [threading.Thread(target=work, args=(parties[i::4],)) for i in range(4)]

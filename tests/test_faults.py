@@ -10,9 +10,9 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from engine.store import database as store
 from engine.check.run import PAUSE_ENV, run_check
 from engine.record.events import NewEvent, record
+from engine.store import database as store
 
 
 def _state(url: str):
@@ -76,7 +76,7 @@ def test_two_checks_at_once_on_postgresql_leave_one_consistent_result(postgres_u
         _wait_for_pause(first)     # the first check holds the lock, its rows half written
         second = ccm_subprocess("check", "--as-of", "2025-06-01", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-        out, err = second.communicate(timeout=120)
+        _out, err = second.communicate(timeout=120)
         first.wait(timeout=120)
     finally:
         for child in (first,):
@@ -102,7 +102,7 @@ def test_two_checks_at_once_on_sqlite_are_serialised_too(tmp_path, monkeypatch, 
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         _wait_for_pause(first)
         second = ccm_subprocess("check", "--as-of", "2025-06-01", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out, err = second.communicate(timeout=120)
+        _out, err = second.communicate(timeout=120)
         first.wait(timeout=120)
         assert (first.returncode, second.returncode) == (1, 1), err
         obligations, changes, runs = _state(url)

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.store import database as store
+
 ROW = {"party": "LBN", "kind": "initial", "year": "", "received": "2011-12-01", "symbol": "CCM/LBN/INIT", "source": ""}
 HEADER = "party,kind,year,received,symbol,source\n"
 
@@ -65,8 +66,8 @@ def test_a_long_user_name_is_refused_with_the_way_out(db_url, ccm, monkeypatch):
 def test_a_nul_byte_through_the_api_is_a_422_on_both_databases(db_url, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from engine.web.app import ApiConfig, create_app
     from engine.runtime.settings import Settings
+    from engine.web.app import ApiConfig, create_app
 
     monkeypatch.setenv("CCM_ISU_TOKEN", "isu-token")
     store.upgrade(db_url)
@@ -312,8 +313,8 @@ def test_security_headers_and_calendar_links_from_the_configured_base_url_never_
     from fastapi.testclient import TestClient
     from icalendar import Calendar
 
-    from engine.web.app import ApiConfig, create_app
     from engine.runtime.settings import Settings
+    from engine.web.app import ApiConfig, create_app
 
     store.upgrade(db_url)
     settings = Settings(database_url=db_url, output_folder=tmp_path)

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.store import database as store
+
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 COLUMNS = ["party", "kind", "year", "received", "symbol", "source"]
 HEADER = (",".join(COLUMNS) + "\n").encode()

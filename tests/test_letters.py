@@ -7,11 +7,10 @@ from datetime import date
 import jinja2
 import pytest
 
-from notifiers import letters
+from notifiers import letters, snapshots
+from notifiers.config import Signer, defaults
 from notifiers.notes import consolidate
 from notifiers.planner import Due, Policy, plan
-from notifiers import snapshots
-from notifiers.config import Signer, defaults
 
 TABLE = defaults()["letters"]
 POLICY = Policy.from_toml(TABLE)
@@ -51,8 +50,8 @@ def _render(evaluator, note, language="en", mission=None):
 @pytest.fixture(scope="module")
 def evaluator():
     from engine.core.evaluate import Evaluator
-    from engine.registry.load import load_registry
     from engine.core.rulebook import load_rulebook
+    from engine.registry.load import load_registry
 
     return Evaluator(load_rulebook(), load_registry(), "reference")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.registry import names
+
+
 def test_every_participant_of_the_registry_has_its_un_names(ccm_registry):
     missing = sorted(set(ccm_registry.participants) - set(names.load_names()))
     assert missing == []
@@ -62,9 +64,9 @@ def test_every_row_names_its_source_and_a_valid_article():
 def test_state_pages_and_calendars_use_the_un_names(tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
+    from engine.runtime.settings import Settings
     from engine.store import database as store
     from engine.web.app import ApiConfig, create_app
-    from engine.runtime.settings import Settings
 
     url = f"sqlite:///{tmp_path / 'ccm.sqlite'}"
     store.upgrade(url)

@@ -11,8 +11,8 @@ from datetime import date
 import pytest
 
 from engine.core.evaluate import PARTY_STATUSES, STATUSES, Evaluator
-from engine.registry.load import load_registry
 from engine.core.rulebook import load_rulebook
+from engine.registry.load import load_registry
 
 LAST_3MSP_DAY = date(2026, 11, 28)
 

@@ -6,16 +6,16 @@ import io
 import json
 import logging
 import socket
-from datetime import date
+from datetime import UTC, date
 
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from engine.runtime import logs
 from engine.check import scheduler
-from engine.store import database as store
 from engine.cli.main import app
+from engine.runtime import logs
+from engine.store import database as store
 
 
 def run(*args: str):
@@ -44,7 +44,7 @@ def test_exit_0_when_nothing_needs_attention_and_1_when_something_does(db_url):
 
 
 def test_exit_2_for_a_mistake_in_the_input(db_url):
-    code, out, err = run("deadlines", "Atlantis")
+    code, _out, err = run("deadlines", "Atlantis")
     assert code == 2 and "No participant matches 'Atlantis'" in words(err) and "Traceback" not in err
 
 
@@ -214,10 +214,10 @@ def test_a_check_as_of_a_day_before_the_last_one_is_a_replay_that_stores_nothing
         return runs, sorted(rows)
 
     before = state()
-    code, out, _ = run("check", "--as-of", "2012-01-01", "--json")
+    _code, out, _ = run("check", "--as-of", "2012-01-01", "--json")
     digest = json.loads(out)
     assert digest["as_of"] == "2012-01-01" and digest["replay"] is True
-    code, out, _ = run("check", "--as-of", "2012-01-01")
+    _code, out, _ = run("check", "--as-of", "2012-01-01")
     assert "Replay as of 2012-01-01, before the last stored check (2025-06-01)" in words(out)
     assert state() == before
     assert not (tmp_path / "digests" / "digest-2012-01-01.md").exists()
@@ -355,8 +355,8 @@ def test_the_systemd_units_run_commands_that_exist(unit):
 
 
 def test_exit_for_maps_each_class_of_failure():
-    from engine.runtime.errors import exit_for
     from engine.core.model import UnknownPartyError
+    from engine.runtime.errors import exit_for
     from engine.runtime.settings import SettingsError
 
     cases = [(SettingsError("config.toml: [smtp] port is 'x'."), 2), (UnknownPartyError("No participant matches 'X'."), 2),
@@ -417,7 +417,7 @@ def test_the_database_failure_names_the_configured_database_without_its_password
 
 
 def test_status_says_when_the_stored_next_run_is_past(db_url):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from engine.runtime.settings import load_settings
     from notifiers.config import load_letters_config
@@ -426,7 +426,7 @@ def test_status_says_when_the_stored_next_run_is_past(db_url):
     sched = scheduler.build_scheduler(db_url, load_letters_config(load_settings()), blocking=False)
     sched.start(paused=True)
     sched.shutdown(wait=False)
-    past = (datetime.now(timezone.utc) - timedelta(days=2)).timestamp()
+    past = (datetime.now(UTC) - timedelta(days=2)).timestamp()
     with store.get_engine(db_url).begin() as connection:
         connection.execute(sa.text("UPDATE apscheduler_jobs SET next_run_time = :t WHERE id = :id"),
                            {"t": past, "id": scheduler.DAILY_JOB_ID})

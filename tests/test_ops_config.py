@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from engine.cli.main import app
-from engine.runtime.schema import SCHEMA
 from engine.runtime.errors import exit_for
+from engine.runtime.schema import SCHEMA
 from engine.runtime.settings import SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -147,7 +147,7 @@ BAD_ENV = [
 @pytest.mark.parametrize("command", [["init"], ["check"], ["export"], ["status"]], ids=lambda c: c[0])
 def test_a_bad_environment_variable_is_exit_2_naming_the_variable(clean_env, monkeypatch, variable, value, words, command):
     monkeypatch.setenv(variable, value)
-    code, out, err = run(*command)
+    code, _out, err = run(*command)
     message = " ".join(err.split())
     assert code == 2 and f"The environment variable {variable}" in message and words in message, err
     assert "Traceback" not in err
@@ -268,7 +268,7 @@ def test_a_non_editable_install_keeps_its_data_outside_site_packages(tmp_path):
                           capture_output=True, text=True, check=True).stdout.strip()
     (site / "zz_test_dependencies.pth").write_text(here + "\n")
     build = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-q", str(REPO)],
-                           capture_output=True, text=True, timeout=600)
+                           check=False, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr
     home = tmp_path / "home"
     work = tmp_path / "work"
@@ -279,7 +279,7 @@ def test_a_non_editable_install_keeps_its_data_outside_site_packages(tmp_path):
                              text=True, cwd=work, env=env, check=True).stdout.strip()
     assert located.startswith(str(site)), located          # the installed copy, not the source tree
     for command in (["init"], ["check", "--as-of", "2025-01-01"]):
-        result = subprocess.run([str(venv / "bin" / "ccm"), *command], capture_output=True, text=True, cwd=work,
+        result = subprocess.run([str(venv / "bin" / "ccm"), *command], check=False, capture_output=True, text=True, cwd=work,
                                 env=env, timeout=600)
         assert result.returncode in (0, 1), result.stderr
     data = home / ".local" / "share" / "ccm-deadlines"

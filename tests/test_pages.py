@@ -33,7 +33,7 @@ def _free_port() -> int:
 
 def _ccm(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", "from engine.cli.main import app; app()", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def browser(tmp_path_factory):
     options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
     try:
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    except Exception as error:  # a broken install: say how to fix it, never skip
+    except Exception as error:  # noqa: BLE001 - a broken install: say how to fix it, never skip
         pytest.fail(f"Chromium could not start ({error}); install it with `{INSTALL}`.", pytrace=False)
     yield driver
     driver.quit()

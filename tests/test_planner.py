@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from notifiers.planner import Due, KindPolicy, Policy, PolicyError, Stage, plan
 from notifiers.config import defaults
+from notifiers.planner import Due, KindPolicy, Policy, PolicyError, Stage, plan
 
 POLICY = Policy.from_toml(defaults()["letters"])
 STATUSES = ("pending", "overdue", "fulfilled", "fulfilled_late", "lapsed")
@@ -21,18 +22,18 @@ def due(party="SSD", obligation="ccm.art7.initial_report", period="", on=date(20
 def test_south_sudans_initial_report_gets_the_courtesy_notice_thirty_days_before_it_is_due():
     # South Sudan's initial report fell due on 30 July 2024 (180 days after entry into force).
     letters = plan([due(status="pending")], [], POLICY, date(2024, 6, 30))
-    assert [(l.stage, l.tone, l.key) for l in letters] == [
+    assert [(letter.stage, letter.tone, letter.key) for letter in letters] == [
         ("courtesy", "advance", "SSD|ccm.art7.initial_report||courtesy")]
 
 
 def test_the_day_after_the_due_date_the_first_reminder_is_due():
     letters = plan([due()], ["SSD|ccm.art7.initial_report||courtesy"], POLICY, date(2024, 7, 31))
-    assert [(l.stage, l.tone) for l in letters] == [("reminder1", "reminder")]
+    assert [(letter.stage, letter.tone) for letter in letters] == [("reminder1", "reminder")]
 
 
 def test_after_ten_days_down_only_the_latest_stage_is_planned_and_the_missed_one_is_named():
     letters = plan([due()], [], POLICY, date(2024, 8, 9))
-    assert [(l.stage, l.skipped) for l in letters] == [("reminder1", ("courtesy",))]
+    assert [(letter.stage, letter.skipped) for letter in letters] == [("reminder1", ("courtesy",))]
 
 
 def test_reminders_repeat_every_180_days_after_the_last_stage():
@@ -81,24 +82,24 @@ as_of = st.dates(date(2010, 1, 1), date(2032, 12, 31))
 @given(obligations, as_of)
 def test_planning_again_after_sending_gives_nothing_new(dues, day):
     first = plan(dues, [], POLICY, day)
-    assert plan(dues, [l.key for l in first], POLICY, day) == []
+    assert plan(dues, [letter.key for letter in first], POLICY, day) == []
 
 
 @settings(max_examples=300, deadline=None)
 @given(obligations, as_of, st.integers(0, 400))
 def test_catching_up_after_any_downtime_gives_at_most_one_letter_per_obligation(dues, day, down_days):
     before = plan(dues, [], POLICY, day)
-    after = plan(dues, [l.key for l in before], POLICY, day + timedelta(days=down_days))
-    per_obligation = [(l.party, l.obligation_id, l.period) for l in after]
+    after = plan(dues, [letter.key for letter in before], POLICY, day + timedelta(days=down_days))
+    per_obligation = [(letter.party, letter.obligation_id, letter.period) for letter in after]
     assert len(per_obligation) == len(set(per_obligation))
-    assert not {l.key for l in after} & {l.key for l in before}
+    assert not {letter.key for letter in after} & {letter.key for letter in before}
 
 
 @settings(max_examples=300, deadline=None)
 @given(obligations, as_of)
 def test_no_letter_is_planned_for_a_fulfilled_or_lapsed_obligation(dues, day):
     closed = {(d.party, d.obligation_id, d.period) for d in dues if d.status not in ("pending", "overdue")}
-    assert not [l for l in plan(dues, [], POLICY, day) if (l.party, l.obligation_id, l.period) in closed]
+    assert not [letter for letter in plan(dues, [], POLICY, day) if (letter.party, letter.obligation_id, letter.period) in closed]
 
 
 @settings(max_examples=200, deadline=None)

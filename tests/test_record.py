@@ -8,9 +8,9 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
-from engine.store import database as store
 from engine.check.run import run_check
-from engine.record.events import NewEvent, record, today_utc
+from engine.record.events import today_utc
+from engine.store import database as store
 
 
 def _changes(url: str, party: str, obligation_id: str) -> list[store.ChangeRow]:

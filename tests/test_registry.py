@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.core import packs
-from engine.registry.load import COLUMNS, default_directory, load_registry
 from engine.core.model import RegistryError, UnknownPartyError
+from engine.registry.load import COLUMNS, default_directory, load_registry
 
 REGISTRY_DIR = default_directory()
 CASES_CSV = packs.find("ccm").cases   # a pack carries its published cases (rules/ccm/cases.csv)

@@ -17,10 +17,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine.store import snapshot as registry_store
-from engine.store import database as store
-from engine.registry.load import COLUMNS, default_directory, load_registry, registry_hash
 from engine.core.model import TREATY_FILE, Registry, _threshold_deposit, parse_sources
+from engine.registry.load import (
+    COLUMNS,
+    default_directory,
+    load_registry,
+    registry_hash,
+)
+from engine.store import database as store
+from engine.store import snapshot as registry_store
 
 
 def _copy_registry(tmp_path: Path) -> Path:
@@ -278,9 +283,8 @@ def test_the_snapshot_is_loaded_only_when_the_hash_differs(db_url, ccm_registry)
     built = Registry(treaty=ccm_registry.treaty, participants=ccm_registry.participants, meetings=ccm_registry.meetings,
                      declarations=ccm_registry.declarations, completions=ccm_registry.completions,
                      decisions=ccm_registry.decisions)
-    with store.writer_session(db_url) as session, session.begin():
-        with pytest.raises(ValueError, match="has no hash"):
-            registry_store.load_snapshot(session, built)
+    with store.writer_session(db_url) as session, session.begin(), pytest.raises(ValueError, match="has no hash"):
+        registry_store.load_snapshot(session, built)
 
 
 def test_downgrading_0003_drops_the_snapshot_tables_and_upgrading_again_restores_them(db_url, ccm_registry):

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from engine.core import packs
 from engine.core import rulebook as rulebook_module
-from engine.store import database as store
 from engine.core.rulebook import RulebookError, default_directory, load_rulebook
+from engine.store import database as store
 
 
 @pytest.fixture

@@ -177,8 +177,8 @@ def test_a_malformed_rule_is_reported_once_and_not_as_missing_from_the_rules_tha
     with pytest.raises(RulebookError) as caught:
         load_rulebook(FIXTURES / "broken_rule_used_by_another")
     assert caught.value.problems == [
-        "art17_entry_into_force.toml: rule ccm.art17.entry_into_force: missing key 'quote' "
-        "(a short quotation of the operative phrase)"
+        ("art17_entry_into_force.toml: rule ccm.art17.entry_into_force: missing key 'quote' "
+         "(a short quotation of the operative phrase)")
     ]
 
 

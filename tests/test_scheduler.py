@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -75,10 +75,10 @@ def test_down_for_ten_days_the_scheduler_catches_up_with_one_check_and_each_due_
     url = f"sqlite:///{tmp_path / 'ccm.sqlite'}"
     configure(tmp_path, monkeypatch, url, smtp_server.port, auto_send=True)
     first = scheduler.daily_job("2024-07-25")            # the courtesy notice (due 30 June) goes out
-    assert [l.stage for l in letters(url)] == ["courtesy"] and first.no_contact
+    assert [letter.stage for letter in letters(url)] == ["courtesy"] and first.no_contact
     # Down from 26 July to 4 August: the first reminder (31 July) is due; sent once, on return.
     back = scheduler.daily_job("2024-08-04")
-    assert [l.stage for l in letters(url)] == ["courtesy", "reminder1"]
+    assert [letter.stage for letter in letters(url)] == ["courtesy", "reminder1"]
     again = scheduler.daily_job("2024-08-04")
     assert again.queued == 0 and again.sent == 0
     assert len(smtp_server.ids) == len(set(smtp_server.ids)) == back.sent + first.sent
@@ -97,13 +97,13 @@ def test_a_daily_job_missed_for_ten_days_runs_once_when_the_scheduler_starts(tmp
     try:
         job = sched.get_job(scheduler.DAILY_JOB_ID)
         assert job.func_ref == scheduler.DAILY_JOB and job.coalesce and job.misfire_grace_time >= 10 * 86400
-        job.modify(next_run_time=datetime.now(timezone.utc) - timedelta(days=10))
+        job.modify(next_run_time=datetime.now(UTC) - timedelta(days=10))
         sched.resume()
         deadline = time.time() + 60
         while time.time() < deadline:
             with store.reader_session(url) as session:
                 runs = session.scalar(sa.select(sa.func.count()).select_from(store.CheckRunRow))
-            if runs and sched.get_job(scheduler.DAILY_JOB_ID).next_run_time > datetime.now(timezone.utc):
+            if runs and sched.get_job(scheduler.DAILY_JOB_ID).next_run_time > datetime.now(UTC):
                 break
             time.sleep(0.2)
         time.sleep(1)
@@ -134,11 +134,11 @@ def test_a_second_scheduler_on_the_same_database_refuses_to_start(tmp_path, monk
     url = f"sqlite:///{tmp_path / 'ccm.sqlite'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     configure(tmp_path, monkeypatch, url)
     with scheduler.scheduler_lock(url):
-        with pytest.raises(scheduler.SchedulerAlreadyRunning, match="another scheduler is already running"):
-            with scheduler.scheduler_lock(url):
-                pass
+        with pytest.raises(scheduler.SchedulerAlreadyRunning, match="another scheduler is already running"), \
+                scheduler.scheduler_lock(url):
+            pass
         code = "from engine.cli.main import app; app()"
-        result = subprocess.run([sys.executable, "-c", code, "schedule", "run"], capture_output=True, text=True,
+        result = subprocess.run([sys.executable, "-c", code, "schedule", "run"], check=False, capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 3           # an operational failure, not a mistake in the input
         assert "another scheduler is already running" in " ".join(result.stderr.split())

@@ -5,7 +5,7 @@ scheduler lock, which rulebook and registry are in use. Reads only; never create
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from engine.check.scheduler import DAILY_JOB_ID, JOBS_TABLE, SCHEDULER_LOCK_KEY
@@ -70,14 +70,14 @@ def next_run(url: str, hour: int, minute: int, now: datetime | None = None) -> d
     import sqlalchemy as sa
 
     from engine.store import database as store
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     try:
         with store.reader_session(url) as session:
             if sa.inspect(session.get_bind()).has_table(JOBS_TABLE):
                 stamp = session.execute(sa.text(f"SELECT next_run_time FROM {JOBS_TABLE} WHERE id = :id"),
                                         {"id": DAILY_JOB_ID}).scalar()
                 if stamp is not None:
-                    return {"at": _iso(datetime.fromtimestamp(float(stamp), timezone.utc)), "from": "scheduler job store"}
+                    return {"at": _iso(datetime.fromtimestamp(float(stamp), UTC)), "from": "scheduler job store"}
     except sa.exc.SQLAlchemyError:
         pass
     at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
@@ -163,8 +163,8 @@ def collect(settings, hour: int, minute: int, rulebook_hash: str, registry_hash:
         status["scheduler_lock"] = scheduler_lock(url)
         status["next_run"] = next_run(url, hour, minute)
     else:
-        at = datetime.now(timezone.utc).replace(hour=hour, minute=minute, second=0, microsecond=0)
-        at += timedelta(days=1) if at <= datetime.now(timezone.utc) else timedelta(0)
+        at = datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
+        at += timedelta(days=1) if at <= datetime.now(UTC) else timedelta(0)
         status["next_run"] = {"at": _iso(at), "from": "[scheduler] time"}
     check = status["last_check"]
     status["stale_registry"] = bool(check and check["registry_hash"] and check["registry_hash"] != registry_hash)
@@ -186,10 +186,10 @@ def attention(status: dict[str, Any]) -> list[str]:
     else:
         if check["counts"].get("errors"):
             items.append(f"the last check could not evaluate {check['counts']['errors']} part(ies)")
-        if date.fromisoformat(check["as_of"]) < datetime.now(timezone.utc).date() - timedelta(days=1):
+        if date.fromisoformat(check["as_of"]) < datetime.now(UTC).date() - timedelta(days=1):
             items.append(f"the last check is as of {check['as_of']}, more than a day ago")
     run = status["next_run"]
-    if run and run["from"] == "scheduler job store" and datetime.fromisoformat(run["at"]) < datetime.now(timezone.utc):
+    if run and run["from"] == "scheduler job store" and datetime.fromisoformat(run["at"]) < datetime.now(UTC):
         items.append(f"the scheduler's next run ({run['at']}) is past: is the scheduler running?")
     if status["letters"] and status["letters"].get("failed"):
         items.append(f"{status['letters']['failed']} letter(s) failed to be delivered")
@@ -207,5 +207,5 @@ def _iso(value: datetime | str | None) -> str | None:
     if isinstance(value, str):    # SQLite, read with plain SQL, hands back the stored text
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:      # SQLite hands back naive datetimes; they were stored in UTC
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.isoformat(timespec="seconds")

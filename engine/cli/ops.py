@@ -49,9 +49,9 @@ def _print_status(s: dict[str, Any]) -> None:
     check = s["last_check"]
     if check:
         c = check["counts"]
-        lines.append(("Last check", f"run {check['run_id']} as of {check['as_of']}, finished {check['finished_at']}: "
-                      f"{check['outcome']}; {c.get('obligations', 0)} obligations, {check['overdue']} overdue, "
-                      f"{check['due_within_90_days']} due within 90 days"))
+        lines.append(("Last check", (f"run {check['run_id']} as of {check['as_of']}, finished {check['finished_at']}: "
+                       f"{check['outcome']}; {c.get('obligations', 0)} obligations, {check['overdue']} overdue, "
+                       f"{check['due_within_90_days']} due within 90 days")))
     else:
         lines.append(("Last check", "none yet" if db["reachable"] else "unknown"))
     run = s["next_run"]

@@ -8,9 +8,10 @@ computed here, once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from engine.core import dates
 from engine.core.dates import AmbiguousDateError, Step
@@ -32,7 +33,7 @@ def fact_date(fact: Fact, field: str = "date") -> date:
     return date.fromisoformat(value)
 
 
-def derived_fact(rule: "Rule", kind: str, due: date, *, seq: int = 0, period: str | None = None,
+def derived_fact(rule: Rule, kind: str, due: date, *, seq: int = 0, period: str | None = None,
                  basis: list[str], inputs: list[str], steps: list[str], original: date | None = None,
                  extra: dict[str, Any] | None = None) -> Fact:
     """A derived fact in the shape every backend asserts: JSON-safe, ISO dates plus ordinals."""
@@ -57,12 +58,12 @@ def derived_fact(rule: "Rule", kind: str, due: date, *, seq: int = 0, period: st
     return fact
 
 
-def optional_kinds(rule: "Rule") -> tuple[str, ...]:
+def optional_kinds(rule: Rule) -> tuple[str, ...]:
     """Facts a rule reads when present without needing them (the bounds of its last period)."""
     return tuple(kind for kind in rule.last_period if kind not in rule.when)
 
 
-def fire(rule: "Rule", binding: dict[str, Fact]) -> list[Fact]:
+def fire(rule: Rule, binding: dict[str, Fact]) -> list[Fact]:
     """Apply a date or obligation rule to one binding; return the facts it derives.
 
     ``binding`` holds one fact per kind in ``rule.when``, plus any of
@@ -84,7 +85,7 @@ def fire(rule: "Rule", binding: dict[str, Fact]) -> list[Fact]:
                          steps=steps + [step.text], extra=extra)]
 
 
-def apply_exception(rule: "Rule", base: Fact, decision: Fact) -> Fact:
+def apply_exception(rule: Rule, base: Fact, decision: Fact) -> Fact:
     """An exception (an extension decision) moves the base obligation's date; checks the ceiling.
 
     Raises :class:`EvaluationError` when the decided date exceeds the rule's ceiling or
@@ -117,12 +118,23 @@ def apply_exception(rule: "Rule", base: Fact, decision: Fact) -> Fact:
 
 # -- date computations -------------------------------------------------------------------
 
-def _compute(rule: Rule, binding: dict[str, Fact]) -> tuple[Step | None, str | None, dict[str, Any]]:
+#: What a date computation gives: the step (None: nothing is due), the period, extra fields.
+Computed = tuple[Step | None, str | None, dict[str, Any]]
+
+
+def _anchor(rule: Rule) -> str:
+    """The rule's anchor, which the rulebook requires of an offset and of the date functions that read it."""
+    if rule.anchor is None:
+        raise EvaluationError(f"rule {rule.id} ({rule.file}) has no anchor to count from")
+    return rule.anchor
+
+
+def _compute(rule: Rule, binding: dict[str, Fact]) -> Computed:
     if rule.offset:
-        anchor = fact_date(binding[rule.anchor], rule.anchor_field)
+        anchor = fact_date(binding[_anchor(rule)], rule.anchor_field)
         unit, amount = rule.offset
         step = _OFFSETS[unit](anchor, amount, rule)
-        period = binding[rule.anchor]["id"] if rule.period_from == "fact_id" else None
+        period = binding[_anchor(rule)]["id"] if rule.period_from == "fact_id" else None
         return step, period, {}
     function = DATE_FUNCTIONS[rule.date_function or ""].single
     if function is None:
@@ -138,13 +150,13 @@ _OFFSETS: dict[str, Callable[[date, int, Rule], Step]] = {
 }
 
 
-def _entry_into_force(rule: Rule, binding: dict[str, Fact]):
-    deposit = fact_date(binding[rule.anchor])
+def _entry_into_force(rule: Rule, binding: dict[str, Fact]) -> Computed:
+    deposit = fact_date(binding[_anchor(rule)])
     threshold = fact_date(binding[rule.args["threshold"]])
     return dates.entry_into_force(deposit, threshold, rule.args.get("months", 6)), None, {}
 
 
-def _request_before_last_meeting(rule: Rule, binding: dict[str, Fact]):
+def _request_before_last_meeting(rule: Rule, binding: dict[str, Fact]) -> Computed:
     """The last meeting that opens before the deadline (and after the decision that set it, if
     one did: a meeting cannot be asked to extend a deadline it has not yet decided), counted
     back from its opening as announced. None when no meeting falls between the two."""
@@ -174,7 +186,7 @@ def _request_before_last_meeting(rule: Rule, binding: dict[str, Fact]):
     return Step(step.value, text), meeting["code"], extra
 
 
-def _next_meeting_after(rule: Rule, binding: dict[str, Fact]):
+def _next_meeting_after(rule: Rule, binding: dict[str, Fact]) -> Computed:
     after_fact = binding[rule.args["after"]]
     after = fact_date(after_fact)
     kinds = set(rule.args["kinds"])
@@ -197,11 +209,11 @@ class DateFunction:
 
     summary: str
     args: str
-    single: Callable[["Rule", dict[str, Fact]], tuple[Step | None, str | None, dict[str, Any]]] | None = None
-    per_period: Callable[["Rule", int], Step] | None = None
+    single: Callable[[Rule, dict[str, Fact]], Computed] | None = None
+    per_period: Callable[[Rule, int], Step] | None = None
 
 
-def _day_of_following_year(rule: "Rule", year: int) -> Step:
+def _day_of_following_year(rule: Rule, year: int) -> Step:
     return dates.day_of_following_year(year, rule.args["month"], rule.args["day"])
 
 

@@ -16,9 +16,10 @@ counts from the end of that month). Meetings are scheduled in advance and always
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Iterable
+from typing import Any
 
 from engine.core.compute import Fact
 from engine.core.dates import fmt
@@ -87,7 +88,7 @@ def party_facts(registry: Registry, iso3: str, as_of: date, recorded: Iterable[R
     for declaration in registry.declarations_for(iso3):
         article = f"art{declaration.article}"
         kind = f"declaration:{article}:{declaration.position}"
-        fact = {"k": kind, "id": kind, "article": declaration.article, "position": declaration.position,
+        fact: Fact = {"k": kind, "id": kind, "article": declaration.article, "position": declaration.position,
                 "label": f"Article {declaration.article} position: {declaration.position.replace('_', ' ')}"
                          + (f" ({declaration.quantity})" if declaration.quantity else ""),
                 "sources": [s.href for s in declaration.sources]}
@@ -142,7 +143,8 @@ def party_facts(registry: Registry, iso3: str, as_of: date, recorded: Iterable[R
                                          f"the deadline to {event.extra['granted_deadline']} (recorded)"),
                 "sources": list(event.sources)}))
     seq: dict[str, int] = {}
-    for _known, fact in sorted(decisions, key=lambda pair: (pair[0], pair[1]["granted_deadline"])):
+    decisions.sort(key=lambda pair: (pair[0], pair[1]["granted_deadline"]))
+    for _known, fact in decisions:
         seq[fact["k"]] = seq.get(fact["k"], 0) + 1
         facts.append({**fact, "id": f"{fact['k']}#{seq[fact['k']]}", "seq": seq[fact["k"]]})
     facts.extend(_requests(registry, iso3, as_of))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date
-from typing import Iterable
 
-from engine.core.model import Meeting
+from engine.core.model import Meeting, Source
 from engine.core.rulebook import CalendarRule, MeetingSeries
 
 _UNITS = ("", "First", "Second", "Third", "Fourth", "Fifth", "Sixth", "Seventh", "Eighth", "Ninth", "Tenth",
@@ -80,6 +80,6 @@ def project(meetings: Iterable[Meeting], rule: CalendarRule | None) -> tuple[Mee
                     city=series.city, start_date=start, end_date=None, date_precision="estimated",
                     notes=f"projected by the calendar rule ({rule.file}, Art. {rule.article}); "
                           f"opening estimated as {start.isoformat()}",
-                    sources=rule.sources, status="projected"))
+                    sources=tuple(Source(href=s.href, title=s.title) for s in rule.sources), status="projected"))
             break
     return known + tuple(projected)

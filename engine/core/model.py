@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
+from typing import Protocol, TypeVar
 
 import babel
 from babel.core import get_global
@@ -23,8 +25,8 @@ __all__ = [
     "Meeting",
     "Observation",
     "Participant",
-    "PublishedReceipt",
     "Problem",
+    "PublishedReceipt",
     "Registry",
     "RegistryError",
     "Source",
@@ -118,7 +120,7 @@ class RegistryError(ValueError):
 class UnknownPartyError(LookupError):
     """No participant matches a query; `.suggestions` holds up to five close participants."""
 
-    def __init__(self, query: str, suggestions: tuple["Participant", ...] = ()):
+    def __init__(self, query: str, suggestions: tuple[Participant, ...] = ()):
         self.query = query
         self.suggestions = tuple(suggestions)
         message = f"No participant matches {query!r}."
@@ -130,7 +132,7 @@ class UnknownPartyError(LookupError):
         super().__init__(message)
 
     def __str__(self) -> str:
-        return self.args[0]
+        return str(self.args[0])
 
 
 # --------------------------------------------------------------------------- records
@@ -188,7 +190,7 @@ class Participant:
         territories = babel.Locale.parse(locale).territories
         for alpha2 in get_global("territory_aliases").get(self.iso3, ()):
             if alpha2 in territories:
-                return territories[alpha2]
+                return str(territories[alpha2])
         return self.name
 
 
@@ -421,7 +423,7 @@ class Registry:
         """
         found = self._threshold
         if isinstance(found, LookupError):
-            raise LookupError(*found.args)
+            raise LookupError(*found.args)  # noqa: TRY004 - the stored error, raised afresh, not a type check
         return found
 
     def find(self, query: str) -> Participant:
@@ -493,20 +495,28 @@ class Registry:
         return index
 
 
-def _by_party(rows) -> dict[str, tuple]:
-    grouped: dict[str, list] = {}
+class _PartyRow(Protocol):
+    @property
+    def iso3(self) -> str: ...
+
+
+_Row = TypeVar("_Row", bound=_PartyRow)
+
+
+def _by_party(rows: Iterable[_Row]) -> dict[str, tuple[_Row, ...]]:
+    grouped: dict[str, list[_Row]] = {}
     for row in rows:
         grouped.setdefault(row.iso3, []).append(row)
     return {iso3: tuple(items) for iso3, items in grouped.items()}
 
 
-def _threshold_deposit(treaty: TreatySettings, participants) -> tuple[date, tuple[Participant, ...]]:
-    deposited = sorted((p for p in participants if p.deposit_date), key=lambda p: p.deposit_date)
+def _threshold_deposit(treaty: TreatySettings, participants: Iterable[Participant]) -> tuple[date, tuple[Participant, ...]]:
+    deposited = sorted(((p.deposit_date, p) for p in participants if p.deposit_date), key=lambda pair: pair[0])
     needed = treaty.instruments_for_entry_into_force
     if len(deposited) < needed:
         raise LookupError(f"Only {len(deposited)} instruments are deposited; entry into force needs {needed}.")
-    threshold = deposited[needed - 1].deposit_date
-    return threshold, tuple(p for p in deposited if p.deposit_date == threshold)
+    threshold = deposited[needed - 1][0]
+    return threshold, tuple(p for day, p in deposited if day == threshold)
 
 
 # --------------------------------------------------------------------------- loading

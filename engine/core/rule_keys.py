@@ -24,18 +24,18 @@ ROWS: tuple[tuple[tuple[str, ...], str], ...] = (
      "the same phrase in the authentic French, Spanish and Chinese texts, each with where it was taken from"),
     (("sources",), "`[{ title = \"...\", href = \"https://...\" }]`"),
     (("produces",), "`date` (a dated fact other rules use), `obligation`, `exception` (to another rule), `termination`"),
-    (("when", "unless"), "fact kinds that must all be present / whose presence stops the rule. Kinds are input facts "
+    (("when", "unless"), ("fact kinds that must all be present / whose presence stops the rule. Kinds are input facts "
      "(`deposit`, `threshold_deposit`, `withdrawal`, `as_of`, `meetings`, `declaration:<article>:<position>`, "
-     "`retention:<article>`, `completion:<article>`, `decision:extension:<article>`, `clarification_request`, ...) or another rule's id"),
+     "`retention:<article>`, `completion:<article>`, `decision:extension:<article>`, `clarification_request`, ...) or another rule's id")),
     (("anchor", "anchor_field", "offset"), "count `{ years \\| months \\| days = N }` from the anchor fact's date"),
-    (("on_leap_day", "on_month_end"), "`error` (default), `round_down`, `round_up`: how a 29 February or a missing "
-     "month day resolves; never a silent clamp"),
+    (("on_leap_day", "on_month_end"), ("`error` (default), `round_down`, `round_up`: how a 29 February or a missing "
+     "month day resolves; never a silent clamp")),
     (("date_function", "args"), "a named function of `engine/core/compute.py` where arithmetic is not enough: {functions}"),
-    (("each", "first_period", "last_period"), "one derivation per calendar year, from the anchor's year (+ `add_years`) "
-     "to the year of the first of the listed facts"),
+    (("each", "first_period", "last_period"), ("one derivation per calendar year, from the anchor's year (+ `add_years`) "
+     "to the year of the first of the listed facts")),
     (("period_from",), "`meeting` or `fact_id`: what names the period of an obligation"),
-    (("exception_to", "due_from", "ceiling"), "an exception moves the base rule's date to the decided date, checked "
-     "against the ceiling (`{ years = 4 }`) from the deadline it extends"),
+    (("exception_to", "due_from", "ceiling"), ("an exception moves the base rule's date to the decided date, checked "
+     "against the ceiling (`{ years = 4 }`) from the deadline it extends")),
     (("follows",), "the obligation this one exists for: dropped once that one was met in time"),
     (("status", "fulfilled_by"), "the `[[status_mode]]` (declared in the pack's rule files, see \"Status semantics\") that reads the record, and the fact kind that fulfils it; the ccm pack declares {modes}"),
     (("decided_by",), "the fact kind of the decision that settles it (an extension request: the extension decision)"),

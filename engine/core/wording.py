@@ -38,7 +38,8 @@ def load(directory: Path | None = None) -> dict[str, Any]:
 
 def messages(directory: Path | None = None) -> dict[str, dict[str, str]]:
     """The pack's messages by language."""
-    return load(directory)["messages"]
+    found: dict[str, dict[str, str]] = load(directory)["messages"]    # checked by load()
+    return found
 
 
 def citation(kind: str, article: str, directory: Path | None = None) -> str:
@@ -81,7 +82,7 @@ def meeting_name(code: str, language: str, directory: Path | None = None) -> str
         words = table.get("ordinals", {}).get(language, [])
         if language != "zh" and not 1 <= n <= len(words) or language == "zh" and n > 99:
             return code
-        return kind[language].format(ordinal=words[n - 1] if language != "zh" else "", n_zh=zh_number(n) if n < 100 else n)
+        return str(kind[language]).format(ordinal=words[n - 1] if language != "zh" else "", n_zh=zh_number(n) if n < 100 else n)
     return code
 
 

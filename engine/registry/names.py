@@ -92,8 +92,8 @@ def _split_article(text: str, language: str) -> tuple[str, str]:
 @lru_cache(maxsize=1)
 def load_names() -> dict[str, dict[str, OfficialName]]:
     """{iso3: {language: OfficialName}}. Raises NamesError naming the line and column of a bad row."""
-    path = resources.files("rules") / "common" / "un_names.csv"
-    with path.open(encoding="utf-8", newline="") as handle:
+    with resources.as_file(resources.files("rules") / "common" / "un_names.csv") as path, \
+            open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) != COLUMNS:
             raise NamesError(f"rules/common/un_names.csv: the header must be {','.join(COLUMNS)}")

@@ -34,7 +34,7 @@ class OperationalFailure(CcmError):
     exit_code = OPERATIONAL
 
 
-def _first_line(text: str) -> str:
+def _first_line(text: object) -> str:
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
     return lines[0] if lines else ""
 

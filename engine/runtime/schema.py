@@ -8,14 +8,16 @@ the right type. Pure Python, no import beyond the standard library: every comman
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import Any
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LANGUAGES = ("en", "fr", "es", "zh")
-_URL = re.compile(r"^(?P<dialect>[A-Za-z][A-Za-z0-9]*)(?:\+(?P<driver>[A-Za-z0-9_]+))?://(?P<rest>.*)$", re.S)
+_URL = re.compile(r"^(?P<dialect>[A-Za-z][A-Za-z0-9]*)(?:\+(?P<driver>[A-Za-z0-9_]+))?://(?P<rest>.*)$", re.DOTALL)
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -165,7 +167,7 @@ def problem(key: Key, value: Any) -> str | None:
             return f"must list whole numbers of at least {key.minimum:g}"
         return key.check(value) if key.check else None
     if kind in ("int", "number"):
-        if value != value or value in (float("inf"), float("-inf")):   # NaN and infinities
+        if isinstance(value, float) and not math.isfinite(value):
             return f"must be a finite number{_range_words(key)}"
         if key.minimum is not None and value < key.minimum or key.maximum is not None and value > key.maximum:
             return f"must be {_KIND_WORDS[kind]}{_range_words(key)}"

@@ -42,7 +42,7 @@ class Settings:
     file_data: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
-    def with_overrides(self, **changes) -> "Settings":
+    def with_overrides(self, **changes) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -65,7 +65,7 @@ def set_contacts(url: str, contacts: list[Contact]) -> int:
     """Insert or replace the contacts, all in one transaction. Returns how many were written."""
     from notifiers.log import ContactRow
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with writer_session(url) as session, session.begin():
         for c in contacts:
             row = session.get(ContactRow, c.party) or ContactRow(party=c.party)
@@ -80,7 +80,8 @@ def read_csv(path: Path, known_parties) -> list[Contact]:
     listing every bad row by line number and field (a file that is not UTF-8 or not CSV included)."""
     from engine.record.importing import InputError, check_row, csv_rows
 
-    problems, contacts = [], []
+    problems: list[str] = []
+    contacts: list[Contact] = []
     try:
         for line, row in csv_rows(path, ("party", "email", "language"), CSV_COLUMNS):
             bad = check_row(row, CSV_COLUMNS)

@@ -25,14 +25,25 @@ of one pack reads and writes only that pack's rows.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, date, datetime
 from functools import lru_cache
-from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -42,11 +53,13 @@ CHECK_LOCK_KEY = 0x43434D01
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+    # Each mapped class maps a Table (DeclarativeBase types it as any FromClause): insert() and delete() take it.
+    __table__: ClassVar[sa.Table]
 
 
 def _pack_of_row(context) -> str:
@@ -63,14 +76,14 @@ class RecordedEventRow(Base):
     party: Mapped[str] = mapped_column(String(3), index=True)
     kind: Mapped[str] = mapped_column(String(64))
     on: Mapped[date] = mapped_column(Date)
-    period: Mapped[Optional[str]] = mapped_column(String(80))
-    symbol: Mapped[Optional[str]] = mapped_column(String(200))
-    source: Mapped[Optional[str]] = mapped_column(Text)
+    period: Mapped[str | None] = mapped_column(String(80))
+    symbol: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    recorded_by: Mapped[Optional[str]] = mapped_column(String(120))
-    comment: Mapped[Optional[str]] = mapped_column(Text)
-    superseded_by: Mapped[Optional[str]] = mapped_column(String(80), ForeignKey("recorded_events.id"))
+    recorded_by: Mapped[str | None] = mapped_column(String(120))
+    comment: Mapped[str | None] = mapped_column(Text)
+    superseded_by: Mapped[str | None] = mapped_column(String(80), ForeignKey("recorded_events.id"))
 
 
 class ObligationRow(Base):
@@ -89,11 +102,11 @@ class ObligationRow(Base):
     original_due: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20), index=True)
     status_reason: Mapped[str] = mapped_column(Text)
-    meeting: Mapped[Optional[str]] = mapped_column(String(40))
+    meeting: Mapped[str | None] = mapped_column(String(40))
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
     rulebook_hash: Mapped[str] = mapped_column(String(64))
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    check_run_id: Mapped[Optional[int]] = mapped_column(Integer)
+    check_run_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class ChangeRow(Base):
@@ -108,8 +121,8 @@ class ChangeRow(Base):
     obligation_id: Mapped[str] = mapped_column(String(80))
     period: Mapped[str] = mapped_column(String(80), default="")
     field: Mapped[str] = mapped_column(String(20))          # new | removed | due | original_due | status
-    old: Mapped[Optional[str]] = mapped_column(Text)
-    new: Mapped[Optional[str]] = mapped_column(Text)
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -122,7 +135,7 @@ class CheckRunRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     as_of: Mapped[date] = mapped_column(Date)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     rulebook_hash: Mapped[str] = mapped_column(String(64))
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     pack: Mapped[Optional[str]] = mapped_column(String(40))          # NULL: a run stored before runs were keyed by pack
@@ -229,7 +242,10 @@ def head_revision() -> str:
         return head
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"the migrations in {MIGRATIONS} have no head revision; the package is incomplete")
+    return head
 
 
 @lru_cache(maxsize=1)
@@ -251,7 +267,7 @@ def _head_from_files() -> str | None:
                 target, value = node.targets[0].id, node.value
             elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
                 target, value = node.target.id, node.value
-            if target in ("revision", "down_revision"):
+            if target in ("revision", "down_revision") and value is not None:
                 try:
                     found[target] = ast.literal_eval(value)
                 except ValueError:
@@ -329,5 +345,5 @@ def safe_url(url: str) -> str:
     """The URL without its password, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # pragma: no cover - unparsable URL
+    except (ArgumentError, ValueError):  # pragma: no cover - unparsable URL
         return url

@@ -17,11 +17,22 @@ imported, which the migration does).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, String, Text, delete, insert
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    delete,
+    insert,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.core.model import SOURCE_SEPARATOR, Registry, Source
@@ -49,11 +60,11 @@ class RegistryParticipantRow(Base):
 
     iso3: Mapped[str] = mapped_column(String(3), primary_key=True)
     name: Mapped[str] = mapped_column(Text)
-    signature_date: Mapped[Optional[date]] = mapped_column(Date)
-    instrument: Mapped[Optional[str]] = mapped_column(String(20))
-    deposit_date: Mapped[Optional[date]] = mapped_column(Date)
-    provisional_application_date: Mapped[Optional[date]] = mapped_column(Date)
-    withdrawal_effective_date: Mapped[Optional[date]] = mapped_column(Date)
+    signature_date: Mapped[date | None] = mapped_column(Date)
+    instrument: Mapped[str | None] = mapped_column(String(20))
+    deposit_date: Mapped[date | None] = mapped_column(Date)
+    provisional_application_date: Mapped[date | None] = mapped_column(Date)
+    withdrawal_effective_date: Mapped[date | None] = mapped_column(Date)
     evidence: Mapped[str] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text)
     sources: Mapped[str] = mapped_column(Text)
@@ -69,11 +80,11 @@ class RegistryMeetingRow(Base):
     name: Mapped[str] = mapped_column(Text)
     city: Mapped[str] = mapped_column(Text)
     start_date: Mapped[date] = mapped_column(Date)
-    end_date: Mapped[Optional[date]] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
     date_precision: Mapped[str] = mapped_column(String(10))
     notes: Mapped[str] = mapped_column(Text)
     sources: Mapped[str] = mapped_column(Text)
-    announced_start_date: Mapped[Optional[date]] = mapped_column(Date)
+    announced_start_date: Mapped[date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20), server_default="held")
 
 
@@ -85,10 +96,10 @@ class RegistryDeclarationRow(Base):
     iso3: Mapped[str] = mapped_column(String(3), primary_key=True)
     article: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     position: Mapped[str] = mapped_column(String(40))
-    end_of_hostilities: Mapped[Optional[date]] = mapped_column(Date)
+    end_of_hostilities: Mapped[date | None] = mapped_column(Date)
     quantity: Mapped[str] = mapped_column(Text)
-    retains: Mapped[Optional[bool]] = mapped_column(Boolean)          # None: unknown (or not given)
-    retention_ended: Mapped[Optional[int]] = mapped_column(Integer)
+    retains: Mapped[bool | None] = mapped_column(Boolean)          # None: unknown (or not given)
+    retention_ended: Mapped[int | None] = mapped_column(Integer)
     notes: Mapped[str] = mapped_column(Text)
     sources: Mapped[str] = mapped_column(Text)
 
@@ -102,7 +113,7 @@ class RegistryCompletionRow(Base):
     article: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     completed_on: Mapped[date] = mapped_column(Date)
     precision: Mapped[str] = mapped_column(String(10))
-    declared_at: Mapped[Optional[str]] = mapped_column(String(40))
+    declared_at: Mapped[str | None] = mapped_column(String(40))
     declared_text: Mapped[str] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text)
     sources: Mapped[str] = mapped_column(Text)
@@ -138,7 +149,7 @@ class RegistryRequestRow(Base):
     meeting: Mapped[str] = mapped_column(String(40))
     submitted_on: Mapped[date] = mapped_column(Date)      # the meeting's opening when only "before" it is known
     submitted_precision: Mapped[str] = mapped_column(String(10))
-    requested_deadline: Mapped[Optional[date]] = mapped_column(Date)
+    requested_deadline: Mapped[date | None] = mapped_column(Date)
     document: Mapped[str] = mapped_column(String(200))
     notes: Mapped[str] = mapped_column(Text)
     sources: Mapped[str] = mapped_column(Text)
@@ -153,7 +164,7 @@ class RegistryObservationRow(Base):
     observed_on: Mapped[date] = mapped_column(Date)
     observed_until: Mapped[date] = mapped_column(Date)
     kind: Mapped[str] = mapped_column(String(20))
-    period: Mapped[Optional[str]] = mapped_column(String(10))
+    period: Mapped[str | None] = mapped_column(String(10))
     complete: Mapped[bool] = mapped_column(Boolean)
     outstanding: Mapped[str] = mapped_column(Text)        # ISO3 codes, space separated, as in the file
     observer: Mapped[str] = mapped_column(Text)
@@ -170,7 +181,7 @@ class RegistryReceiptRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     iso3: Mapped[str] = mapped_column(String(3))
     kind: Mapped[str] = mapped_column(String(20))
-    period: Mapped[Optional[str]] = mapped_column(String(10))
+    period: Mapped[str | None] = mapped_column(String(10))
     received_on: Mapped[date] = mapped_column(Date)
     precision: Mapped[str] = mapped_column(String(10))
     observer: Mapped[str] = mapped_column(Text)
@@ -190,8 +201,9 @@ class RegistrySnapshotRow(Base):
 
 
 #: The snapshot's tables, children first (the order rows are deleted in).
-TABLES = (RegistryReceiptRow, RegistryObservationRow, RegistryRequestRow, RegistryDecisionRow, RegistryCompletionRow,
-          RegistryDeclarationRow, RegistryMeetingRow, RegistryParticipantRow, RegistrySnapshotRow)
+TABLES: tuple[type[Base], ...] = (
+    RegistryReceiptRow, RegistryObservationRow, RegistryRequestRow, RegistryDecisionRow, RegistryCompletionRow,
+    RegistryDeclarationRow, RegistryMeetingRow, RegistryParticipantRow, RegistrySnapshotRow)
 
 
 def join_sources(sources: Iterable[Source]) -> str:
@@ -204,7 +216,7 @@ def snapshot_hash(session: Session) -> str | None:
     return session.scalar(sa.select(RegistrySnapshotRow.hash).limit(1))
 
 
-def snapshot_rows(registry: Registry) -> dict[type, list[dict[str, Any]]]:
+def snapshot_rows(registry: Registry) -> dict[type[Base], list[dict[str, Any]]]:
     """The rows of each table for a registry (the snapshot row excepted)."""
     return {
         RegistryParticipantRow: [dict(

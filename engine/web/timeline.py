@@ -8,9 +8,9 @@ not from rule ids written here.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Callable, Iterable
 from xml.sax.saxutils import escape, quoteattr
 
 from engine.core.dates import fmt
@@ -91,8 +91,8 @@ def render(timeline: list[Row], as_of: date, *, title: str = "Deadlines and exte
         return round(left + plot * (day.toordinal() - date(first_year, 1, 1).toordinal()) / span, 1)
 
     height = top + row_height * len(timeline) + 30
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="tl-title tl-desc" width="{width}" '
-           f'height="{height}" viewBox="0 0 {width} {height}" class="timeline" font-family="sans-serif">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="tl-title tl-desc" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" class="timeline" font-family="sans-serif">'),
            f'<title id="tl-title">{escape(title)}</title>',
            f'<desc id="tl-desc">{len(timeline)} deadlines as of {escape(date_format(as_of))}</desc>']
     # legend

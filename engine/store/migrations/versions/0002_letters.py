@@ -5,8 +5,8 @@ APScheduler's job table (apscheduler_jobs) is created by APScheduler itself.
 Revision ID: 0002
 Revises: 0001
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import notifiers.log  # noqa: F401  (registers the letters' models on engine.store.database.Base for metadata comparisons)
 

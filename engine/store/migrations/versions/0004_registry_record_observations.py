@@ -4,8 +4,8 @@ published receipts; and the meetings' announced opening and status.
 Revision ID: 0004
 Revises: 0003
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import engine.store.snapshot  # noqa: F401  (registers the snapshot's models on engine.store.database.Base for metadata comparisons)
 

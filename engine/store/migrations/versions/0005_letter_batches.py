@@ -6,8 +6,8 @@ consolidated note per State into ``letters`` (queued), recording who approved it
 Revision ID: 0005
 Revises: 0004
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import notifiers.log  # noqa: F401  (registers the letters' models on engine.store.database.Base for metadata comparisons)
 
