@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.core import packs, wording
-from engine.core.wording import zh_number
 
 LOCALES = {"en": "en_GB", "fr": "fr", "es": "es", "zh": "zh"}
 LABELS = {

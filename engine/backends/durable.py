@@ -28,14 +28,20 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from durable import engine as durable_engine
 
-from engine.core import status
-from engine.core.compute import EvaluationError, Fact, apply_exception, fire, optional_kinds
-from engine.core.rulebook import Rule, Rulebook
 from engine.backends.status_patterns import StatusPatterns
+from engine.core import status
+from engine.core.compute import (
+    Fact,
+    apply_exception,
+    fire,
+    optional_kinds,
+)
+from engine.core.rulebook import Rule, Rulebook
 
 RULESET = "ccm_deadlines"
 SESSION_MARKER = "$session"  # asserted in every session so that at least one action runs

@@ -11,8 +11,9 @@ not the number of parties. The dashboard builds the same summary from live evalu
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 WINDOW_DAYS = 90
 _SLIM = ("party", "obligation_id", "period", "article", "due", "status", "status_reason", "meeting")

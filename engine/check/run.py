@@ -14,23 +14,31 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import delete, insert, update
 
+from engine.check.listed import WINDOW_DAYS, Listed
+from engine.check.listed import rule_groups as _rule_groups
 from engine.core import packs
 from engine.core.dates import fmt
-from engine.check.listed import WINDOW_DAYS, Listed, rule_groups as _rule_groups
 from engine.core.evaluate import Evaluator, Obligation
 from engine.core.facts import RecordedEvent
-from engine.record.events import load_events
+from engine.store.database import (
+    ChangeRow,
+    CheckRunRow,
+    ObligationRow,
+    lock_for_check,
+    reader_session,
+    writer_session,
+)
 from engine.store.snapshot import load_snapshot
-from engine.store.database import ChangeRow, CheckRunRow, ObligationRow, lock_for_check, reader_session, writer_session
 
 PAUSE_ENV = "CCM_TEST_PAUSE_IN_CHECK"   # test hook: seconds to sleep half-way through the writes
 TRACKED = ("due", "original_due", "status")
@@ -164,7 +172,7 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
     """
     t0 = time.perf_counter()
     outer = session is not None
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     timings: dict[str, float] = {"engine": 0.0, "write": 0.0}
     pack = packs.pack_of(evaluator.rulebook.rules[0].id)
     with _transaction(url, session) as session:
@@ -259,7 +267,7 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                   "inserted": writes.inserted, "updated": writes.updated, "removed": writes.removed,
                   "changes": changed, "recorded_events": len(events)}
         run.counts = {**counts, "registry_hash": registry_hash} if registry_hash else counts
-        run.finished_at = datetime.now(timezone.utc)
+        run.finished_at = datetime.now(UTC)
         timings["total"] = time.perf_counter() - t0
         named = {o["party"] for o in listed.rows} | {c.party for c in changes} | {p for p, _ in errors}
         result = CheckResult(run_id=run.id, as_of=as_of, rulebook_hash=evaluator.rulebook.hash,
@@ -546,8 +554,8 @@ def check_and_digest(url: str, evaluator: Evaluator, as_of: date, folder: Path, 
     paths of the Markdown and HTML files (None with ``commit=False``: a replay stores nothing,
     files included).
     """
-    from engine.store.contacts import load_contacts
     from engine.runtime.logs import get
+    from engine.store.contacts import load_contacts
 
     log = get("check")
     if commit:   # a folder that cannot take the digest stops the check before it spends anything

@@ -14,11 +14,11 @@ import functools
 import os
 import socket
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Iterator
 
 import sqlalchemy as sa
 
@@ -95,15 +95,15 @@ def daily_job(as_of: str | None = None) -> DailyResult:
     """The daily check with its digest files (as ``ccm check``), then the letters, as of ``as_of``
     (YYYY-MM-DD; default today, UTC): plans a batch and, unless it awaits the coordinator's
     approval, queues its notes; delivers every approved note due."""
-    from engine.store import database as store
     from engine.check.run import check_and_digest
     from engine.runtime.settings import load_settings
+    from engine.store import database as store
     from notifiers import delivery
     from notifiers.config import load_letters_config
 
     settings = load_settings()
     config = load_letters_config(settings)
-    day = date.fromisoformat(as_of) if as_of else datetime.now(timezone.utc).date()
+    day = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
     url = settings.database_url
     if store.current_revision(url) != store.head_revision():
         store.upgrade(url)
@@ -143,9 +143,8 @@ def retry_job() -> int:
 
 
 def _evaluator(backend: str, receipts_complete_from=None, pack_names: tuple[str, ...] | None = None):
-    from engine.registry.shared import shared_evaluator
-
     from engine.core import packs
+    from engine.registry.shared import shared_evaluator
 
     return shared_evaluator(backend, receipts_complete_from, pack_names or packs.DEFAULT)
 
@@ -193,7 +192,7 @@ def scheduler_lock(url: str) -> Iterator[None]:
                 raise SchedulerAlreadyRunning(_refusal(url))
         with store.writer_session(url) as session, session.begin():
             row = session.get(SchedulerLockRow, "scheduler") or SchedulerLockRow(name="scheduler")
-            row.holder, row.acquired_at = _holder(), datetime.now(timezone.utc)
+            row.holder, row.acquired_at = _holder(), datetime.now(UTC)
             session.add(row)
         yield
     finally:
@@ -234,11 +233,11 @@ def build_scheduler(url: str, config, blocking: bool = True):
     scheduler = cls(jobstores={"default": SQLAlchemyJobStore(engine=store.get_engine(url), tablename=JOBS_TABLE)},
                     job_defaults={"coalesce": True, "max_instances": 1,
                                   "misfire_grace_time": config.scheduler.misfire_grace_seconds},
-                    timezone=timezone.utc)
+                    timezone=UTC)
     scheduler.add_job(DAILY_JOB, CronTrigger(hour=config.scheduler.hour, minute=config.scheduler.minute,
-                                             timezone=timezone.utc),
+                                             timezone=UTC),
                       id=DAILY_JOB_ID, name="daily check, then letters", replace_existing=True)
-    scheduler.add_job(RETRY_JOB, IntervalTrigger(minutes=config.scheduler.retry_every_minutes, timezone=timezone.utc),
+    scheduler.add_job(RETRY_JOB, IntervalTrigger(minutes=config.scheduler.retry_every_minutes, timezone=UTC),
                       id=RETRY_JOB_ID, name="retry failed deliveries", replace_existing=True)
     return scheduler
 

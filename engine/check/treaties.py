@@ -13,8 +13,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.check.run import (CheckResult, check_digest_folder, digest_context, digest_paths, load_events_in,
-                              render_digest, run_check)
+from engine.check.run import (
+    CheckResult,
+    check_digest_folder,
+    digest_context,
+    digest_paths,
+    load_events_in,
+    render_digest,
+    run_check,
+)
 from engine.registry.treaties import Treaties
 from engine.store.database import writer_session
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -20,13 +19,13 @@ from typer.core import TyperGroup
 from engine.core import packs
 from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
-from engine.runtime.errors import CcmError, exit_for
 from engine.core.evaluate import Evaluator, PartyEvaluation
 from engine.core.model import UnknownPartyError
-from engine.registry.shared import reset as reset_evaluators, shared_evaluator, shared_treaties
+from engine.registry.shared import reset as reset_evaluators
+from engine.registry.shared import shared_evaluator, shared_treaties
 from engine.registry.treaties import Treaties
+from engine.runtime.errors import CcmError, exit_for
 from engine.runtime.settings import load_settings
-
 
 OPTIONS = {"debug": False, "verbose": False}   # the global options of the command being run
 
@@ -37,7 +36,7 @@ class CcmGroup(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except Exception as error:   # noqa: BLE001 - the one place every failure becomes a sentence
+        except Exception as error:
             if type(error).__module__.split(".")[0] in ("typer", "click"):   # Exit, Abort, usage errors
                 raise
             code, message = exit_for(error)
@@ -78,15 +77,15 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main_options(config: Optional[Path] = typer.Option(None, "--config", help="The config file to use (default: $CCM_CONFIG, "
+def main_options(config: Path | None = typer.Option(None, "--config", help="The config file to use (default: $CCM_CONFIG, "
                                                        "./config.toml, then the user's config folder).", show_default=False),
                  debug: bool = typer.Option(False, "--debug", help="Log everything, and print the traceback of an error."),
                  verbose: bool = typer.Option(False, "-v", "--verbose", help="Log what the command does (INFO)."),
                  version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                               help="Print the version and exit.")) -> None:
     """Deadlines of the Convention on Cluster Munitions, computed from declarative rules."""
-    from engine.runtime import logs
     from engine.record import source as record_source
+    from engine.runtime import logs
     from engine.runtime.settings import use_config
 
     OPTIONS.update(debug=debug, verbose=verbose)
@@ -113,10 +112,10 @@ def fail(message: str, code: int = 2) -> None:
     raise CcmError(message, code)
 
 
-def parse_date(text: Optional[str], what: str = "--as-of", within: Treaties | None = None) -> date:
+def parse_date(text: str | None, what: str = "--as-of", within: Treaties | None = None) -> date:
     if not text:
-        from datetime import datetime, timezone
-        return datetime.now(timezone.utc).date()
+        from datetime import datetime
+        return datetime.now(UTC).date()
     from engine.record.textsafe import TextError, parse_day
 
     try:
@@ -178,7 +177,7 @@ def find_party(ev: Evaluator, query: str):
 
 
 @app.command()
-def parties(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+def parties(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
             json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List every participant: ISO3, name, status and entry into force."""
     ev, day = evaluator(), parse_date(as_of)
@@ -204,10 +203,10 @@ def parties(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP
 
 @app.command()
 def deadlines(party: str = typer.Argument(..., help="ISO3 code or name, case-insensitive."),
-              as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+              as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
               json_output: bool = typer.Option(False, "--json", help="Print the JSON other tools parse."),
-              backend: Optional[str] = typer.Option(None, help="durable or reference (default: config.toml)."),
-              treaty: Optional[str] = typer.Option(None, "--treaty", help=TREATY_HELP)) -> None:
+              backend: str | None = typer.Option(None, help="durable or reference (default: config.toml)."),
+              treaty: str | None = typer.Option(None, "--treaty", help=TREATY_HELP)) -> None:
     """A party's obligations as of a date: due dates, original dates, statuses.
 
     With several packs selected (and no --treaty), one table per treaty the party is listed by;
@@ -260,10 +259,10 @@ def _print_deadlines(ev: Evaluator, evaluation: PartyEvaluation, day: date) -> N
 @app.command(name="explain")
 def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
                     obligation_id: str = typer.Argument(..., help="Its id or title, as `ccm deadlines PARTY` lists them."),
-                    period: Optional[str] = typer.Option(None, "--period", help="Year or meeting code (as in the pack's meetings.csv)."),
-                    as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+                    period: str | None = typer.Option(None, "--period", help="Year or meeting code (as in the pack's meetings.csv)."),
+                    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
                     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
-                    treaty: Optional[str] = typer.Option(None, "--treaty", help=TREATY_HELP)) -> None:
+                    treaty: str | None = typer.Option(None, "--treaty", help=TREATY_HELP)) -> None:
     """The chain behind one date: facts with sources, rules with articles and quotations, the arithmetic.
 
     With several packs, the obligation's id names its pack (<pack>.<article>.<role>); a title is
@@ -344,7 +343,7 @@ def main() -> None:  # pragma: no cover - console entry point
         sys.exit(130)
 
 
+from engine.cli import ops as cli_ops  # noqa: E402,F401  (status and config show)
 from engine.cli import record as cli_record  # noqa: E402,F401  (the record and the daily check)
 from engine.cli import web as cli_web  # noqa: E402,F401  (the HTTP API, pages and calendar feeds)
 from notifiers import cli as cli_letters  # noqa: E402,F401  (reminder letters, contacts, the scheduler)
-from engine.cli import ops as cli_ops  # noqa: E402,F401  (status and config show)

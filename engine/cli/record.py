@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -63,7 +63,7 @@ def _ready(url: str, create: bool = False) -> None:
 # ----------------------------------------------------------------------------- schema
 
 @app.command()
-def init(registry_dir: Optional[Path] = typer.Option(
+def init(registry_dir: Path | None = typer.Option(
         None, "--registry", file_okay=False,
         help="Load and check this registry folder instead of the embedded one (e.g. an edited copy)."),
         json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -77,9 +77,9 @@ def init(registry_dir: Optional[Path] = typer.Option(
     run records the hash of the files it used.
     """
 
-    from engine.store import database as store
     from engine.core.model import RegistryError
     from engine.registry.load import load_registry
+    from engine.store import database as store
     from engine.store.snapshot import load_snapshot, snapshot_hash
 
     try:
@@ -146,7 +146,7 @@ def recorded_by() -> str | None:
 _scope: tuple[str, str, object] | None = None
 
 
-def _use(treaty: Optional[str]) -> None:
+def _use(treaty: str | None) -> None:
     """Record for the pack ``--treaty`` names (a selected one), or the settings' first pack."""
     global _scope
     from engine.core.packs import PackError
@@ -168,7 +168,7 @@ def _pack_args() -> dict[str, str | None]:
     return {"pack": _scope[0], "home": _scope[1]} if _scope else {}
 
 
-def _record(event: NewEvent, corrects: Optional[str], json_output: bool = False) -> None:
+def _record(event: NewEvent, corrects: str | None, json_output: bool = False) -> None:
     from engine.record.events import RecordError, pack_tag, record
 
     url = _url()
@@ -236,12 +236,12 @@ TREATY = typer.Option(None, "--treaty", help="The rule pack the event belongs to
 @record_app.command("report")
 def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
                   kind: str = typer.Option(..., "--kind", help="initial | annual | retention"),
-                  year: Optional[str] = typer.Option(None, "--year", help="The calendar year reported on (annual, retention), YYYY."),
+                  year: str | None = typer.Option(None, "--year", help="The calendar year reported on (annual, retention), YYYY."),
                   received: str = typer.Option(..., "--received", help="Date received, YYYY-MM-DD."),
-                  symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
-                  source: Optional[str] = typer.Option(None, "--source", help="URL of the report."),
-                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+                  symbol: str | None = typer.Option(None, "--symbol", help="Document symbol."),
+                  source: str | None = typer.Option(None, "--source", help="URL of the report."),
+                  comment: str | None = COMMENT, corrects: str | None = CORRECTS,
+                  json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """A transparency report or a retention report received."""
     _use(treaty)
     from engine.record.events import REPORT_KINDS, NewEvent
@@ -268,10 +268,10 @@ def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or
                              article: str = typer.Option(..., "--article", help="3 or 4."),
                              meeting: str = typer.Option(..., "--meeting", help="Meeting code, as in the pack's meetings.csv."),
                              submitted: str = typer.Option(..., "--submitted", help="Date submitted, YYYY-MM-DD."),
-                             symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
-                             source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                             comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+                             symbol: str | None = typer.Option(None, "--symbol", help="Document symbol."),
+                             source: str | None = typer.Option(None, "--source", help="URL."),
+                             comment: str | None = COMMENT, corrects: str | None = CORRECTS,
+                  json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """An extension request submitted for a meeting (under an article whose deadline can be extended)."""
     _use(treaty)
     from engine.record.events import NewEvent
@@ -287,10 +287,10 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
                     meeting: str = typer.Option(..., "--meeting", help="Meeting code, as in the pack's meetings.csv."),
                     decided: str = typer.Option(..., "--decided", help="Date decided, YYYY-MM-DD."),
                     granted: str = typer.Option(..., "--granted", help="The new deadline granted, YYYY-MM-DD."),
-                    document: Optional[str] = typer.Option(None, "--document", help="Symbol of the decision."),
-                    source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                    comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+                    document: str | None = typer.Option(None, "--document", help="Symbol of the decision."),
+                    source: str | None = typer.Option(None, "--source", help="URL."),
+                    comment: str | None = COMMENT, corrects: str | None = CORRECTS,
+                  json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """A meeting's decision granting an extension (checked against the treaty's ceiling)."""
     _use(treaty)
     from engine.record.events import NewEvent
@@ -306,10 +306,10 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
 def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."),
                       article: str = typer.Option(..., "--article", help="3 or 4."),
                       completed: str = typer.Option(..., "--completed", help="Date completed, YYYY-MM-DD."),
-                      declared_at: Optional[str] = typer.Option(None, "--declared-at", help="Meeting code where compliance was declared."),
-                      source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                      comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+                      declared_at: str | None = typer.Option(None, "--declared-at", help="Meeting code where compliance was declared."),
+                      source: str | None = typer.Option(None, "--source", help="URL."),
+                      comment: str | None = COMMENT, corrects: str | None = CORRECTS,
+                  json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """Stockpile destruction or clearance completed."""
     _use(treaty)
     from engine.record.events import NewEvent
@@ -324,9 +324,9 @@ def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."
 @record_app.command("withdrawal")
 def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."),
                       effective: str = typer.Option(..., "--effective", help="Date the withdrawal takes effect, YYYY-MM-DD."),
-                      source: Optional[str] = typer.Option(None, "--source", help="URL (depositary notification)."),
-                      comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+                      source: str | None = typer.Option(None, "--source", help="URL (depositary notification)."),
+                      comment: str | None = COMMENT, corrects: str | None = CORRECTS,
+                  json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """A withdrawal taking effect."""
     _use(treaty)
     from engine.record.events import NewEvent
@@ -338,11 +338,11 @@ def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."
 @record_app.command("clarification-request")
 def record_clarification_request(party: str = typer.Argument(..., help="ISO3 code or name of the State asked."),
                                  received: str = typer.Option(..., "--received", help="Date the State received it, YYYY-MM-DD."),
-                                 request_id: Optional[str] = typer.Option(None, "--id", help="An id for the request (default: made up)."),
-                                 symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
-                                 source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                                 comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+                                 request_id: str | None = typer.Option(None, "--id", help="An id for the request (default: made up)."),
+                                 symbol: str | None = typer.Option(None, "--symbol", help="Document symbol."),
+                                 source: str | None = typer.Option(None, "--source", help="URL."),
+                                 comment: str | None = COMMENT, corrects: str | None = CORRECTS,
+                  json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """A request for clarification received by a State; its id names the response's period."""
     _use(treaty)
     from engine.record.events import NewEvent
@@ -357,10 +357,10 @@ def record_clarification_request(party: str = typer.Argument(..., help="ISO3 cod
 def record_clarification_response(party: str = typer.Argument(..., help="ISO3 code or name."),
                                   request: str = typer.Option(..., "--request", help="Id of the request answered."),
                                   submitted: str = typer.Option(..., "--submitted", help="Date submitted, YYYY-MM-DD."),
-                                  symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
-                                  source: Optional[str] = typer.Option(None, "--source", help="URL."),
-                                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+                                  symbol: str | None = typer.Option(None, "--symbol", help="Document symbol."),
+                                  source: str | None = typer.Option(None, "--source", help="URL."),
+                                  comment: str | None = COMMENT, corrects: str | None = CORRECTS,
+                  json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """A State's response to a request for clarification."""
     _use(treaty)
     from engine.record.events import NewEvent
@@ -371,16 +371,16 @@ def record_clarification_response(party: str = typer.Argument(..., help="ISO3 co
 
 @app.command()
 def history(party: str = typer.Argument(..., help="ISO3 code or name."),
-            as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+            as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
             json_output: bool = typer.Option(False, "--json", help="Print JSON."),
-            treaty: Optional[str] = TREATY) -> None:
+            treaty: str | None = TREATY) -> None:
     """A party's dated history: registry facts and recorded events, with their sources (one pack's:
     --treaty, or the first [engine] pack)."""
     from rich.table import Table
 
-    from engine.store import database as store
     from engine.record.events import RecordError
     from engine.record.events import history as build
+    from engine.store import database as store
 
     _use(treaty)
     url = _url()
@@ -408,7 +408,7 @@ def history(party: str = typer.Argument(..., help="ISO3 code or name."),
 @app.command(name="import")
 def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv or .json file of report receipts."),
                    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
-                   treaty: Optional[str] = TREATY) -> None:
+                   treaty: str | None = TREATY) -> None:
     """Import report receipts (columns party,kind,year,received,symbol,source): all rows or none;
     every row is a receipt under the pack --treaty names (default: the first [engine] pack)."""
     from engine.record.events import ImportError_, import_file
@@ -430,13 +430,13 @@ def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False,
 
 @app.command()
 def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
-           output: Optional[Path] = typer.Option(None, "--output", help="File to write (default: standard output)."),
-           treaty: Optional[str] = typer.Option(None, "--treaty", help="Only this pack's receipts (a selected one); "
+           output: Path | None = typer.Option(None, "--output", help="File to write (default: standard output)."),
+           treaty: str | None = typer.Option(None, "--treaty", help="Only this pack's receipts (a selected one); "
                                                 "default: every receipt recorded.")) -> None:
     """Export the recorded report receipts in the import format (one pack's with --treaty, which
     `ccm import --treaty` takes back)."""
-    from engine.store import database as store
     from engine.record.events import export_rows, format_export
+    from engine.store import database as store
 
     if fmt_name not in ("csv", "json"):
         fail(f"--format {fmt_name!r}: give csv or json")
@@ -481,7 +481,7 @@ def _show(title: str, rows: list[dict], columns: list[tuple[str, str]], limit: i
 
 
 @app.command()
-def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+def check(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
           limit: int = typer.Option(20, "--limit", help="Rows printed per section (the files have all)."),
           store_replay: bool = typer.Option(False, "--store", help="With an --as-of before the last stored check: "
                                             "store this run anyway (it becomes the latest state)."),
@@ -580,18 +580,18 @@ def _print_check(result, context, paths, day, last, replay: bool, limit: int, la
 
 
 @app.command()
-def stats(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+def stats(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
           json_output: bool = typer.Option(False, "--json", help="Print JSON."),
-          treaty: Optional[str] = typer.Option(None, "--treaty", help=TREATY_HELP)) -> None:
+          treaty: str | None = typer.Option(None, "--treaty", help=TREATY_HELP)) -> None:
     """Counts like the progress reports of the Meetings of States Parties, as of a date.
 
     With several packs selected (and no --treaty), one table per treaty; --json then prints a
     list of the one-pack objects, each with a "treaty" key."""
     from sqlalchemy.exc import OperationalError
 
-    from engine.store import database as store
     from engine.check.run import stats as compute
     from engine.record.events import load_events
+    from engine.store import database as store
 
     url = _url()
     day = parse_date(as_of)

@@ -6,7 +6,6 @@ Registered by the last line of engine/cli/main.py. FastAPI and uvicorn are impor
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -32,19 +31,19 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
 
 
 @app.command()
-def calendar(party: Optional[str] = typer.Argument(None, help="ISO3 code or name; leave out with --all."),
+def calendar(party: str | None = typer.Argument(None, help="ISO3 code or name; leave out with --all."),
              all_parties: bool = typer.Option(False, "--all", help="Every party's deadlines (the ISU's feed)."),
-             as_of: Optional[str] = typer.Option(None, "--as-of", help="Evaluate as of this date (YYYY-MM-DD); default today (UTC)."),
-             treaty: Optional[str] = typer.Option(None, "--treaty", help=TREATY_HELP),
+             as_of: str | None = typer.Option(None, "--as-of", help="Evaluate as of this date (YYYY-MM-DD); default today (UTC)."),
+             treaty: str | None = typer.Option(None, "--treaty", help=TREATY_HELP),
              ) -> None:
     """Print an iCalendar feed of a party's deadlines (or all parties' with --all): `ccm calendar LAO > lao.ics`.
 
     With several packs selected, one feed holds every selected treaty's deadlines (UIDs start with the pack)."""
-    from engine.web import calendar as calendar_feed
-    from engine.web.app import load_api_config
     from engine.core import packs
     from engine.core.compute import EvaluationError
     from engine.runtime.settings import load_settings
+    from engine.web import calendar as calendar_feed
+    from engine.web.app import load_api_config
 
     if bool(party) == all_parties:
         fail("give a PARTY (ISO3 code or name), or --all for every party, not both")

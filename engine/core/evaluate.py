@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
+from engine.core import status
 from engine.core.compute import EvaluationError, Fact
 from engine.core.dates import fmt
 from engine.core.facts import RecordedEvent, meetings_fact, party_facts
 from engine.core.meetings import project
 from engine.core.model import Meeting, Participant, Registry
-from engine.core import status
 from engine.core.rulebook import Rule, Rulebook
 
 _VOCABULARY = status.load_vocabulary()

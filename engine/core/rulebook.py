@@ -221,7 +221,7 @@ def _read_manifest(directory: Path, required: bool) -> dict[str, Any] | None:
     return pack
 
 
-def _check_manifest(pack: dict[str, Any], files: list[Path], rules: list["Rule"], problems: list[str]) -> None:
+def _check_manifest(pack: dict[str, Any], files: list[Path], rules: list[Rule], problems: list[str]) -> None:
     """A file or obligation missing from the folder, or present but not declared, is a problem."""
     present, declared = {p.name for p in files}, set(pack["files"])
     for name in sorted(declared - present):

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from itertools import product
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from engine.core.dates import fmt
 

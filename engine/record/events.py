@@ -14,10 +14,11 @@ import io
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -26,9 +27,9 @@ from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
 from engine.core.evaluate import Evaluator
 from engine.core.facts import RecordedEvent
+from engine.core.model import UnknownPartyError
 from engine.record.importing import InputError, check_row
 from engine.record.importing import rows as import_rows
-from engine.core.model import UnknownPartyError
 from engine.registry.treaties import TREATY_KEY
 from engine.store.database import RecordedEventRow, reader_session, writer_session
 
@@ -83,7 +84,7 @@ class NewEvent:
 
 
 def today_utc() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 # ----------------------------------------------------------------------------- conversions
@@ -265,7 +266,7 @@ def record(url: str, evaluator: Evaluator, event: NewEvent, today: date | None =
 def _row(event: NewEvent, event_id: str) -> RecordedEventRow:
     return RecordedEventRow(id=event_id, party=event.party, kind=event.kind, on=event.on, period=event.period,
                             symbol=event.symbol, source=event.source, extra=dict(event.extra),
-                            recorded_at=datetime.now(timezone.utc), recorded_by=event.recorded_by,
+                            recorded_at=datetime.now(UTC), recorded_by=event.recorded_by,
                             comment=event.comment, superseded_by=None)
 
 
@@ -327,7 +328,12 @@ def read_exchange(path: Path) -> tuple[list[tuple[int, dict[str, str]]], str]:
 
 def parse_exchange_row(evaluator: Evaluator, row: dict[str, str], today: date) -> tuple[NewEvent | None, list[tuple[str, str]]]:
     """One import row as a report receipt, or the problems with its fields."""
-    from engine.record.textsafe import TextError, from_spreadsheet_cell, parse_day, parse_year
+    from engine.record.textsafe import (
+        TextError,
+        from_spreadsheet_cell,
+        parse_day,
+        parse_year,
+    )
 
     problems: list[tuple[str, str]] = check_row(row, EXCHANGE_COLUMNS)
     if problems:
@@ -484,7 +490,7 @@ def _write_new(url: str, events: list[NewEvent], batch: int = 2000, pack: str | 
                home: str | None = None) -> None:
     """Insert the accepted receipts in one transaction, in batches; a row recorded meanwhile by
     someone else (the same receipt) is not inserted twice."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     table = RecordedEventRow.__table__
     with writer_session(url) as session, session.begin():
         parties = sorted({e.party for e in events})

@@ -7,15 +7,13 @@ import csv
 import hashlib
 import re
 import tomllib
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Iterator
 
 from babel.core import get_global
 
 from engine.core import packs
-from engine.core.rulebook import Rulebook, load_rulebook
-from engine.registry.consistency import decision_problems
 from engine.core.model import (
     _ISO_DATE,
     COLUMNS,
@@ -46,6 +44,8 @@ from engine.core.model import (
     TreatySettings,
     parse_sources,
 )
+from engine.core.rulebook import Rulebook, load_rulebook
+from engine.registry.consistency import decision_problems
 
 __all__ = ["default_directory", "load_registry", "registry_hash"]
 

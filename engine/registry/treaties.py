@@ -11,9 +11,10 @@ none (every event recorded before packs were keyed), the *home* pack, the first 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 from engine.core import packs
 from engine.core.evaluate import Evaluator, Outcome
@@ -70,7 +71,7 @@ class Treaties:
                 return evaluator
         raise packs.PackError(f"the rule pack {name!r} is not selected; the selected packs are: {', '.join(self.names)}")
 
-    def only(self, name: str | None) -> "Treaties":
+    def only(self, name: str | None) -> Treaties:
         """These packs, or only the one ``name`` (``--treaty``, ``?treaty=``) when given."""
         return self if name is None else Treaties((self.get(name),), self.home)
 

@@ -28,9 +28,10 @@ import threading
 import time
 import tomllib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Any, Callable, Literal, Optional
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -312,7 +313,7 @@ class Service:
 
     def as_of(self, text: str | None, name: str = "as_of") -> date:
         if text is None or text == "":
-            return datetime.now(timezone.utc).date()
+            return datetime.now(UTC).date()
         from engine.record.textsafe import TextError, parse_day
 
         try:
@@ -346,14 +347,14 @@ class PartyHead(BaseModel):
     iso3: str
     name: str
     status: Literal["state_party", "signatory", "former_state_party", "not_party"]
-    entry_into_force: Optional[date]
-    withdrawal_effective: Optional[date]
+    entry_into_force: date | None
+    withdrawal_effective: date | None
 
 
 class ObligationOut(BaseModel):
     id: str
     article: str
-    period: Optional[str]
+    period: str | None
     due: date
     original_due: date
     status: Literal["pending", "overdue", "fulfilled", "fulfilled_late", "lapsed"]
@@ -377,10 +378,10 @@ class PartyList(BaseModel):
 class ReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["initial", "annual", "retention"]
-    year: Optional[int] = Field(None, ge=1900, le=2200, description="The calendar year covered (annual, retention).")
+    year: int | None = Field(None, ge=1900, le=2200, description="The calendar year covered (annual, retention).")
     received: date
-    symbol: Optional[str] = Field(None, max_length=200)
-    source: Optional[str] = Field(None, max_length=2000)
+    symbol: str | None = Field(None, max_length=200)
+    source: str | None = Field(None, max_length=2000)
 
 
 class DecisionIn(BaseModel):
@@ -389,8 +390,8 @@ class DecisionIn(BaseModel):
     meeting: str = Field(max_length=40, description="Meeting code, as in the pack's meetings.csv.")
     decided: date
     granted: date = Field(description="The new deadline granted.")
-    document: Optional[str] = Field(None, max_length=200)
-    source: Optional[str] = Field(None, max_length=2000)
+    document: str | None = Field(None, max_length=200)
+    source: str | None = Field(None, max_length=2000)
 
 
 class Recorded(BaseModel):
@@ -493,7 +494,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     # -- reads
     @app.get("/api/parties", response_model=PartyList, responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Every participant: ISO3, name, status, entry into force (as `ccm parties --json`).")
-    async def list_parties(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today (UTC).")):
+    async def list_parties(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today (UTC).")):
         state, day = service.state(), service.as_of(as_of)
 
         def build():
@@ -504,7 +505,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/api/parties/{iso3}", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="One participant: status, entry into force, names in English, French and Spanish, links.")
-    async def get_party(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def get_party(request: Request, iso3: str, as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
 
@@ -524,8 +525,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/api/parties/{iso3}/obligations", response_model=Deadlines, responses={**ERRORS, **CACHED}, tags=["read"],
              summary="A party's obligations as of a date: exactly the JSON of `ccm deadlines PARTY --json`.")
-    async def obligations(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
-                          treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every "
+    async def obligations(request: Request, iso3: str, as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
+                          treaty: str | None = Query(None, description="Only this rule pack (e.g. apmbc); default every "
                                                         "selected pack. With several, a list of these objects, each with a `treaty` key.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
@@ -543,9 +544,9 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     @app.get("/api/parties/{iso3}/obligations/{obligation_id}/explain", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="The chain behind one date (as `ccm explain --json`): facts with sources, rules with quotations, arithmetic.")
     async def explain_obligation(request: Request, iso3: str, obligation_id: str,
-                                 period: Optional[str] = Query(None, max_length=MAX_QUERY, description="Year or meeting code (as in the pack's meetings.csv)."),
-                                 as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
-                                 treaty: Optional[str] = Query(None, description="The rule pack; default the one the "
+                                 period: str | None = Query(None, max_length=MAX_QUERY, description="Year or meeting code (as in the pack's meetings.csv)."),
+                                 as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
+                                 treaty: str | None = Query(None, description="The rule pack; default the one the "
                                                                "obligation id's prefix names (<pack>.<article>.<role>).")):
         from engine.core.packs import PackError
 
@@ -569,8 +570,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/api/parties/{iso3}/history", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Registry facts and recorded events, dated, with sources (who recorded an event: ISU token only).")
-    async def party_history(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
-                            treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
+    async def party_history(request: Request, iso3: str, as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
+                            treaty: str | None = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
                                                         "With several, a list of these objects, each with a `treaty` key.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
@@ -591,8 +592,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/api/overdue", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Every obligation overdue as of a date, reports first (in the rules' order), most days late first.")
-    async def overdue(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
-                      treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
+    async def overdue(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
+                      treaty: str | None = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
                                                         "With several, a list of these objects, each with a `treaty` key.")):
         state, day = service.state(), service.as_of(as_of)
         chosen = service.chosen(treaty)
@@ -616,8 +617,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/api/stats", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Counts like the Meetings of States Parties' progress reports (as `ccm stats --json`).")
-    async def get_stats(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
-                        treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
+    async def get_stats(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
+                        treaty: str | None = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
                                                         "With several, a list of these objects, each with a `treaty` key.")):
         state, day = service.state(), service.as_of(as_of)
         chosen = service.chosen(treaty)
@@ -698,8 +699,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     @app.get("/parties/{iso3}/calendar.ics", responses={**ERRORS, **CACHED, 200: {"content": {"text/calendar": {}}}},
              response_class=Response, tags=["calendar"],
              summary="A party's deadlines as an iCalendar feed (all-day events, alarms, legal basis).")
-    async def party_calendar(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
-                             treaty: Optional[str] = Query(None, description="Only this rule pack; default every selected pack.")):
+    async def party_calendar(request: Request, iso3: str, as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
+                             treaty: str | None = Query(None, description="Only this rule pack; default every selected pack.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
         if treaty is None and not service.treaties.several:
@@ -711,7 +712,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.get("/calendar.ics", responses={**ERRORS, **CACHED, 200: {"content": {"text/calendar": {}}}},
              response_class=Response, tags=["calendar"], summary="The ISU's feed: every party's deadlines.")
-    async def all_calendar(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def all_calendar(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, day = service.state(), service.as_of(as_of)
         return _calendar(request, service, state, day, None, "CCM deadlines: all parties", ("ics-all", day))
 
@@ -899,7 +900,7 @@ def _approve(service: Service, batch_id: int, by: str):
     _letters_ready(service)
     try:
         return batches.approve(service.url, batch_id, by, service.evaluator,
-                               load_letters_config(service.settings), datetime.now(timezone.utc))
+                               load_letters_config(service.settings), datetime.now(UTC))
     except batches.BatchError as error:
         text = str(error)
         status = 404 if text.startswith("there is no batch") else 409 if "already approved" in text else 422
@@ -958,8 +959,8 @@ def _sentence(errors: list[dict[str, Any]]) -> str:
 
 
 async def _write(service: Service, event) -> Response:
-    from engine.store import database as store
     from engine.record.events import RecordError, record
+    from engine.store import database as store
 
     def run():
         import sqlalchemy.exc
@@ -1024,7 +1025,12 @@ def translator(lang: str) -> Callable[..., str]:
 def _jinja():
     global _JINJA
     if _JINJA is None:
-        from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+        from jinja2 import (
+            Environment,
+            PackageLoader,
+            StrictUndefined,
+            select_autoescape,
+        )
 
         env = Environment(loader=PackageLoader("engine.web", "templates"), undefined=StrictUndefined,
                           autoescape=select_autoescape(["html", "html.j2", "j2"]), trim_blocks=True, lstrip_blocks=True)
@@ -1106,9 +1112,9 @@ def _changes(service: Service, state: State) -> list[dict[str, Any]]:
 
 def dashboard_context(service: Service, state: State, day: date) -> dict[str, Any]:
     """The dashboard's sections (the daily digest's, computed live as of ``day``) and the timeline."""
-    from engine.web import timeline
     from engine.check.listed import Listed
     from engine.check.run import digest_sections, next_meeting
+    from engine.web import timeline
 
     def compute():
         evaluations, errors = service.evaluate_all(day, state)
@@ -1130,8 +1136,8 @@ def _register_pages(app: FastAPI, service: Service) -> None:
     from engine.web import timeline
     @app.get("/", response_class=HTMLResponse, tags=["pages"], responses=ERRORS,
              summary="The ISU dashboard: overdue reports, deadlines ahead, extension requests, changes, timeline.")
-    async def dashboard(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
-                        lang: Optional[str] = Query(None, description="en, fr or es.")):
+    async def dashboard(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
+                        lang: str | None = Query(None, description="en, fr or es.")):
         state, day = service.state(), service.as_of(as_of)
         lang = _lang(request)
         page = _page_context(request, lang)
@@ -1145,7 +1151,7 @@ def _register_pages(app: FastAPI, service: Service) -> None:
 
     @app.get("/timeline.svg", tags=["pages"], responses={**ERRORS, 200: {"content": {"image/svg+xml": {}}}},
              response_class=Response, summary="The timeline of the extendable deadlines and their extensions alone, as SVG.")
-    async def timeline_svg(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def timeline_svg(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today.")):
         state, day = service.state(), service.as_of(as_of)
 
         def compute():
@@ -1158,8 +1164,8 @@ def _register_pages(app: FastAPI, service: Service) -> None:
 
     @app.get("/parties/{iso3}", response_class=HTMLResponse, tags=["pages"], responses=ERRORS,
              summary="A State's page: status, deadlines with their explanation, history; ?lang=en|fr|es.")
-    async def party_page(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
-                         lang: Optional[str] = Query(None, description="en, fr or es.")):
+    async def party_page(request: Request, iso3: str, as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
+                         lang: str | None = Query(None, description="en, fr or es.")):
         from engine.core.explain import explain
 
         state, participant = service.state(), service.party(iso3)

@@ -19,9 +19,9 @@ the same bytes:
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from engine.core import wording
 from engine.core.dates import fmt
@@ -86,9 +86,9 @@ def dtstamp(last_check_finished: datetime | None, as_of: date) -> datetime:
     """
     if last_check_finished is not None:
         if last_check_finished.tzinfo is None:
-            last_check_finished = last_check_finished.replace(tzinfo=timezone.utc)
-        return last_check_finished.astimezone(timezone.utc).replace(microsecond=0)
-    return datetime.combine(as_of, time(0, 0), tzinfo=timezone.utc)
+            last_check_finished = last_check_finished.replace(tzinfo=UTC)
+        return last_check_finished.astimezone(UTC).replace(microsecond=0)
+    return datetime.combine(as_of, time(0, 0), tzinfo=UTC)
 
 
 def build(evaluations: Iterable[PartyEvaluation], rulebook: Rulebook, *, name: str, stamp: datetime,
