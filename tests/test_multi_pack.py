@@ -218,7 +218,7 @@ def test_stats_per_treaty(monkeypatch, tmp_path):
     code, out = run(monkeypatch, BOTH, "stats", "--as-of", "2021-01-01", "--treaty", "apmbc", "--json")
     assert json.loads(out) == {k: v for k, v in listed[1].items() if k != "treaty"}
     code, text = run(monkeypatch, BOTH, "stats", "--as-of", "2021-01-01")
-    assert "Convention on Cluster Munitions" in text and "Anti-Personnel Mine Ban Convention" in text
+    assert code == 0 and "Convention on Cluster Munitions" in text and "Anti-Personnel Mine Ban Convention" in text
 
 
 # ----------------------------------------------------------------------------- the API and pages per treaty

@@ -610,11 +610,14 @@ def stats(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
     for name, ev, counts in listed:
         if tr.several:
             console.print(f"[bold underline]{ev.rulebook.title}[/] ({name})", highlight=False)
-        _print_stats(counts, day)
+        _print_stats(counts, day, ev.rulebook, name)
 
 
-def _print_stats(counts: dict, day) -> None:
+def _print_stats(counts: dict, day, rulebook, pack: str) -> None:
+    """One pack's counts as a table: the sections of its rules, the labels of its wording."""
     from rich.table import Table
+
+    from engine.core import packs
 
     table = Table(title=f"States Parties' progress as of {day.isoformat()} ({counts['recorded_events']} recorded events)")
     table.add_column("Measure")
@@ -622,10 +625,10 @@ def _print_stats(counts: dict, day) -> None:
     from engine.check.run import stats_sections
     from engine.core import wording
 
-    labels = wording.load().get("stats", {})
+    labels = wording.load(packs.find(pack).directory).get("stats", {})
     rows = [("States Parties", counts["states_parties"]), ("Signatories (not yet bound)", counts["signatories"]),
             ("Former States Parties", counts["former_states_parties"])]
-    for name, section in stats_sections(evaluator().rulebook).items():   # the rules' `stats` sections
+    for name, section in stats_sections(rulebook).items():   # the rules' `stats` sections
         a, label = counts[name], labels.get("sections", {}).get(name, name)
         if section["shape"] == "deadline":
             rows += [(f"{label}: States with the obligation", a["states_with_obligation"]), ("  completed", a["completed"]),
