@@ -208,8 +208,8 @@ def main() -> None:
         ("latency p99", f"{stats['p99_ms']:.1f} ms  (target < 50 ms: {'met' if stats['p99_ms'] < 50 else 'NOT met'})"),
         ("latency max", f"{stats['max_ms']:.1f} ms"),
         ("baseline: minimal FastAPI app, same load", f"{floor['throughput']:.0f} req/s, p99 {floor['p99_ms']:.1f} ms"),
-        ("server / baseline", f"throughput {stats['throughput'] / floor['throughput']:.2f}x, "
-                              f"p99 {stats['p99_ms'] / floor['p99_ms']:.2f}x"),
+        ("server / baseline", (f"throughput {stats['throughput'] / floor['throughput']:.2f}x, "
+                               f"p99 {stats['p99_ms'] / floor['p99_ms']:.2f}x")),
         ("server: first request (loads rulebook, registry)", f"{first_ms:.1f} ms"),
         ("server: same request again (cached)", f"{second_ms:.1f} ms"),
         ("CLI: ccm deadlines LAO --json (new process)", f"{min(cli_times):.0f} ms best of 3, {statistics.median(cli_times):.0f} ms median"),

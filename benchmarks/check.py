@@ -117,7 +117,7 @@ def child(args) -> None:
     with tempfile.TemporaryDirectory() as folder:
         for label in args.runs.split(","):
             t = time.perf_counter()
-            result, context, _paths = check_and_digest(args.url, evaluator, RUNS[label], Path(folder))
+            result, _context, _paths = check_and_digest(args.url, evaluator, RUNS[label], Path(folder))
             results.append({"run": label, "seconds": time.perf_counter() - t, "engine": result.timings["engine"],
                             "obligations": result.counts["obligations"], "changes": result.counts["changes"],
                             "listed": len(result.obligations), "peak_mb": peak_mb()})
@@ -126,7 +126,7 @@ def child(args) -> None:
 
 def measure(kind: str, parties: int, url: str = "", runs: str = "") -> dict:
     command = [sys.executable, __file__, "--child", kind, "--parties", str(parties), "--url", url, "--runs", runs]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{kind} with {parties} parties failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

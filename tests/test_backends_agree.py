@@ -250,7 +250,7 @@ def test_a_status_condition_broken_in_one_backend_only_fails_the_agreement(ccm_r
 
     monkeypatch.setattr(StatusPatterns, "_patterns", broken)
     monkeypatch.setattr(durable_adapter, "_BACKENDS", {})   # a backend compiled with the broken pattern
-    durable = Evaluator(ccm_rulebook, ccm_registry, "durable")
+    Evaluator(ccm_rulebook, ccm_registry, "durable")     # compiles the durable backend, with the broken pattern
     oracle = Evaluator(ccm_rulebook, ccm_registry, "reference")
     assert isinstance(durable_adapter.backend(ccm_rulebook), DurableBackend)
     as_of = date(2026, 11, 28)

@@ -57,6 +57,7 @@ def test_treaty_option_keeps_the_one_pack_shape_and_reads_an_unselected_pack(mon
 def test_the_default_output_is_unchanged_by_the_treaties_machinery(monkeypatch):
     """One pack selected: the JSON is the evaluator's own, not a list."""
     code, out = run(monkeypatch, None, "deadlines", "LAO", "--as-of", "2021-01-01", "--json")
+    assert code == 0
     treaties = shared_treaties("durable", None, ("ccm",))
     assert json.loads(out)["obligations"] == treaties.primary.evaluate("LAO", date(2021, 1, 1)).to_json()["obligations"]
 

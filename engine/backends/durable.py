@@ -25,6 +25,7 @@ durable_rules 2.0.28 (each reproduced in tests/test_durable_hazards.py):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -246,16 +247,12 @@ class DurableBackend:
                 self.assert_all(session, slims)
                 return then(session) if then is not None else session
             finally:
-                try:
+                with contextlib.suppress(BaseException):  # already failing; the drain only makes the delete safe
                     self._drain(session)
-                except BaseException:  # already failing; the drain only makes the delete safe
-                    pass
                 self._sessions.pop(sid, None)
-                try:
+                with contextlib.suppress(BaseException):  # a session that never got state has nothing to delete
                     if not session.poisoned:
                         self._ruleset.delete_state(sid)
-                except BaseException:  # a session that never got state has nothing to delete
-                    pass
 
     def assert_all(self, session: _Session, slims: list[dict[str, Any]], batch: bool = False) -> None:
         """Assert facts into an open session, drain the actions, and raise what they raised.

@@ -107,9 +107,9 @@ class StatusPatterns:
             place = max((order.index(s) for s in test.sources), default=0)
             here = order[place]
             left, op, right = test.left, test.op, test.right
-            if left.source != here:
+            if left.source != here:     # then the right operand is the one on the latest source
+                assert right is not None
                 left, right, op = right, left, status.FLIPPED[op]
-            assert left is not None
             if op in ("set", "none"):
                 key = self._need(kind_of[here], left.path, "set")
                 constraints[here].append({key: 1 if op == "set" else 0})

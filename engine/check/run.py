@@ -111,6 +111,10 @@ def _estimated(row: dict[str, Any]) -> bool:
     return bool(provenance.get("estimated"))
 
 
+def _render(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
 def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Change]:
     key = (new["party"], new["obligation_id"], new["period"])
     if old is None:
@@ -119,8 +123,7 @@ def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Change]:
     changes = []
     for name in TRACKED:
         if old[name] != new[name]:
-            render = (lambda v: v.isoformat() if isinstance(v, date) else v)
-            changes.append(Change(*key, name, render(old[name]), render(new[name]), _why(name, old, new)))
+            changes.append(Change(*key, name, _render(old[name]), _render(new[name]), _why(name, old, new)))
     was, now = _estimated(old), _estimated(new)
     if was != now:
         changes.append(Change(*key, "estimated", "yes" if was else "no", "yes" if now else "no",
@@ -175,26 +178,26 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
     now = now or datetime.now(UTC)
     timings: dict[str, float] = {"engine": 0.0, "write": 0.0}
     pack = packs.pack_of(evaluator.rulebook.rules[0].id)
-    with _transaction(url, session) as session:
-        lock_for_check(session)
+    with _transaction(url, session) as work:
+        lock_for_check(work)
         # the database's copy of the registry becomes the one this check uses (one query when it is)
         registry_hash = getattr(evaluator.registry, "hash", None)
         t = time.perf_counter()
-        registry_loaded = snapshot and registry_hash is not None and load_snapshot(session, evaluator.registry, now)
+        registry_loaded = snapshot and registry_hash is not None and load_snapshot(work, evaluator.registry, now)
         timings["write"] += time.perf_counter() - t
-        events = load_events_in(session) if events is None else events
+        events = load_events_in(work) if events is None else events
         t = time.perf_counter()
         table = ObligationRow.__table__
-        stored_parties = dict(session.execute(sa.select(table.c.party, sa.func.count()).where(table.c.pack == pack)
-                                              .group_by(table.c.party)).all())
+        stored_parties = dict(work.execute(sa.select(table.c.party, sa.func.count()).where(table.c.pack == pack)
+                                           .group_by(table.c.party)).all())
         # a pack's first check: no run of it yet, and none of its rows stored by a run from before runs had a pack
-        previous_run = session.scalar(sa.select(sa.func.max(CheckRunRow.id)).where(CheckRunRow.pack == pack))
+        previous_run = work.scalar(sa.select(sa.func.max(CheckRunRow.id)).where(CheckRunRow.pack == pack))
         first_check = previous_run is None and not stored_parties
         timings["write"] += time.perf_counter() - t
         run = CheckRunRow(as_of=as_of, started_at=now, rulebook_hash=evaluator.rulebook.hash, counts={}, pack=pack)
-        session.add(run)
-        session.flush()
-        writes = _Writes(session, run.id, now, timings)
+        work.add(run)
+        work.flush()
+        writes = _Writes(work, run.id, now, timings)
         meeting = next_meeting(evaluator, as_of)
         listed = Listed(evaluator.rulebook, as_of, meeting)
         errors: list[tuple[str, str]] = []
@@ -207,7 +210,7 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
         others = sorted(set(stored_parties) - set(participants))
         chunks = [participants[i:i + CHUNK_PARTIES] for i in range(0, len(participants), CHUNK_PARTIES)]
         for chunk in chunks + ([others] if others else []):
-            stored = _stored_rows(session, [p for p in chunk if p in stored_parties], timings, pack)
+            stored = _stored_rows(work, [p for p in chunk if p in stored_parties], timings, pack)
             found: list[Change] = []
             for iso3 in chunk:
                 if iso3 not in evaluator.registry.participants:     # stored rows of a party no longer in the registry
@@ -216,14 +219,14 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                 outcome = next(outcomes)
                 timings["engine"] += time.perf_counter() - t
                 done += 1
-                if outcome.error is not None:   # keep what was stored for it, and say so
+                evaluation = outcome.evaluation
+                if evaluation is None:   # an error stopped it: keep what was stored for it, and say so
                     errors.append((iso3, str(outcome.error)))
                     listed.add_party({**{k: row[k] for k in _SLIM}, "estimated": _estimated(row)}
                                      for key, row in stored.items() if key[0] == iso3)
                     for key in [key for key in stored if key[0] == iso3]:
                         del stored[key]
                     continue
-                evaluation = outcome.evaluation
                 parties += 1
                 slim_rows = []
                 for o in evaluation.obligations:
@@ -277,7 +280,7 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
         if before_commit is not None:
             before_commit(result)
         if not commit and not outer:
-            session.rollback()
+            work.rollback()
     return result
 
 
@@ -488,8 +491,8 @@ def render_digest(context: dict[str, Any]) -> tuple[str, str]:
     """(Markdown, HTML) of the digest; every value is escaped for its format."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-    options = dict(loader=PackageLoader("engine.check", "templates"), undefined=StrictUndefined, trim_blocks=True,
-                   lstrip_blocks=True, keep_trailing_newline=True)
+    options: dict[str, Any] = dict(loader=PackageLoader("engine.check", "templates"), undefined=StrictUndefined,
+                                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     html_env = Environment(autoescape=select_autoescape(["html", "html.j2"]), **options)
     md_env = Environment(autoescape=False, finalize=markdown_text, **options)
     return md_env.get_template("digest.md.j2").render(**context), html_env.get_template("digest.html.j2").render(**context)
@@ -620,6 +623,7 @@ def stats(evaluator: Evaluator, as_of: date, events: Iterable[RecordedEvent]) ->
     received or completed from the status vocabulary's groups. Counted party by party: no
     party's evaluation is kept once it is counted."""
     vocabulary = evaluator.rulebook.vocabulary
+    assert vocabulary is not None     # load_rulebook always reads one
     received, completed = vocabulary.group("received"), vocabulary.group("fulfilled")
     sections = stats_sections(evaluator.rulebook)
     errors: list[tuple[str, str]] = []

@@ -67,7 +67,7 @@ def _logged(job: str):
             try:
                 result = function(*args, **kwargs)
             except Exception as error:
-                log.exception("job %s failed after %.1f s: %s", job, time.perf_counter() - started, error,
+                log.exception("job %s failed after %.1f s", job, time.perf_counter() - started,
                               extra={"event": "job_end", "job": job, "outcome": "failed", "error": str(error)})
                 raise
             outcome = _outcome(result)
@@ -175,7 +175,7 @@ def scheduler_lock(url: str) -> Iterator[None]:
             path = store.sqlite_path(url)
             lock_path = Path(f"{path}.scheduler-lock") if path else Path(".ccm-scheduler-lock")
             lock_path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(lock_path, "a+")
+            handle = open(lock_path, "a+")  # noqa: SIM115 - held for as long as the lock, closed in finally
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -185,8 +185,8 @@ def scheduler_lock(url: str) -> Iterator[None]:
         else:
             connection = engine.connect()
             # Keyed by the schema too: two deployments in one PostgreSQL database do not exclude each other.
-            got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"),
-                                     {"k": SCHEDULER_LOCK_KEY}).scalar()
+            got = bool(connection.execute(sa.text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"),
+                                          {"k": SCHEDULER_LOCK_KEY}).scalar())
             connection.commit()
             if not got:
                 raise SchedulerAlreadyRunning(_refusal(url))
@@ -214,7 +214,7 @@ def _refusal(url: str) -> str:
         with store.reader_session(url) as session:
             row = session.get(SchedulerLockRow, "scheduler")
         who = f" ({row.holder}, since {row.acquired_at:%Y-%m-%d %H:%M} UTC)" if row else ""
-    except Exception:
+    except sa.exc.SQLAlchemyError:      # the holder is a detail: the refusal stands without it
         who = ""
     return (f"another scheduler is already running on the database {store.safe_url(url)}{who}; "
             "only one may run at a time. Stop it first, or use it: it runs the daily check and sends the letters.")

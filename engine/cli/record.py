@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import typer
 from rich.console import Console
@@ -152,9 +152,11 @@ def _use(treaty: str | None) -> None:
     from engine.core.packs import PackError
 
     tr = treaties()
+    home = tr.home
+    assert home is not None      # Treaties sets it to its first pack
     try:
-        name = treaty or tr.home
-        _scope = (name, tr.home, tr.get(name))
+        name = treaty or home
+        _scope = (name, home, tr.get(name))
     except PackError as error:
         fail(f"{error}. Events are recorded for a selected pack only: select it in config.toml "
              f"([engine] pack) or with CCM_PACK={','.join((*tr.names, treaty or ''))}")
@@ -164,7 +166,14 @@ def _pack_evaluator():
     return _scope[2] if _scope else evaluator()
 
 
-def _pack_args() -> dict[str, str | None]:
+class _PackArgs(TypedDict, total=False):
+    """The keywords that tie a recorded event to its pack (none: the home pack of the settings)."""
+
+    pack: str
+    home: str
+
+
+def _pack_args() -> _PackArgs:
     return {"pack": _scope[0], "home": _scope[1]} if _scope else {}
 
 
@@ -440,7 +449,7 @@ def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
 
     if fmt_name not in ("csv", "json"):
         fail(f"--format {fmt_name!r}: give csv or json")
-    args = {}
+    args: _PackArgs = {}
     if treaty is not None:
         _use(treaty)
         args = _pack_args()

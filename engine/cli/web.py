@@ -55,10 +55,11 @@ def calendar(party: str | None = typer.Argument(None, help="ISO3 code or name; l
     label = " + ".join(name.upper() for name in tr.names)
     items = []
     try:
-        if all_parties:
-            for pack, (iso3, evaluation, error) in tr.each(day, events):
+        if all_parties or not party:        # (one of the two, checked above)
+            for pack, (_iso3, evaluation, error) in tr.each(day, events):
                 if error is not None:
                     raise error
+                assert evaluation is not None   # each() yields an evaluation or an error
                 items.append((evaluation, tr.get(pack).rulebook, _folder(packs, pack, tr)))
             name = f"{label} deadlines: all parties"
         else:

@@ -160,6 +160,7 @@ class Evaluator:
         for outcome in self.each(as_of, recorded):
             if outcome.error is not None:
                 raise outcome.error
+            assert outcome.evaluation is not None   # each() yields an evaluation or an error
             out.append(outcome.evaluation)
         return out
 
@@ -233,10 +234,11 @@ def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: l
 
 #: A backend's reading of the status conditions: (subject key -> (first case that holds, its
 #: bindings), keys of the obligations falling due after the withdrawal took effect).
-Judge = Callable[[list[status.Subject], status.Context], tuple[dict[str, tuple[int, list[dict[str, Fact]]]], set[str]]]
+Judgement = tuple[dict[str, tuple[int, list[dict[str, Fact]]]], set[str]]
+Judge = Callable[[list[status.Subject], status.Context], Judgement]
 
 
-def reference_judge(subjects: list[status.Subject], context: status.Context):
+def reference_judge(subjects: list[status.Subject], context: status.Context) -> Judgement:
     return status.judge(subjects, context), status.lapses(subjects, context)
 
 

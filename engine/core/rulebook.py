@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core import compute, packs
-from engine.core.dates import ROUNDINGS
+from engine.core.dates import ROUNDINGS, Rounding
 from engine.core.status import StatusMode, Vocabulary, load_vocabulary, parse_mode
 
 PRODUCES = ("date", "obligation", "exception", "termination")
@@ -94,8 +94,8 @@ class Rule:
     anchor: str | None = None
     anchor_field: str = "date"
     offset: tuple[str, int] | None = None
-    on_leap_day: str = "error"
-    on_month_end: str = "error"
+    on_leap_day: Rounding = "error"
+    on_month_end: Rounding = "error"
     date_function: str | None = None
     args: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     due_from: str | None = None
@@ -208,8 +208,8 @@ def _read_manifest(directory: Path, required: bool) -> dict[str, Any] | None:
     path = directory / MANIFEST
     if not path.exists():
         if required:
-            raise RulebookError([f"{directory}: the rule pack's manifest {MANIFEST} is missing; it lists the rule "
-                                 "files and obligations the pack must contain"])
+            raise RulebookError([(f"{directory}: the rule pack's manifest {MANIFEST} is missing; it lists the rule "
+                                  "files and obligations the pack must contain")])
         return None
     try:
         pack = tomllib.loads(path.read_text(encoding="utf-8")).get("pack")

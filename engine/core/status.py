@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -141,7 +141,9 @@ def vocabulary_path() -> Path:
 
 def load_vocabulary(path: Path | None = None) -> Vocabulary:
     document = tomllib.loads((path or vocabulary_path()).read_text(encoding="utf-8"))
-    statuses, meaning, groups = [], {}, {}
+    statuses: list[str] = []
+    meaning: dict[str, str] = {}
+    groups: dict[str, set[str]] = {}
     for entry in document.get("status", []):
         statuses.append(entry["name"])
         meaning[entry["name"]] = entry.get("meaning", "")
@@ -177,12 +179,12 @@ def parse_test(text: str, roles: Iterable[str]) -> Test:
         if right not in ("set", "none"):
             raise StatusError(f"test {text!r}: 'is' takes set or none")
         return Test(_operand(left, roles), right, None, text)
-    test = Test(_operand(left, roles), op, _operand(right, roles), text)
-    if op in DATE_OPS and (not test.left.source or not test.right.source):
+    left_operand, right_operand = _operand(left, roles), _operand(right, roles)
+    if op in DATE_OPS and (not left_operand.source or not right_operand.source):
         raise StatusError(f"test {text!r}: {op} compares two dates")
-    if not test.left.source and test.right is not None:
-        test = Test(test.right, FLIPPED[op], test.left, text)
-    return test
+    if not left_operand.source:
+        return Test(right_operand, FLIPPED[op], left_operand, text)
+    return Test(left_operand, op, right_operand, text)
 
 
 def parse_mode(file: str, entry: Any, statuses: tuple[str, ...]) -> tuple[StatusMode | None, list[str]]:
@@ -407,7 +409,7 @@ class Verdict:
     received_by: date | None = None
 
 
-def _pick_key(role: Role):
+def _pick_key(role: Role) -> Callable[[Fact], tuple[Any, Any]]:
     field_name = role.pick[1]
     return lambda f: (f.get(field_name) or f.get("date") or "", f.get("id") or "")
 
@@ -439,7 +441,7 @@ def verdict(case: Case, subject: Subject, binding: dict[str, Fact], context: Con
     def render(template: str, extra: dict[str, Fact]) -> str:
         scope = {**binding, **extra}
 
-        def one(match: re.Match) -> str:
+        def one(match: re.Match[str]) -> str:
             expression = match.group(1).strip()
             if expression.startswith("days(") and expression.endswith(")"):
                 a, b = (part.strip() for part in expression[5:-1].split(","))

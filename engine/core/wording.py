@@ -104,10 +104,11 @@ def letters(directory: Path | None = None) -> dict[str, Any]:
 def letters_entry(table: dict[str, Any], key: str, language: str, where: str, directory: Path | None = None) -> str:
     """``table[key][language]``, or a WordingError naming the pack's table and key."""
     entry = table.get(key)
-    if not isinstance(entry, dict) or not isinstance(entry.get(language), str):
+    text = entry.get(language) if isinstance(entry, dict) else None
+    if not isinstance(text, str):
         folder = Path(directory).name if directory is not None else packs.DEFAULT[0]
         raise WordingError(f"{folder}/{packs.WORDING}: [{where}] has no {key}.{language}")
-    return entry[language]
+    return text
 
 
 def provision(article: str, language: str, directory: Path | None = None) -> tuple[str, str]:

@@ -188,7 +188,7 @@ def validate(evaluator: Evaluator, event: NewEvent, existing: Iterable[RecordedE
     if event.kind.startswith("decision:") and not event.kind.startswith("decision:extension:"):
         raise RecordError(f"Refused: unknown decision kind {event.kind!r}.")
     if event.kind == "clarification_response":
-        requests = {e.id: e for e in existing if e.kind == "clarification_request"}
+        requests = {e.id: e for e in existing if e.kind == "clarification_request" and e.id is not None}
         if event.period not in requests:
             known = ", ".join(sorted(requests)) or "none is recorded"
             raise RecordError(f"Refused: {name} has no recorded request for clarification {event.period!r} to respond "
@@ -241,13 +241,14 @@ def record(url: str, evaluator: Evaluator, event: NewEvent, today: date | None =
         rows = [row for row in session.scalars(sa.select(RecordedEventRow).where(
             RecordedEventRow.party == event.party, RecordedEventRow.superseded_by.is_(None)))
             if in_pack(row.extra, pack, home)]
+        corrected: RecordedEventRow | None = None
         if event.corrects:
-            old = session.get(RecordedEventRow, event.corrects)
-            if old is None or old.party != event.party:
+            corrected = session.get(RecordedEventRow, event.corrects)
+            if corrected is None or corrected.party != event.party:
                 raise RecordError(f"Refused: there is no recorded event {event.corrects!r} of {event.party} to correct.")
-            if old.superseded_by:
-                raise RecordError(f"Refused: event {old.id} was already corrected by {old.superseded_by}.")
-            rows = [r for r in rows if r.id != old.id]
+            if corrected.superseded_by:
+                raise RecordError(f"Refused: event {corrected.id} was already corrected by {corrected.superseded_by}.")
+            rows = [r for r in rows if r.id != corrected.id]
         else:
             for row in rows:
                 if row.kind == event.kind and _same(row, event):
@@ -257,9 +258,9 @@ def record(url: str, evaluator: Evaluator, event: NewEvent, today: date | None =
         validate(evaluator, event, [to_recorded(r) for r in rows], today)
         event_id = new_id(event)
         session.add(_row(event, event_id))
-        if event.corrects:
+        if corrected is not None:
             session.flush()
-            session.get(RecordedEventRow, event.corrects).superseded_by = event_id
+            corrected.superseded_by = event_id
         return event_id, True
 
 

@@ -7,9 +7,10 @@ import csv
 import hashlib
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from babel.core import get_global
 
@@ -176,7 +177,7 @@ def _load_treaty(directory: Path, check: _Checker) -> TreatySettings | None:
     prefix, _, suffix = key_format.partition("{n}")
     key_pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + r"(?:_years)?")
 
-    def per_article(table: str) -> dict[int, object]:
+    def per_article(table: str) -> dict[int, Any]:
         found = {}
         for key, value in data.get(table, {}).items():
             match = key_pattern.fullmatch(key)
@@ -311,12 +312,12 @@ def load_registry(directory: Path | None = None, rulebook: Rulebook | None = Non
     # declarations
     file = "declarations.csv"
     declarations: list[Declaration] = []
-    seen: set[tuple] = set()
+    seen: set[Hashable] = set()     # the rows' keys, per file
     for line, row in _read_rows(directory, file, check):
         iso3 = row["iso3"].strip()
         known_party(file, line, iso3)
         article = article_of(file, line, row["article"])
-        key = (iso3, article)
+        key: tuple[Hashable, ...] = (iso3, article)
         if key in seen:
             check.add(file, line, "article", f"duplicate row: {iso3} article {article} already appears above")
             continue

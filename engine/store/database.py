@@ -138,7 +138,7 @@ class CheckRunRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     rulebook_hash: Mapped[str] = mapped_column(String(64))
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    pack: Mapped[Optional[str]] = mapped_column(String(40))          # NULL: a run stored before runs were keyed by pack
+    pack: Mapped[str | None] = mapped_column(String(40))          # NULL: a run stored before runs were keyed by pack
 
 
 # ----------------------------------------------------------------------------- engines

@@ -28,10 +28,10 @@ import threading
 import time
 import tomllib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -223,7 +223,7 @@ class Service:
                 first = session.scalar(sa.select(sa.func.min(store.CheckRunRow.id)))
                 R = store.RecordedEventRow
                 events = session.execute(sa.select(sa.func.count(R.id), sa.func.max(R.recorded_at),
-                                                   sa.func.count(R.superseded_by))).first()
+                                                   sa.func.count(R.superseded_by))).one()
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
             return NO_STATE
         finished = run.finished_at if run else None
@@ -403,12 +403,13 @@ class Recorded(BaseModel):
     message: str
 
 
-ERRORS = {code: {"model": Problem, "description": text} for code, text in (
+# Typed as FastAPI's `responses` parameter is (dict is invariant in its key).
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem, "description": text} for code, text in (
     (404, "Unknown participant, obligation or address (with close matches)."),
     (422, "A parameter that is not valid (a sentence says which and why)."))}
-WRITE_ERRORS = {**ERRORS, 401: {"model": Problem, "description": "No token, or not a known token."},
-                403: {"model": Problem, "description": "A State's read token: recording is for the ISU."}}
-CACHED = {304: {"description": "Not modified (If-None-Match matched the ETag)."}}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 401: {"model": Problem, "description": "No token, or not a known token."},
+                                                  403: {"model": Problem, "description": "A State's read token: recording is for the ISU."}}
+CACHED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified (If-None-Match matched the ETag)."}}
 
 
 class ApproveIn(BaseModel):
@@ -416,6 +417,10 @@ class ApproveIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     by: str = Field(min_length=1, max_length=200, description="Who approves, e.g. the coordinator's name.")
+
+
+#: A request body's model: _parse returns the model it is given.
+Body = TypeVar("Body", bound=BaseModel)
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -498,7 +503,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         state, day = service.state(), service.as_of(as_of)
 
         def build():
-            evaluations, errors = service.evaluate_all(day, state)
+            evaluations, _errors = service.evaluate_all(day, state)
             return {"as_of": day.isoformat(), "parties": [e.to_json()["party"] for e in evaluations]}
 
         return answer(request, state, ("parties", day), build)
@@ -919,7 +924,7 @@ def _require_isu(request: Request, config: ApiConfig) -> str:
     return "isu (api)"
 
 
-def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
+def _parse(model: type[Body], raw: bytes) -> Body:
     try:
         data = json.loads(raw or b"null")
     except RecursionError:
@@ -943,7 +948,7 @@ def _example(model: type[BaseModel]) -> str:
     return str(wording.load()["api"]["decision_example"])   # names an article and a meeting: the pack's
 
 
-def _sentence(errors: list[dict[str, Any]]) -> str:
+def _sentence(errors: Sequence[Mapping[str, Any]]) -> str:
     """Pydantic's error list as one sentence."""
     parts = []
     for e in errors[:5]:
