@@ -64,19 +64,19 @@ class StatusPatterns:
                     name = f"status{index}_{number}" + "".join(f"_{v}" for v in variant)
                     self.cases[name] = (rule.id, number)
                     definition[name] = {"all": self._patterns(rule, mode, case, kinds, periodic, dict(zip(either, variant))),
-                                        "cap": CAP, "run": self._action(backend, name, case)}
+                                        "cap": CAP, "act": self._action(name, case)}
         self._need(OBLIGATION, ("date",), "date")
         definition["status_lapse"] = {
             "all": [{"o": {"k": OBLIGATION}},
                     {"w": {"$and": [{"k": WITHDRAWAL}, {"$lt": {"date": {"o": "date"}}}]}}],
-            "cap": CAP, "run": self._lapse_action(backend)}
+            "cap": CAP, "act": self._lapse_action()}
         self._need(WITHDRAWAL, ("date",), "date")
         # A fact that fails every literal test is rejected by durable_rules, and rejections
         # corrupt the engine's memory over a few thousand sessions (a segfault, found here): one
         # capped rule accepts every fact sent, firing once per session.
         sent = sorted({tagged(k) for kinds in self.kinds_of.values() for k in kinds.values()} | {AS_OF, RECORD})
         definition["status_accept"] = {"all": [{"x": {"$or": [{"k": kind} for kind in sent]}}], "cap": CAP,
-                                       "run": lambda c: None}
+                                       "act": lambda session, matches: None}
         return definition
 
     def _need(self, kind: str, path: tuple[str, ...], how: str) -> str:
@@ -130,40 +130,34 @@ class StatusPatterns:
 
     # -- actions ---------------------------------------------------------------------
 
-    def _action(self, backend: Any, name: str, case: status.Case):
+    def _action(self, name: str, case: status.Case):
         number = self.cases[name][1]
         roles = [(role, f"p_{role}") for role in case.need]
 
-        def action(c: Any) -> None:
-            session = backend._sessions[c.s.sid]
-            try:
-                for match in c.m:
-                    frame = match._d
-                    subject = session.payload[frame["o"]["id"]]["key"]
-                    binding = {role: session.payload[frame[alias]["id"]]["id"] for role, alias in roles}
-                    session.verdicts.setdefault(subject, {}).setdefault(number, []).append(binding)
-            except BaseException as error:
-                session.errors.append(error)
-                raise
+        def action(session: Any, matches: list[dict[str, Any]]) -> None:
+            payload = session.payload
+            for frame in matches:
+                subject = payload[frame["o"]["id"]]["key"]
+                binding = {role: payload[frame[alias]["id"]]["id"] for role, alias in roles}
+                session.verdicts.setdefault(subject, {}).setdefault(number, []).append(binding)
         return action
 
-    def _lapse_action(self, backend: Any):
-        def action(c: Any) -> None:
-            session = backend._sessions[c.s.sid]
-            try:
-                for match in c.m:
-                    session.lapsing.add(session.payload[match._d["o"]["id"]]["key"])
-            except BaseException as error:
-                session.errors.append(error)
-                raise
+    def _lapse_action(self):
+        def action(session: Any, matches: list[dict[str, Any]]) -> None:
+            for frame in matches:
+                session.lapsing.add(session.payload[frame["o"]["id"]]["key"])
         return action
 
     # -- facts -----------------------------------------------------------------------
 
     def _slim(self, session: Any, kind: str, fact: Fact, values: dict[str, Any], context: status.Context) -> dict[str, Any]:
-        slim = session.slim({**fact, "k": tagged(kind)})
+        slim = session.slim(fact)
+        slim["k"] = tagged(kind)
         slim.pop("seq", None)
         for key, (path, how) in self.fields.get(kind, {}).items():
+            if how == "date" and path == ("date",) and "ord" in values:
+                slim[key] = values["ord"]   # the inference's own ordinal of the date
+                continue
             value = status.resolve(values, path, context)
             if how == "date":
                 if value:
@@ -178,7 +172,7 @@ class StatusPatterns:
         """The verdicts from a session of their own (the tests' way in; evaluations use :meth:`judge_in`)."""
         if not subjects:
             return {}, set()
-        return backend.run_session([s.fact for s in subjects], lambda session: [],
+        return backend.run_session([s.fact for s in subjects], lambda session, facts: [],
                                    lambda session: self.judge_in(backend, session, subjects, context))
 
     def judge_in(self, backend: Any, session: Any, subjects: list[status.Subject], context: status.Context):
@@ -201,18 +195,19 @@ class StatusPatterns:
         slims = []
         roles: dict[str, Fact] = {}
         for subject in subjects:
-            slim = self._slim(session, OBLIGATION, {"key": subject.key, "id": subject.key}, subject.values, context)
+            slim = self._slim(session, OBLIGATION, {"k": OBLIGATION, "key": subject.key, "id": subject.key},
+                              {**subject.values, "ord": subject.fact["ord"]}, context)
             slim["rule"] = subject.rule.id
             slims.append(slim)
             for name, candidates in subject.candidates.items():
                 kind = self.kinds_of[subject.rule.id][name]
                 for fact in candidates:
-                    roles.setdefault(f"{kind}\0{fact['id']}", {**fact, "k": kind})
-        for fact in roles.values():
-            slims.append(self._slim(session, fact["k"], fact, fact, context))
-        slims.append(self._slim(session, AS_OF, {"id": AS_OF}, {"date": context.as_of.isoformat()}, context))
+                    roles.setdefault((kind, fact["id"]), fact)
+        for (kind, _), fact in roles.items():
+            slims.append(self._slim(session, kind, fact, fact, context))
+        slims.append(self._slim(session, AS_OF, {"k": AS_OF, "id": AS_OF}, {"date": context.as_of.isoformat()}, context))
         if context.record_complete is not None:
-            slims.append(self._slim(session, RECORD, {"id": RECORD}, {"date": context.record_complete.isoformat()},
+            slims.append(self._slim(session, RECORD, {"k": RECORD, "id": RECORD}, {"date": context.record_complete.isoformat()},
                                     context))
         if context.withdrawal is not None:
             slims.append(self._slim(session, WITHDRAWAL, context.withdrawal, context.withdrawal, context))
