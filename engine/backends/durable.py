@@ -83,6 +83,7 @@ class _Session:
         self.errors: list[BaseException] = []
         self.verdicts: dict[str, dict[int, list[dict[str, str]]]] = {}   # status session: subject -> case -> bindings
         self.lapsing: set[str] = set()
+        self.thens: list[tuple[str, str, int]] = []   # status session: (request key, followed key, then number)
         self.poisoned = False   # saw a rejected duplicate: delete_state would crash
         self.acted = False      # an action ran: the session can be deleted without the marker
         by_kind: dict[str, list[Fact]] = {}
