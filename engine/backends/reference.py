@@ -15,15 +15,17 @@ from engine.core.rulebook import Rule, Rulebook
 
 #: Per rulebook: the rules that fire, each with its optional kinds and the exceptions chained to
 #: what it derives, read once (looking them up per derived fact was a tenth of the inference).
-_PLANS: dict[str, list[tuple[Rule, tuple[str, ...], tuple[Rule, ...]]]] = {}
+Plan = tuple[list[tuple[Rule, tuple[str, ...], tuple[Rule, ...]]], frozenset[str]]
+_PLANS: dict[str, Plan] = {}
 
 
-def _plan(rulebook: Rulebook) -> list[tuple[Rule, tuple[str, ...], tuple[Rule, ...]]]:
+def _plan(rulebook: Rulebook) -> Plan:
+    """The rules that fire, each with its optional kinds and exceptions; and every optional kind."""
     plan = _PLANS.get(rulebook.hash)
     if plan is None:
-        plan = [(rule, optional_kinds(rule), tuple(rulebook.exceptions_to(rule.id))) for rule in rulebook.rules
-                if rule.produces not in ("exception", "termination")]
-        _PLANS[rulebook.hash] = plan
+        rules = [(rule, optional_kinds(rule), tuple(rulebook.exceptions_to(rule.id))) for rule in rulebook.rules
+                 if rule.produces not in ("exception", "termination")]
+        plan = _PLANS[rulebook.hash] = (rules, frozenset(k for _, optional, _ in rules for k in optional))
     return plan
 
 
@@ -35,12 +37,14 @@ def infer(rulebook: Rulebook, facts: list[Fact]) -> list[Fact]:
     by_kind: dict[str, list[Fact]] = defaultdict(list)
     for fact in facts:
         by_kind[fact["k"]].append(fact)
-    singletons = {kind: found[0] for kind, found in by_kind.items() if len(found) == 1}
+    rules, optional_anywhere = _plan(rulebook)
+    # An optional kind binds only when the party has exactly one such fact (read before any derivation).
+    singletons = {kind: by_kind[kind][0] for kind in optional_anywhere if len(by_kind.get(kind, ())) == 1}
     derived: list[Fact] = []
-    for rule, optional, exceptions in _plan(rulebook):
+    for rule, optional, exceptions in rules:
         if any(by_kind.get(kind) for kind in rule.unless):
             continue
-        candidates = [by_kind.get(kind, []) for kind in rule.when]
+        candidates = [by_kind.get(kind) for kind in rule.when]
         if not all(candidates):
             continue
         for combination in product(*candidates):
