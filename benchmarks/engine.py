@@ -100,7 +100,10 @@ def plain_dates(facts: list[dict]) -> list[tuple[str, str, int, str]]:
     by: dict[str, list[dict]] = {}
     for fact in facts:
         by.setdefault(fact["k"], []).append(fact)
-    one = lambda kind: by[kind][0] if kind in by else None  # noqa: E731
+
+    def one(kind: str) -> dict | None:
+        return by[kind][0] if kind in by else None
+
     out: list[tuple[str, str, int, str]] = []
     deposit, threshold = one("deposit"), one("threshold_deposit")
     if deposit is None or threshold is None:

@@ -303,7 +303,7 @@ class DurableBackend:
                     owner.acted = True
                     try:
                         runs[name](owner, match)
-                    except BaseException as error:
+                    except BaseException as error:  # noqa: BLE001 - kept and raised after the drain: it must complete
                         owner.errors.append(error)
                 following = engine.complete_and_start_action(handle, offset)
                 message = json.loads(following) if following else None
