@@ -44,7 +44,7 @@ def infer(rulebook: Rulebook, facts: list[Fact]) -> list[Fact]:
     for rule, optional, exceptions in rules:
         if any(by_kind.get(kind) for kind in rule.unless):
             continue
-        candidates = [by_kind.get(kind) for kind in rule.when]
+        candidates = [by_kind.get(kind) or [] for kind in rule.when]
         if not all(candidates):
             continue
         for combination in product(*candidates):

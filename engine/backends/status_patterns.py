@@ -229,7 +229,7 @@ class StatusPatterns:
 
     def _slims(self, session: Any, subjects: list[status.Subject], context: status.Context) -> list[dict[str, Any]]:
         slims = []
-        roles: dict[str, Fact] = {}
+        roles: dict[tuple[str, str], Fact] = {}   # (kind, fact id): each role fact sent once
         for subject in subjects:
             slim = self._slim(session, OBLIGATION, {"k": OBLIGATION, "key": subject.key, "id": subject.key},
                               {**subject.values, "ord": subject.fact["ord"]}, context)
