@@ -11,7 +11,7 @@ from engine.core.dates import fmt
 from engine.core.facts import RecordedEvent, meetings_fact, party_facts
 from engine.core.meetings import project
 from engine.core.model import Meeting, Participant, Registry
-from engine.core import status, wording
+from engine.core import packs, status, wording
 from engine.core.rulebook import Rule, Rulebook
 
 _VOCABULARY = status.load_vocabulary()
@@ -287,6 +287,18 @@ def _apply_thens(subjects: list[status.Subject], obligations: dict[str, Obligati
     return result
 
 
+def _citation(rule: Rule) -> str:
+    """The rule's provision cited as its own pack cites one in a status's reason (its wording's
+    ``[citation] reason``; its calendar style when it declares none). The pack is the rule id's
+    first part; a rulebook outside the packs folder is worded by the default pack."""
+    try:
+        directory = packs.find(rule.id.split(".", 1)[0]).directory
+    except packs.PackError:
+        directory = None
+    styles = wording.load(directory)["citation"]
+    return str(styles.get("reason", styles["calendar"])).format(article=rule.article)
+
+
 def _apply_lapse(rulebook: Rulebook, rule: Rule, event: Fact, obligations: dict[str, Obligation],
                  lapsing: set[str]) -> dict[str, Obligation]:
     done = rulebook.vocabulary.group("done") if rulebook.vocabulary else frozenset()
@@ -294,6 +306,6 @@ def _apply_lapse(rulebook: Rulebook, rule: Rule, event: Fact, obligations: dict[
     for key, obligation in obligations.items():
         if key in lapsing and obligation.status not in done:
             result[key] = replace(obligation, status="lapsed",
-                                  status_reason=f"{event['label']}, before it fell due ({wording.citation('reason', rule.article)})",
+                                  status_reason=f"{event['label']}, before it fell due ({_citation(rule)})",
                                   basis=obligation.basis + (rule.id,), inputs=obligation.inputs + (event["id"],))
     return result
