@@ -20,6 +20,12 @@ Rows:
    (``Ruleset._flush_actions``); the adapter drains actions itself, without that loop's
    per-action objects and state round trip, so it can come in under this row.
 
+A last table prints the cost of each pack beside the first in the same run: the whole
+``Evaluator.each`` loop of ``ccm`` alone, of ``apmbc`` alone, and of both through
+``engine.registry.treaties.Treaties.each`` (as ``CCM_PACK=ccm,apmbc`` runs it), on both
+backends, each as a multiple of ``ccm`` alone on the same backend, and both as a multiple of
+the two alone added up (the cost of running them together rather than apart).
+
 Columns: "registry" is the median over ``--repeat`` runs of inferring all participants as of
 2026-11-28 (warm: each row runs once untimed first); "infer/party" divides it by the number
 of parties; "full/registry" is the whole ``Evaluator.evaluate_all`` (facts + inference +
@@ -316,7 +322,37 @@ def main() -> int:
     print(f"{f'RSS after {args.evaluations:,} evaluations MB':<44}{after:>12.1f}   flat (growth < {TARGET_MEMORY_MB:.0f} MB: "
           f"{verdict(after - before < TARGET_MEMORY_MB)}, {after - before:+.1f} MB, {after / before:.2f}x before)")
     print(f"{'live sessions after':<44}{backend.live_sessions():>12}   0")
+    print()
+    pack_costs(args.repeat)
     return 0
+
+
+def pack_costs(repeat: int) -> None:
+    """Each pack's whole every-party loop beside the first pack's, and both together."""
+    from engine.core import packs
+    from engine.registry.treaties import Treaties
+
+    loaded = {}
+    for pack in packs.select(("ccm", "apmbc")):
+        pack_rules = load_rulebook(pack.directory)
+        loaded[pack.name] = (pack_rules, load_registry(pack.registry, pack_rules))
+    print(f"packs, whole loop as of {AS_OF.isoformat()} (Evaluator.each), median of {repeat} warm runs")
+    print(f"{'backend':<11}{'packs':<12}{'parties':>8}{'ms':>10}{'us/party':>10}{'x ccm alone':>13}{'x sum apart':>13}")
+    for backend_name in ("durable", "reference"):
+        evaluators = {name: Evaluator(rules, reg, backend_name) for name, (rules, reg) in loaded.items()}
+        both = Treaties(tuple(evaluators.values()))
+        runs = {
+            "ccm": lambda: sum(1 for _ in evaluators["ccm"].each(AS_OF)),
+            "apmbc": lambda: sum(1 for _ in evaluators["apmbc"].each(AS_OF)),
+            "ccm,apmbc": lambda: sum(1 for _ in both.each(AS_OF)),
+        }
+        counts = {name: run() for name, run in runs.items()}
+        medians = median_ms(runs, repeat)
+        apart = medians["ccm"] + medians["apmbc"]
+        for name, ms in medians.items():
+            together = f"{ms / apart:>12.2f}x" if name == "ccm,apmbc" else f"{'-':>13}"
+            print(f"{backend_name:<11}{name:<12}{counts[name]:>8}{ms:>10.1f}{ms * 1000 / counts[name]:>10.1f}"
+                  f"{ms / medians['ccm']:>12.2f}x{together}")
 
 
 if __name__ == "__main__":
