@@ -300,3 +300,59 @@ def test_the_daily_job_checks_every_selected_pack(db_url, monkeypatch, tmp_path)
             "ccm", "apmbc"]
     digest = (tmp_path / "digests" / "digest-2025-01-01.md").read_text(encoding="utf-8")
     assert "# APMBC daily check" in digest
+
+
+# ----------------------------------------------------------------------------- the dashboard per treaty
+
+def _sqlite(tmp_path, monkeypatch) -> str:
+    url = f"sqlite:///{tmp_path / 'db' / 'ccm.sqlite'}"
+    monkeypatch.setenv("CCM_DATABASE_URL", url)
+    monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "digests"))
+    (tmp_path / "no-config.toml").write_text("")
+    monkeypatch.setenv("CCM_CONFIG", str(tmp_path / "no-config.toml"))
+    return url
+
+
+def _dashboard(url, tmp_path, packs, as_of="2024-01-02") -> str:
+    from fastapi.testclient import TestClient
+
+    from engine.runtime.settings import Settings
+    from engine.web.app import ApiConfig, create_app
+
+    reset()
+    settings = Settings(database_url=url, output_folder=tmp_path / "digests", packs=packs)
+    with TestClient(create_app(settings, ApiConfig(state_ttl_seconds=0))) as client:
+        response = client.get(f"/?as_of={as_of}")
+        assert response.status_code == 200, response.text
+        return response.text
+
+
+def test_the_dashboard_has_a_section_per_treaty_and_each_its_own_first_check(tmp_path, monkeypatch):
+    url = _sqlite(tmp_path, monkeypatch)
+    assert run(monkeypatch, None, "check", "--as-of", "2024-01-01")[0] in (0, 1)     # run 1: the CCM's first
+    assert run(monkeypatch, BOTH, "check", "--as-of", "2024-01-02")[0] in (0, 1)     # runs 2 (CCM), 3 (APMBC's first)
+    page = _dashboard(url, tmp_path, ("ccm", "apmbc"))
+    main, _, apmbc = page.partition('id="treaty-apmbc"')
+    assert apmbc, "no APMBC section"
+    assert "Convention on Cluster Munitions" in main and "Anti-Personnel Mine Ban Convention" in apmbc
+    # the CCM's last run (2) was not its first; the APMBC's (3) was, whatever the lowest run id is
+    assert "Check run 2 as of" in main and "was the first one" not in main
+    assert "Check run 3 as of" in apmbc and "The last check (run 3) was the first one" in apmbc
+    # the APMBC section lists its own obligations, named by its rulebook; no CCM one (Art. 3 is the CCM's stockpile)
+    section = apmbc.partition('id="timeline"')[0]
+    assert "Clearance (Art. 5)" in section and "Stockpile destruction (Art. 4)" in section
+    assert "(Art. 3)" not in section and '<a href="/parties/' in section
+    # a second APMBC check: its flag turns off and its changes (none the same day) are its own
+    assert run(monkeypatch, BOTH, "check", "--as-of", "2024-01-02")[0] in (0, 1)     # runs 4 (CCM), 5 (APMBC)
+    apmbc = _dashboard(url, tmp_path, ("ccm", "apmbc")).partition('id="treaty-apmbc"')[2]
+    assert "Check run 5 as of" in apmbc and "was the first one" not in apmbc
+
+
+def test_the_one_pack_dashboard_reads_its_own_pack_s_runs(tmp_path, monkeypatch):
+    url = _sqlite(tmp_path, monkeypatch)
+    assert run(monkeypatch, BOTH, "check", "--as-of", "2024-01-01")[0] in (0, 1)     # runs 1 (CCM), 2 (APMBC)
+    page = _dashboard(url, tmp_path, ("ccm",))
+    assert "treaty-apmbc" not in page and "treaty-title" not in page
+    assert "The last check (run 1) was the first one" in page        # the CCM's run, not the APMBC's later one
+    page = _dashboard(url, tmp_path, ("apmbc",))
+    assert "The last check (run 2) was the first one" in page

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, NamedTuple
 
-from engine.core import status
+from engine.core import packs, status, wording
 from engine.core.compute import EvaluationError, Fact
 from engine.core.dates import fmt
 from engine.core.facts import RecordedEvent, meetings_fact, party_facts
@@ -218,9 +218,9 @@ def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: l
     withdrawal_fact = by_kind[termination.anchor][0] if termination and termination.anchor else None
     context = status.Context(as_of, receipts_complete_from, meetings, withdrawal_fact)
     subjects = status.subjects(rulebook, latest.values(), by_kind)
-    decided, lapsing = (judge or reference_judge)(subjects, context)
+    decided, lapsing, thens = (judge or reference_judge)(subjects, context)
     obligations = {s.key: _obligation(s, decided, context, by_id) for s in subjects}
-    obligations = _apply_thens(rulebook, subjects, obligations)
+    obligations = _apply_thens(subjects, obligations, thens)
     if termination is not None and withdrawal_fact is not None:
         obligations = _apply_lapse(rulebook, termination, withdrawal_fact, obligations, lapsing)
     ordered = sorted(obligations.values(), key=lambda o: (o.due, o.id, o.period or ""))
@@ -233,13 +233,15 @@ def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: l
 
 
 #: A backend's reading of the status conditions: (subject key -> (first case that holds, its
-#: bindings), keys of the obligations falling due after the withdrawal took effect).
-Judgement = tuple[dict[str, tuple[int, list[dict[str, Fact]]]], set[str]]
+#: bindings), keys of the obligations falling due after the withdrawal took effect, the
+#: [[status_mode.then]] that hold given those cases' statuses, in subject order).
+Judgement = tuple[dict[str, tuple[int, list[dict[str, Fact]]]], set[str], list[status.ThenMatch]]
 Judge = Callable[[list[status.Subject], status.Context], Judgement]
 
 
 def reference_judge(subjects: list[status.Subject], context: status.Context) -> Judgement:
-    return status.judge(subjects, context), status.lapses(subjects, context)
+    decided = status.judge(subjects, context)
+    return decided, status.lapses(subjects, context), status.thens(subjects, decided)
 
 
 def _party_status(participant: Participant, as_of: date, eif: date | None, withdrawal: date | None) -> str:
@@ -272,22 +274,31 @@ def _obligation(subject: status.Subject, decided: dict[str, tuple[int, list[dict
                       evidence_sources=tuple(evidence_fact.get("sources", ())) if evidence_fact else ())
 
 
-def _apply_thens(rulebook: Rulebook, subjects: list[status.Subject],
-                 obligations: dict[str, Obligation]) -> dict[str, Obligation]:
-    """The statuses one obligation takes because of another's (declared as [[status_mode.then]])."""
+def _apply_thens(subjects: list[status.Subject], obligations: dict[str, Obligation],
+                 thens: list[status.ThenMatch]) -> dict[str, Obligation]:
+    """The statuses one obligation takes because of another's (declared as [[status_mode.then]]),
+    where the backend found the then to hold; only the wording is built here."""
+    by_key = {s.key: s for s in subjects}
     result = dict(obligations)
-    for subject in subjects:
-        request = obligations[subject.key]
-        for then in subject.mode.then:
-            if request.status != then.when or not subject.rule.follows:
-                continue
-            for key, obligation in obligations.items():
-                if obligation.id == subject.rule.follows and obligation.status == then.followed:
-                    reason = then.reason.replace("{request.reason}", request.status_reason).replace(
-                        "{due}", fmt(obligation.due))
-                    result[key] = replace(result[key], status=then.becomes, status_reason=reason,
-                                          inputs=obligation.inputs + tuple(i for i in request.inputs[-1:] if i not in obligation.inputs))
+    for request_key, followed_key, number in thens:
+        then = by_key[request_key].mode.then[number]
+        request, obligation = obligations[request_key], obligations[followed_key]
+        reason = then.reason.replace("{request.reason}", request.status_reason).replace("{due}", fmt(obligation.due))
+        result[followed_key] = replace(result[followed_key], status=then.becomes, status_reason=reason,
+                                       inputs=obligation.inputs + tuple(i for i in request.inputs[-1:] if i not in obligation.inputs))
     return result
+
+
+def _citation(rule: Rule) -> str:
+    """The rule's provision cited as its own pack cites one in a status's reason (its wording's
+    ``[citation] reason``; its calendar style when it declares none). The pack is the rule id's
+    first part; a rulebook outside the packs folder is worded by the default pack."""
+    try:
+        directory = packs.find(rule.id.split(".", 1)[0]).directory
+    except packs.PackError:
+        directory = None
+    styles = wording.load(directory)["citation"]
+    return str(styles.get("reason", styles["calendar"])).format(article=rule.article)
 
 
 def _apply_lapse(rulebook: Rulebook, rule: Rule, event: Fact, obligations: dict[str, Obligation],
@@ -297,6 +308,6 @@ def _apply_lapse(rulebook: Rulebook, rule: Rule, event: Fact, obligations: dict[
     for key, obligation in obligations.items():
         if key in lapsing and obligation.status not in done:
             result[key] = replace(obligation, status="lapsed",
-                                  status_reason=f"{event['label']}, before it fell due (Art. {rule.article})",
+                                  status_reason=f"{event['label']}, before it fell due ({_citation(rule)})",
                                   basis=obligation.basis + (rule.id,), inputs=obligation.inputs + (event["id"],))
     return result

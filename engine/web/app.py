@@ -1089,30 +1089,56 @@ def _planned_batches(service: Service) -> list[dict[str, Any]]:
     return [b for b in _batches(service) if b["status"] == "planned"]
 
 
-def _last_check(service: Service, state: State) -> dict[str, Any] | None:
+def _pack_checks(service: Service, state: State) -> dict[str, dict[str, Any]]:
+    """Each selected pack's last check run, and whether it was that pack's first: a run without a
+    pack (stored before runs had one) counts for the first pack, as its events do."""
     if state.check_id is None:
-        return None
-    return {"id": state.check_id, "as_of": state.check_as_of, "first": state.first_check}
+        return {}
+
+    def compute() -> dict[str, dict[str, Any]]:
+        import sqlalchemy as sa
+
+        from engine.store import database as store
+        names = service.treaties.names
+        R = store.CheckRunRow
+        with store.reader_session(service.url) as session:
+            rows = session.execute(sa.select(R.pack, sa.func.min(R.id), sa.func.max(R.id)).group_by(R.pack)).all()
+            spans: dict[str, list[int]] = {}
+            for pack, low, high in rows:
+                span = spans.setdefault(pack or names[0], [low, high])
+                span[0], span[1] = min(span[0], low), max(span[1], high)
+            as_of = dict(session.execute(sa.select(R.id, R.as_of).where(R.id.in_([h for _, h in spans.values()]))).all())
+        return {pack: {"id": high, "as_of": as_of[high], "first": high == low}
+                for pack, (low, high) in spans.items() if pack in names}
+
+    return service.cached(("pack_checks", state.key), compute)
 
 
-def _changes(service: Service, state: State) -> list[dict[str, Any]]:
-    """The change log of the last check run."""
-    if state.check_id is None or state.first_check:
+def _last_check(service: Service, state: State, pack: str | None = None) -> dict[str, Any] | None:
+    """The last check run of ``pack`` (default: the first selected pack)."""
+    return _pack_checks(service, state).get(pack or service.treaties.names[0])
+
+
+def _changes(service: Service, state: State, pack: str | None = None) -> list[dict[str, Any]]:
+    """The change log of ``pack``'s last check run (default: the first selected pack's)."""
+    check = _last_check(service, state, pack)
+    if check is None or check["first"]:
         return []
 
     def compute():
         import sqlalchemy as sa
 
         from engine.store import database as store
-        names = {iso3: p.name for iso3, p in service.evaluator.registry.participants.items()}
+        registry = service.treaties.get(pack).registry if pack else service.evaluator.registry
+        names = {iso3: p.name for iso3, p in registry.participants.items()}
         C = store.ChangeRow
         with store.reader_session(service.url) as session:
             rows = session.execute(sa.select(C.party, C.obligation_id, C.period, C.field, C.old, C.new, C.reason)
-                                   .where(C.check_run_id == state.check_id)
+                                   .where(C.check_run_id == check["id"])
                                    .order_by(C.party, C.obligation_id, C.period, C.field)).all()
         return [{**r._asdict(), "name": names.get(r.party, r.party)} for r in rows]
 
-    return service.cached(("changes", state.key), compute)
+    return service.cached(("changes", pack, check["id"], state.key), compute)
 
 
 def dashboard_context(service: Service, state: State, day: date) -> dict[str, Any]:
@@ -1127,14 +1153,41 @@ def dashboard_context(service: Service, state: State, day: date) -> dict[str, An
         for evaluation in evaluations:
             listed.add_evaluation(evaluation)
         names = {iso3: p.name for iso3, p in service.evaluator.registry.participants.items()}
+        check = _last_check(service, state)
         context = {**digest_sections(listed, service.evaluator, names, errors), "run_id": state.check_id or 0,
-                   "first_check": state.first_check, "counts": {}, "changes": [], "no_contact": None}
+                   "first_check": check["first"] if check else True, "counts": {}, "changes": [], "no_contact": None}
         rows = timeline.rows(evaluations, service.evaluator.rulebook)
         context["timeline_rows"] = rows
         context["parties"] = [{"iso3": e.participant.iso3, "name": e.participant.name} for e in evaluations]
         return context
 
     return service.cached(("dashboard", day, state.key), compute)
+
+
+def treaty_context(service: Service, state: State, day: date, pack: str) -> dict[str, Any]:
+    """A selected pack's dashboard section beside the first's: its digest sections as of ``day``,
+    its rows named by its own rulebook, its last check and that check's changes."""
+    from engine.check.listed import Listed
+    from engine.check.run import digest_sections, next_meeting
+
+    def compute():
+        evaluator = service.treaties.get(pack)
+        evaluations, errors = service.evaluate_all_in(pack, day, state)
+        listed = Listed(evaluator.rulebook, day, next_meeting(evaluator, day))
+        for evaluation in evaluations:
+            listed.add_evaluation(evaluation)
+        names = {iso3: p.name for iso3, p in evaluator.registry.participants.items()}
+        sections = digest_sections(listed, evaluator, names, errors)
+        for key in ("overdue_reports", "overdue_other", "upcoming", "extension_requests", "decisions_to_record", "missed"):
+            for row in sections[key]:
+                row["label"] = evaluator.rulebook.name_of(row["obligation"])
+        changes = _changes(service, state, pack)
+        for change in changes:
+            change["label"] = evaluator.rulebook.name_of(change["obligation_id"])
+        return {**sections, "treaty": pack, "title": evaluator.rulebook.title,
+                "check": _last_check(service, state, pack), "changes": changes}
+
+    return service.cached(("treaty_dashboard", pack, day, state.key), compute)
 
 
 def _register_pages(app: FastAPI, service: Service) -> None:
@@ -1149,9 +1202,14 @@ def _register_pages(app: FastAPI, service: Service) -> None:
         context = dashboard_context(service, state, day)
         svg = timeline.render(context["timeline_rows"], day, title=page["t"]("timeline"), date_format=page["fmt_date"],
                               labels={"as_of": page["t"]("as_of")})
+        names = service.treaties.names
+        others = [treaty_context(service, state, day, pack) for pack in names[1:]]   # the first is the page's main part
+        attention = context["attention"] or any(other["attention"] for other in others)
         html = _jinja().get_template("dashboard.html.j2").render(
-            **{k: v for k, v in context.items() if k not in ("as_of", "changes")}, **page, as_of=day, svg=svg,
-            check=_last_check(service, state), changes=_changes(service, state), mailings=_planned_batches(service))
+            **{k: v for k, v in context.items() if k not in ("as_of", "changes", "attention")}, **page, as_of=day,
+            svg=svg, attention=attention, check=_last_check(service, state), changes=_changes(service, state),
+            mailings=_planned_batches(service), other_treaties=others,
+            title=service.evaluator.rulebook.title if len(names) > 1 else None)
         return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
     @app.get("/timeline.svg", tags=["pages"], responses={**ERRORS, 200: {"content": {"image/svg+xml": {}}}},
