@@ -29,7 +29,7 @@ import threading
 import time
 import tomllib
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Literal, Optional
@@ -101,6 +101,8 @@ class State:
 
 
 NO_STATE = State(None, None, None, True, (0, None, 0))
+ANSWER_KINDS = frozenset({"json", "ics", "svg"})      # cache keys whose values are (bytes, etag)
+OBJECTS_KEPT = 256
 
 
 class Service:
@@ -114,28 +116,46 @@ class Service:
         self._state: State | None = None
         self._state_read = 0.0
         self._events: tuple[tuple, dict[str, list]] | None = None
-        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()      # evaluations and other objects
+        self._answers: OrderedDict[tuple, Any] = OrderedDict()    # bytes sent: (body, etag)
         self._executor: ThreadPoolExecutor | None = None
+        self._reading: Future | None = None           # the state being read, awaited by every request that needs it
 
     # -- off the event loop
+    def _workers(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ccm-evaluate")
+        return self._executor
+
     async def run(self, work: Callable[[], Any]) -> Any:
         """``work()`` in one of two worker threads: an evaluation, a database read or the first load
         of the rulebook takes milliseconds of CPU, during which the event loop would serve no one.
         Two threads, not starlette's forty: the GIL lets one compute at a time, and more threads
         would only share it, lengthening every request's wait."""
-        if self._executor is None:
-            with self._lock:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ccm-evaluate")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        return await asyncio.get_running_loop().run_in_executor(self._workers(), work)
 
     async def ready_state(self) -> State:
-        """The state, read in a worker thread when it is due (and the engine loaded there the first time)."""
+        """The state, read in a worker thread when it is due (and the engine loaded there the first
+        time). The requests that find it due together wait for one read, not one each."""
         state = self._state
         if state is not None and self._evaluator is not None and \
                 time.monotonic() - self._state_read < self.config.state_ttl_seconds:
             return state
-        return await self.run(lambda: (self.evaluator, self.state())[1])
+        with self._lock:
+            if self._reading is None:
+                self._reading = self._workers().submit(self._read_due_state)
+            reading = self._reading
+        return await asyncio.wrap_future(reading)
+
+    def _read_due_state(self) -> State:
+        try:
+            self.evaluator
+            return self.state()
+        finally:
+            with self._lock:
+                self._reading = None
 
     # -- the engine
     @property
@@ -273,24 +293,35 @@ class Service:
         return by_party
 
     # -- caching
+    # Answers are bytes, which the garbage collector never scans: ``cache_size`` of them are kept.
+    # Evaluations are thousands of small objects each, which every full collection walks: with
+    # thousands kept, a collection stalled every request for 100-300 ms on this machine; a few
+    # hundred suffice to serve one day's answers from one evaluation.
+    def _store(self, key: tuple) -> tuple[OrderedDict, int]:
+        if key[0] in ANSWER_KINDS:
+            return self._answers, self.config.cache_size
+        return self._cache, min(self.config.cache_size, OBJECTS_KEPT)
+
     def peek(self, key: tuple) -> Any:
         """The cached value, or None (without computing it)."""
+        store, _ = self._store(key)
         with self._lock:
-            value = self._cache.get(key)
+            value = store.get(key)
             if value is not None:
-                self._cache.move_to_end(key)
+                store.move_to_end(key)
             return value
 
     def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        store, size = self._store(key)
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+            if key in store:
+                store.move_to_end(key)
+                return store[key]
         value = compute()
         with self._lock:
-            self._cache[key] = value
-            while len(self._cache) > self.config.cache_size:
-                self._cache.popitem(last=False)
+            store[key] = value
+            while len(store) > size:
+                store.popitem(last=False)
         return value
 
     def evaluate(self, iso3: str, as_of: date, state: State):
@@ -460,6 +491,30 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff",
                     "Referrer-Policy": "no-referrer"}
 
 
+def _lifespan(service: Service):
+    """While the server runs: the engine loaded before the first request, then every object alive
+    (rulebook, registry, durable_rules, the framework) moved out of the garbage collector's reach
+    with ``gc.freeze``. A full collection otherwise walks them all, and on this 2-core machine
+    stalled every request in flight for 70-180 ms each time; they live as long as the process.
+    ``gc.unfreeze`` at shutdown makes them collectable again (tests start and stop many apps)."""
+    import gc
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            await service.run(lambda: service.evaluator)
+        except Exception:   # noqa: BLE001 - a broken rulebook is reported by the first request, as before
+            pass
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
+
+    return lifespan
+
+
 class SecurityHeaders:
     """Adds SECURITY_HEADERS to every answer that lacks them. A plain ASGI middleware, not
     ``@app.middleware("http")``, whose per-request task and stream cost about as much as a cached answer."""
@@ -491,7 +546,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         settings = load_settings()
     config = config or load_api_config(settings)
     service = Service(settings, config)
-    app = FastAPI(title="CCM deadlines", version="1", docs_url=None, redoc_url=None,
+    app = FastAPI(title="CCM deadlines", version="1", docs_url=None, redoc_url=None, lifespan=_lifespan(service),
                   description="Deadlines of the Convention on Cluster Munitions for each State Party, with the "
                               "legal basis of each date. Reads are public; recording needs the ISU's bearer token.")
     app.state.service = service
