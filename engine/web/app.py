@@ -1,8 +1,8 @@
 """The HTTP surface: a JSON API, calendar feeds and server-rendered pages (FastAPI).
 
 ``create_app(settings=None)`` builds the application; nothing happens at import time (no
-database, no registry, no network). The rulebook and registry are loaded on the first request,
-and the database is only read then. The scheduler is never started here (DESIGN.md: one
+database, no registry, no network). The rulebook and registry are loaded when the server starts
+(or by the first request, without a lifespan), and the database is only read then. The scheduler is never started here (DESIGN.md: one
 scheduler process, never inside the web process).
 
 Reads are public: the registry is published data, and a State's deadlines are computed from
