@@ -2,8 +2,8 @@
 
 ``create_app(settings=None)`` builds the application; nothing happens at import time (no
 database, no registry, no network). The rulebook and registry are loaded when the server starts
-(or by the first request, without a lifespan), and the database is only read then. The scheduler is never started here (DESIGN.md: one
-scheduler process, never inside the web process).
+(or by the first request, without a lifespan), and the database is only read then. The scheduler
+is never started here (DESIGN.md: one scheduler process, never inside the web process).
 
 Reads are public: the registry is published data, and a State's deadlines are computed from
 it and from the ISU's record. Writes (a report received, a decision) need the ISU's bearer
