@@ -43,20 +43,21 @@ def parse(argv: list[str]) -> tuple[str, list[str], dict[str, str | bool]] | Non
     """
     if not argv or argv[0] not in _OPTIONS:
         return None
-    command, arguments, options = argv[0], [], {}
+    command = argv[0]
+    arguments: list[str] = []
+    options: dict[str, str | bool] = {}
     tokens = iter(argv[1:])
     for token in tokens:
         if not token.startswith("-"):
             arguments.append(token)
             continue
-        name, equals, value = token.partition("=")
+        name, equals, inline = token.partition("=")
         takes_value = _OPTIONS[command].get(name)
         if takes_value is None or (equals and not takes_value):
             return None
-        if takes_value and not equals:
-            value = next(tokens, None)
-            if value is None:
-                return None
+        value = inline if equals else next(tokens, None) if takes_value else ""
+        if value is None:
+            return None
         options[name] = value if takes_value else True
     if len(arguments) != _ARGUMENTS[command] or (command == "deadlines" and not options.get("--json")):
         return None                                         # the table is rich's

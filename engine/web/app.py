@@ -151,7 +151,7 @@ class Service:
 
     def _read_due_state(self) -> State:
         try:
-            self.evaluator
+            _ = self.evaluator               # loaded here, in the worker thread, the first time
             return self.state()
         finally:
             with self._lock:
