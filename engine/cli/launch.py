@@ -81,6 +81,7 @@ def _answer(command: str, arguments: list[str], options: dict) -> str | None:
     import json
     from datetime import date, datetime, timezone
 
+    from engine.core import packs
     from engine.core.evaluate import Evaluator
     from engine.core.model import UnknownPartyError
     from engine.core.rulebook import load_rulebook
@@ -92,7 +93,9 @@ def _answer(command: str, arguments: list[str], options: dict) -> str | None:
 
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format, verbosity=0)
-    ev = Evaluator(load_rulebook(), load_registry(), options.get("--backend") or settings.backend,
+    pack = packs.single(settings.packs)                     # as engine.cli.main._evaluator builds it
+    rules = load_rulebook(pack.directory)
+    ev = Evaluator(rules, load_registry(pack.registry, rules), options.get("--backend") or settings.backend,
                    receipts_complete_from=settings.receipts_complete_from)
     text = options.get("--as-of")
     if not text:
