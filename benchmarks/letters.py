@@ -155,7 +155,7 @@ def main() -> None:
     rows.append((f"{args.parties:,} synthetic parties ({len(synthetic):,} obligations)", len(planned), plan_time,
                  time.perf_counter() - t))
 
-    ours, floor, letters = ratio_to_bare_jinja(synthetic, policy, evaluator, signer, prefix, as_of)
+    ours, floor, body, letters = ratio_to_bare_jinja(synthetic, policy, evaluator, signer, prefix, as_of)
 
     sent, deliver_time = deliver(args.deliver, evaluator, as_of)
 
@@ -172,12 +172,13 @@ def main() -> None:
     print(f"{'ccm: plan, consolidate, context, render, wrap':58} {ours * 1e6:>8.1f}")
     print(f"{'floor: bare Jinja2 render of the same templates and values':58} {floor * 1e6:>8.1f}")
     print(f"{'ratio (target <= 5x)':58} {ours / floor:>7.1f}x  {'met' if ours / floor <= 5 else 'NOT met'}")
+    print(f"{'  (the note body template alone, not the same bytes)':58} {body * 1e6:>8.1f}  {ours / body:.1f}x")
     print(f"\nTarget: a day's letters for the embedded registry planned and rendered in < 1 s: {verdict} "
           f"({first[2] + first[3]:.3f} s for the worst day, {rows[1][2] + rows[1][3]:.3f} s for an ordinary one).")
 
 
-def ratio_to_bare_jinja(dues, policy, evaluator, signer, prefix, as_of, runs: int = 3) -> tuple[float, float, int]:
-    """(seconds per note for plan + render, seconds per note for the bare Jinja2 renders, notes).
+def ratio_to_bare_jinja(dues, policy, evaluator, signer, prefix, as_of, runs: int = 3) -> tuple[float, float, float, int]:
+    """(seconds per note for plan + render, for the bare Jinja2 renders, for the body template alone, notes).
 
     The floor renders every template the notes rendered, with the variables they were given,
     as recorded by a wrapper around ``jinja2.Template.render``; the letter's line wrapping is a
@@ -209,7 +210,8 @@ def ratio_to_bare_jinja(dues, policy, evaluator, signer, prefix, as_of, runs: in
     for template, args, kwargs, out in replay:
         assert template.render(*args, **kwargs) == out, "the floor must produce the same bytes"
 
-    best_ours = best_floor = float("inf")
+    bodies = [call for call in replay if call[0].name.endswith("note.j2")]
+    best_ours = best_floor = best_body = float("inf")
     for _ in range(runs):
         t = time.perf_counter()
         render_planned(plan(dues, [], policy, as_of), evaluator, signer, prefix, as_of)
@@ -218,7 +220,11 @@ def ratio_to_bare_jinja(dues, policy, evaluator, signer, prefix, as_of, runs: in
         for template, args, kwargs, _out in replay:
             template.render(*args, **kwargs)
         best_floor = min(best_floor, time.perf_counter() - t)
-    return best_ours / notes, best_floor / notes, notes
+        t = time.perf_counter()
+        for template, args, kwargs, _out in bodies:
+            template.render(*args, **kwargs)
+        best_body = min(best_body, time.perf_counter() - t)
+    return best_ours / notes, best_floor / notes, best_body / notes, notes
 
 
 def _warm(evaluator, policy, signer, prefix) -> None:
