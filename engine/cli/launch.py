@@ -78,25 +78,20 @@ def answer(argv: list[str]) -> str | None:
 
 
 def _answer(command: str, arguments: list[str], options: dict) -> str | None:
+    # the engine is imported only once the command line is known to be answered here
     import json
     from datetime import date, datetime, timezone
 
-    from engine.core import packs
-    from engine.core.evaluate import Evaluator
     from engine.core.model import UnknownPartyError
-    from engine.core.rulebook import load_rulebook
     from engine.record import source as record_source
     from engine.record.textsafe import TextError, parse_day
-    from engine.registry.load import load_registry
+    from engine.registry.shared import shared_evaluator
     from engine.runtime import logs
     from engine.runtime.settings import load_settings
 
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format, verbosity=0)
-    pack = packs.single(settings.packs)                     # as engine.cli.main._evaluator builds it
-    rules = load_rulebook(pack.directory)
-    ev = Evaluator(rules, load_registry(pack.registry, rules), options.get("--backend") or settings.backend,
-                   receipts_complete_from=settings.receipts_complete_from)
+    ev = shared_evaluator(str(options.get("--backend") or settings.backend), settings.receipts_complete_from, settings.packs)
     text = options.get("--as-of")
     if not text:
         day = datetime.now(timezone.utc).date()
@@ -124,7 +119,7 @@ def _answer(command: str, arguments: list[str], options: dict) -> str | None:
     found = evaluation.find(matches[0], period)
     if not found or (len(found) > 1 and period is None):
         return None
-    from engine.core.explain import explain
+    from engine.core.explain import explain                 # only explain needs it
 
     explanation = explain(evaluation, ev.rulebook, found[0])
     return json.dumps(explanation.to_json(), ensure_ascii=False, indent=1) if options.get("--json") else explanation.to_text()

@@ -21,6 +21,7 @@ or a recording changes something.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import hmac
 import json
@@ -30,6 +31,7 @@ import time
 import tomllib
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Literal, Optional
@@ -497,9 +499,6 @@ def _lifespan(service: Service):
     with ``gc.freeze``. A full collection otherwise walks them all, and on this 2-core machine
     stalled every request in flight for 70-180 ms each time; they live as long as the process.
     ``gc.unfreeze`` at shutdown makes them collectable again (tests start and stop many apps)."""
-    import gc
-    from contextlib import asynccontextmanager
-
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         try:
