@@ -181,7 +181,11 @@ QUICK_CASES = [("deadlines", "LAO", "--json", "--as-of", "2019-06-01"), ("deadli
                ("explain", "LAO", "clearance (art. 4)", "--json", "--as-of", "2020-01-01"),
                # handed to the typer app: its errors and its table
                ("deadlines", "XXX", "--json"), ("deadlines", "LAO", "--json", "--as-of", "2019-13-01"),
-               ("explain", "CHE", "ccm.art7.annual_report", "--as-of", "2020-01-01"), ("deadlines", "LAO", "--as-of", "2019-06-01")]
+               ("explain", "CHE", "ccm.art7.annual_report", "--as-of", "2020-01-01"), ("deadlines", "LAO", "--as-of", "2019-06-01"),
+               # two packs: a list with a treaty key, one pack by --treaty, an explanation found in its pack
+               ("deadlines", "KHM", "--json", "--as-of", "2020-01-01", "--pack=ccm,apmbc"),
+               ("deadlines", "KHM", "--json", "--treaty", "apmbc", "--as-of", "2020-01-01"),
+               ("explain", "LAO", "ccm.art4.clearance", "--json", "--as-of", "2020-01-01", "--pack=ccm,apmbc")]
 
 
 @pytest.mark.parametrize("args", QUICK_CASES, ids=" ".join)
@@ -190,6 +194,8 @@ def test_the_entry_point_prints_what_the_typer_app_prints(tmp_path, args):
     without a record that holds events of the party."""
     database = tmp_path / "ccm.sqlite"
     env = {**os.environ, "CCM_DATABASE_URL": f"sqlite:///{database}", "CCM_OUTPUT_FOLDER": str(tmp_path / "out")}
+    if args[-1].startswith("--pack="):                       # the packs selected, as [engine] pack
+        env["CCM_PACK"], args = args[-1].removeprefix("--pack="), args[:-1]
 
     def both():
         return [subprocess.run([sys.executable, "-c", code, *args], cwd=PROJECT, env=env, capture_output=True, text=True,

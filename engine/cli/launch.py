@@ -14,8 +14,8 @@ import os
 import sys
 
 # Options of the commands answered here: True when the option takes a value.
-_OPTIONS = {"deadlines": {"--as-of": True, "--json": False, "--backend": True},
-            "explain": {"--as-of": True, "--json": False, "--period": True}}
+_OPTIONS = {"deadlines": {"--as-of": True, "--json": False, "--backend": True, "--treaty": True},
+            "explain": {"--as-of": True, "--json": False, "--period": True, "--treaty": True}}
 _ARGUMENTS = {"deadlines": 1, "explain": 2}
 
 
@@ -85,13 +85,17 @@ def _answer(command: str, arguments: list[str], options: dict) -> str | None:
     from engine.core.model import UnknownPartyError
     from engine.record import source as record_source
     from engine.record.textsafe import TextError, parse_day
-    from engine.registry.shared import shared_evaluator
+    from engine.registry.shared import shared_treaties
     from engine.runtime import logs
     from engine.runtime.settings import load_settings
 
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format, verbosity=0)
-    ev = shared_evaluator(str(options.get("--backend") or settings.backend), settings.receipts_complete_from, settings.packs)
+    # the packs as engine.cli.main.treaties selects them
+    treaty = options.get("--treaty") or None
+    names = tuple(settings.packs) + ((treaty,) if treaty and treaty not in settings.packs else ())
+    backend = (options.get("--backend") or None) if command == "deadlines" else None
+    tr = shared_treaties(str(backend or settings.backend), settings.receipts_complete_from, names).only(treaty)
     text = options.get("--as-of")
     if not text:
         day = datetime.now(timezone.utc).date()
@@ -100,23 +104,37 @@ def _answer(command: str, arguments: list[str], options: dict) -> str | None:
             day = parse_day(text, "--as-of")
         except TextError:
             return None
-        adopted = ev.registry.treaty.adopted
+        adopted = min(ev.registry.treaty.adopted for ev in tr.evaluators)
         if not adopted <= day <= date(adopted.year + 100, 12, 31):
             return None
     try:
-        participant = ev.registry.find(arguments[0])
+        participant = tr.find(arguments[0])
     except UnknownPartyError:
         return None
-    evaluation = ev.evaluate(participant.iso3, day, record_source.events_for(participant.iso3))
+    recorded = record_source.events_for(participant.iso3)
     if command == "deadlines":
-        return json.dumps(evaluation.to_json(), ensure_ascii=False, indent=1)
+        found = [(name, ev.evaluate(participant.iso3, day, tr.events(name, recorded)))
+                 for name, ev in tr.of_party(participant.iso3)]
+        if tr.several:
+            return json.dumps([{"treaty": name, **evaluation.to_json()} for name, evaluation in found],
+                              ensure_ascii=False, indent=1)
+        return json.dumps(found[0][1].to_json(), ensure_ascii=False, indent=1)
 
     given, period = arguments[1], options.get("--period")
-    matches = [r.id for r in ev.rulebook.rules if r.is_obligation
-               and (given == r.id or given.casefold() in (r.id.casefold(), r.name.casefold()))]
-    if not matches:
+
+    def matching(ev) -> str | None:                         # engine.cli.main._matching_rule
+        return next((r.id for r in ev.rulebook.rules if r.is_obligation and (
+            given == r.id or given.casefold() in (r.id.casefold(), r.name.casefold()))), None)
+
+    listed = tr.of_party(participant.iso3)
+    if tr.several:
+        tr = tr.only(next(((n, e) for n, e in listed if matching(e)), listed[0])[0])
+    ev, name = tr.primary, tr.names[0]
+    evaluation = ev.evaluate(participant.iso3, day, tr.events(name, recorded))
+    obligation_id = matching(ev)
+    if obligation_id is None:
         return None                                         # "Did you mean" is the typer command's
-    found = evaluation.find(matches[0], period)
+    found = evaluation.find(obligation_id, period)
     if not found or (len(found) > 1 and period is None):
         return None
     from engine.core.explain import explain                 # only explain needs it

@@ -153,7 +153,7 @@ class Service:
 
     def _read_due_state(self) -> State:
         try:
-            _ = self.evaluator               # loaded here, in the worker thread, the first time
+            _ = self.evaluator, self.treaties   # loaded here, in the worker thread, the first time
             return self.state()
         finally:
             with self._lock:
@@ -502,7 +502,7 @@ def _lifespan(service: Service):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         try:
-            await service.run(lambda: service.evaluator)
+            await service.run(lambda: (service.evaluator, service.treaties))
         except Exception:   # noqa: BLE001 - a broken rulebook is reported by the first request, as before
             pass
         gc.freeze()
