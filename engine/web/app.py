@@ -114,6 +114,7 @@ class Service:
         self.settings, self.config = settings, config
         self.url = settings.database_url
         self._evaluator = None
+        self._treaties = None
         self._lock = threading.RLock()
         self._state: State | None = None
         self._state_read = 0.0
@@ -171,9 +172,11 @@ class Service:
     @property
     def treaties(self):
         """The selected packs' evaluators (engine/registry/treaties.py); the first is :attr:`evaluator`."""
-        from engine.registry.shared import shared_treaties
+        if self._treaties is None:   # kept: shared_treaties selects the packs again on every call, on every hit
+            from engine.registry.shared import shared_treaties
 
-        return shared_treaties(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
+            self._treaties = shared_treaties(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
+        return self._treaties
 
     def evaluate_in(self, pack: str, iso3: str, as_of: date, state: State):
         """One party under one selected pack, with that pack's recorded events; cached as :meth:`evaluate`."""
