@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+# English names fixed here: calendar.month_name calls strftime on every lookup (it sits on the
+# path of every annual report's date) and follows the process's locale, which explanations must not.
+_MONTH_NAME = ("", "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+               "November", "December")
 _MONTH_ABBR = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 Rounding = Literal["error", "round_down", "round_up"]
 ROUNDINGS: tuple[str, ...] = ("error", "round_down", "round_up")
@@ -56,7 +60,7 @@ def _resolve_day(year: int, month: int, day: int, rounding: str, what: str) -> d
     if rounding == "round_up":
         return date(year, month, last) + timedelta(days=1)
     raise AmbiguousDateError(
-        f"{what}: {calendar.month_name[month]} {year} has no day {day}; "
+        f"{what}: {_MONTH_NAME[month]} {year} has no day {day}; "
         "the rule must say whether to round down or up"
     )
 
@@ -140,7 +144,7 @@ def first_day_of_month_after(anchor: date, months: int) -> Step:
     return Step(
         value,
         f"first day of the {_ordinal(months)} month after "
-        f"{calendar.month_name[anchor.month]} {anchor.year} = {fmt(value)}",
+        f"{_MONTH_NAME[anchor.month]} {anchor.year} = {fmt(value)}",
     )
 
 
@@ -153,7 +157,7 @@ def day_of_following_year(year: int, month: int, day: int) -> Step:
     '30 April of the year following 2011 = 30 Apr 2012'
     """
     value = date(year + 1, month, day)
-    return Step(value, f"{day} {calendar.month_name[month]} of the year following {year} = {fmt(value)}")
+    return Step(value, f"{day} {_MONTH_NAME[month]} of the year following {year} = {fmt(value)}")
 
 
 def entry_into_force(deposit: date, threshold_deposit: date, months: int = 6) -> Step:
