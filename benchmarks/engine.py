@@ -41,7 +41,7 @@ from durable import engine as durable_engine  # noqa: E402
 from engine.core import compute  # noqa: E402
 from engine.backends import durable as durable_adapter
 from engine.backends import reference
-from engine.core.evaluate import Evaluator  # noqa: E402
+from engine.backends import Evaluator  # noqa: E402
 from engine.registry.load import load_registry  # noqa: E402
 from engine.core.rulebook import load_rulebook  # noqa: E402
 

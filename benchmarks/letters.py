@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from notifiers import letters as letter_text  # noqa: E402
-from engine.core.evaluate import Evaluator  # noqa: E402
+from engine.backends import Evaluator  # noqa: E402
 from notifiers.notes import consolidate  # noqa: E402
 from notifiers.planner import Due, Policy, dues_from_evaluation, plan  # noqa: E402
 from engine.registry.load import load_registry  # noqa: E402
@@ -90,7 +90,7 @@ def deliver(count: int, evaluator, as_of: date) -> tuple[int, float]:
     from aiosmtpd.controller import Controller
 
     from engine.store import database as store
-    from engine.store.contacts import set_contacts, validate
+    from engine.record.contacts import set_contacts, validate
     from notifiers import batches, delivery
     from notifiers.config import load_letters_config
     from notifiers.smtp import SmtpNotifier

@@ -57,10 +57,10 @@ def build_message(*, sender: str, to: list[str], cc: list[str], subject: str, te
                   key: str, reference: str, language: str, date: datetime, reply_to: str = "") -> EmailMessage:
     """A multipart/alternative message (plain text, then HTML), UTF-8 throughout.
 
-    Every header value passes :func:`notifiers.addresses.header_text`: recorded text (an id in
+    Every header value passes :func:`engine.record.addresses.header_text`: recorded text (an id in
     the key, a symbol in the subject) never carries a line break into a header.
     """
-    from notifiers.addresses import header_text
+    from engine.record.addresses import header_text
 
     message = EmailMessage()
     message["From"] = header_text(sender)

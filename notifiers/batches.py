@@ -22,13 +22,14 @@ from datetime import date, datetime, timezone
 import sqlalchemy as sa
 
 from notifiers import letters as letter_text
-from engine.store.contacts import Contact, load_contacts
+from engine.record.contacts import Contact, load_contacts
 from notifiers.notes import Note, SentItem, consolidate
 from notifiers.planner import Due, PlannedLetter, plan
 from engine.store.database import is_sqlite, reader_session, writer_session
 from notifiers.base import build_message, message_id
 from notifiers.config import LettersConfig
-from notifiers.log import BatchRow, ItemRow, LetterRow
+from notifiers.dues import obligations_as_of
+from engine.store.mailing import BatchRow, ItemRow, LetterRow
 
 NOTE_KIND = "note"
 
@@ -71,7 +72,6 @@ def still_open(url: str, evaluator, items: list[ItemRow], today: date) -> set[st
     """The keys of the items whose obligation is still open on ``today`` with the same due date: a report
     recorded, or a deadline moved, between planning and approval leaves the note."""
     from notifiers.planner import OPEN_STATUSES
-    from notifiers.delivery import obligations_as_of
 
     parties = {row.party for row in items}
     current = {(d.party, d.obligation_id, d.period): d for d in obligations_as_of(url, evaluator, today, parties)}

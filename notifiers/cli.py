@@ -1,7 +1,7 @@
 """The letters' commands on the ``ccm`` app: contacts, letters plan|batches|preview|approve|discard|deliver|send|log|
 cancel|retry|snapshots, schedule run.
 
-Registered by the last line of engine/cli/main.py. Exit statuses: 0 success; 1 ``letters send`` left a
+Added to the ``ccm`` app by :func:`register`, the letters plugin's cli hook (notifiers/plugin.py). Exit statuses: 0 success; 1 ``letters send`` left a
 letter failed (retried later) or rejected (waits for a contact change or ``letters retry``); 2 an
 error the user can fix (the message says why).
 """
@@ -16,15 +16,12 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from engine.cli.main import app, evaluator, fail, find_party, parse_date
+from engine.cli.base import daemon_logging, evaluator, fail, find_party, parse_date
 
 console = Console()
 contacts_app = typer.Typer(no_args_is_help=True, help="Where each State's letters go (mission, e-mail, language).")
 letters_app = typer.Typer(no_args_is_help=True, help="Reminder notes: plan a batch, preview, approve, send, and the delivery log.")
 schedule_app = typer.Typer(no_args_is_help=True, help="The scheduler process: the daily check, then the letters.")
-app.add_typer(contacts_app, name="contacts")
-app.add_typer(letters_app, name="letters")
-app.add_typer(schedule_app, name="schedule")
 AS_OF_HELP = "Plan as of this date (YYYY-MM-DD); default today (UTC)."
 
 
@@ -68,7 +65,7 @@ def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
                  cc: Optional[str] = typer.Option(None, "--cc", help="Copied addresses, comma-separated."),
                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Set (or replace) the contact of one State."""
-    from engine.store.contacts import ContactError, set_contacts, validate
+    from engine.record.contacts import ContactError, set_contacts, validate
 
     settings, _ = _settings()
     iso3 = find_party(evaluator(), party).iso3
@@ -105,7 +102,7 @@ def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
                                                 help="CSV with columns party,email,language,mission,cc."),
                     json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Import contacts from a CSV file: all rows or none."""
-    from engine.store.contacts import ContactError, read_csv, set_contacts
+    from engine.record.contacts import ContactError, read_csv, set_contacts
 
     settings, _ = _settings()
     try:
@@ -125,7 +122,7 @@ def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
 @contacts_app.command("list")
 def contacts_list(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every contact."""
-    from engine.store.contacts import load_contacts
+    from engine.record.contacts import load_contacts
 
     settings, _ = _settings()
     _ready(settings.database_url)
@@ -261,7 +258,7 @@ def letters_preview(batch: Optional[int] = typer.Argument(None, help="The batch 
                     json_output: bool = typer.Option(False, "--json", help="Print JSON: each note's recipient, "
                                                      "subject, text and HTML.")) -> None:
     """Show the notes as they would be sent today: dated today, one per State, in each contact's language."""
-    from engine.store.contacts import Contact, load_contacts
+    from engine.record.contacts import Contact, load_contacts
     from notifiers.notes import consolidate
     from notifiers import batches
 
@@ -452,7 +449,7 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
     _ready(settings.database_url)
     url = settings.database_url
     if dry_run:
-        from engine.store.contacts import load_contacts
+        from engine.record.contacts import load_contacts
         from notifiers.notes import consolidate
 
         the_plan = delivery.make_plan(url, evaluator(), config, day)
@@ -552,7 +549,7 @@ def letters_log(party: Optional[str] = typer.Option(None, "--party"),
     from rich.markup import escape
 
     from notifiers import delivery
-    from notifiers.log import STATUSES
+    from engine.store.mailing import STATUSES
 
     if status and status not in STATUSES:
         fail(f"--status {status!r}: give one of {', '.join(STATUSES)}")
@@ -665,7 +662,6 @@ def letters_snapshots(update: bool = typer.Option(False, "--update", help="Rewri
 def schedule_run() -> None:
     """Run the scheduler in the foreground: the daily check then the letters, at [scheduler] time (UTC)."""
     from engine.check import scheduler
-    from engine.cli.main import daemon_logging
 
     settings, config = _settings()
     daemon_logging(settings)
@@ -677,3 +673,10 @@ def schedule_run() -> None:
         scheduler.run(settings.database_url, config)
     except (KeyboardInterrupt, SystemExit):
         pass
+
+
+def register(app: typer.Typer) -> None:
+    """Add the contacts, letters and schedule commands to the ``ccm`` app (the letters plugin's cli hook)."""
+    app.add_typer(contacts_app, name="contacts")
+    app.add_typer(letters_app, name="letters")
+    app.add_typer(schedule_app, name="schedule")

@@ -37,17 +37,19 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from engine.store.contacts import load_contacts
-from notifiers.planner import Due, dues_from_evaluation, plan
+from engine.record.contacts import load_contacts
+from notifiers.batches import BatchPlan, approve, notes_of, plan_batch, planned_keys, refuse_future, render_note
+from notifiers.dues import obligations_as_of
+from notifiers.planner import Due, plan
 from engine.store.database import is_sqlite, reader_session, writer_session
 from notifiers.base import DeliveryError, Notifier
 from notifiers.config import LettersConfig
-from notifiers.log import UNSENT, AttemptRow, LetterRow, RecipientRow
+from engine.store.mailing import UNSENT, AttemptRow, LetterRow, RecipientRow
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
-    from notifiers.batches import Approval, BatchPlan
+    from notifiers.batches import Approval
 
 PAUSE_AFTER_SEND_ENV = "CCM_TEST_PAUSE_AFTER_SEND"   # test hook: seconds to sleep after a send, before recording it
 
@@ -60,29 +62,8 @@ class DeliveryReport:
     not_rendered: list[tuple[str, str]] = field(default_factory=list)   # could not be rendered: not queued
 
 
-def obligations_as_of(url: str | None, evaluator, as_of: date, parties: set[str] | None = None) -> list[Due]:
-    """Every participant's (or only ``parties``') obligations as of the date, with the recorded events of the
-    database (if any)."""
-    events = []
-    if url:
-        from engine.store import database as store
-        from engine.record.events import load_events
-
-        if store.database_exists(url) and store.current_revision(url):
-            events = load_events(url)
-    dues: list[Due] = []
-    chosen = [p for p in evaluator.registry.participants if parties is None or p in parties]
-    for _iso3, evaluation, error in evaluator.each(as_of, events, chosen):
-        if error is not None:
-            raise error
-        dues.extend(dues_from_evaluation(evaluation))
-    return dues
-
-
 def make_plan(url: str, evaluator, config: LettersConfig, as_of: date, dues: list[Due] | None = None):
     """What a batch planned as of the date would hold (nothing is written): a notifiers.batches.BatchPlan."""
-    from notifiers.batches import BatchPlan, planned_keys
-
     dues = obligations_as_of(url, evaluator, as_of) if dues is None else dues
     contacts = load_contacts(url)
     found = plan(dues, planned_keys(url), config.policy, as_of)
@@ -268,8 +249,6 @@ def send(url: str, evaluator, config: LettersConfig, as_of: date, notifier: Noti
     Raises notifiers.batches.FutureDateRefused for a date after today and :class:`FirstRunRefused`
     (see :func:`guard_first_run`), both before anything is written.
     """
-    from notifiers.batches import approve, plan_batch, refuse_future
-
     now = now or datetime.now(timezone.utc)
     refuse_future(as_of, now.astimezone(timezone.utc).date())
     dues = obligations_as_of(url, evaluator, as_of) if dues is None else dues
@@ -299,8 +278,7 @@ def rerender(url: str, evaluator, config: LettersConfig, where, now: datetime | 
     receiver that already has the note recognises it. Returns (key, problem) for the notes that
     could not be re-rendered (left as they were).
     """
-    from notifiers.batches import notes_of, render_note
-    from notifiers.log import ItemRow
+    from engine.store.mailing import ItemRow
 
     now = now or datetime.now(timezone.utc)
     contacts = load_contacts(url)

@@ -7,7 +7,7 @@ import socket
 import ssl
 from email.message import EmailMessage
 
-from notifiers.addresses import AddressError, check_address
+from engine.record.addresses import AddressError, check_address
 from notifiers.base import DeliveryError
 from notifiers.config import SmtpConfig
 

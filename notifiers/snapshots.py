@@ -110,7 +110,7 @@ def case_note(case: Case, evaluator, policy):
 def render_all() -> dict[str, str]:
     """{relative file name: content} for every case, language and format."""
     from notifiers import letters
-    from engine.core.evaluate import Evaluator
+    from engine.backends import Evaluator
     from notifiers.planner import Policy
     from engine.registry.load import load_registry
     from engine.core.rulebook import load_rulebook

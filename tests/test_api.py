@@ -27,7 +27,7 @@ def db(tmp_path_factory):
     """A SQLite database with its schema and one check run as of 1 Jun 2019."""
     from engine.store import database as store
     from engine.check.run import run_check
-    from engine.core.evaluate import Evaluator
+    from engine.backends import Evaluator
     from engine.registry.load import load_registry
     from engine.core.rulebook import load_rulebook
 

@@ -13,7 +13,8 @@ from engine.core import dates
 from engine.backends import durable as durable_adapter
 from engine.backends import reference
 from engine.core.compute import EvaluationError
-from engine.core.evaluate import Evaluator, assemble
+from engine.backends import Evaluator
+from engine.core.evaluate import assemble
 
 AS_OF_DATES = [date(2010, 8, 1), date(2011, 8, 20), date(2015, 1, 1), date(2019, 6, 1), date(2020, 1, 1),
                date(2023, 9, 15), date(2026, 11, 28)]

@@ -20,7 +20,7 @@ import pytest
 
 from engine.core import packs
 from engine.core.dates import fmt
-from engine.core.evaluate import Evaluator
+from engine.backends import Evaluator
 from engine.core.explain import explain
 from engine.registry.load import load_registry
 from engine.core.rulebook import load_rulebook

@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from engine.store import database as store
-from engine.store.contacts import set_contacts, validate
+from engine.record.contacts import set_contacts, validate
 from notifiers import delivery
 from notifiers import batches
 from notifiers.base import message_id
 from notifiers.config import load_letters_config
-from notifiers.log import AttemptRow, ItemRow, LetterRow
+from engine.store.mailing import AttemptRow, ItemRow, LetterRow
 from notifiers.outbox import OutboxNotifier
 from notifiers.smtp import SmtpNotifier
 

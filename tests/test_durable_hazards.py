@@ -23,7 +23,7 @@ from engine.backends import durable as durable_adapter
 from engine.backends import reference
 from engine.core.compute import EvaluationError
 from engine.backends.durable import DurableBackend, HashCollisionError, _Session, fnv1a32
-from engine.core.evaluate import Evaluator
+from engine.backends import Evaluator
 from engine.core.rulebook import load_rulebook
 
 AS_OF = date(2026, 11, 28)
@@ -281,7 +281,7 @@ ADAPTER_INPUT_COLLISION = '''
 import itertools
 from datetime import date
 from engine.backends import durable as da
-from engine.core.evaluate import Evaluator
+from engine.backends import Evaluator
 from engine.registry.load import load_registry
 from engine.core.rulebook import load_rulebook
 rulebook = load_rulebook()

@@ -50,7 +50,7 @@ def _render(evaluator, note, language="en", mission=None):
 
 @pytest.fixture(scope="module")
 def evaluator():
-    from engine.core.evaluate import Evaluator
+    from engine.backends import Evaluator
     from engine.registry.load import load_registry
     from engine.core.rulebook import load_rulebook
 

@@ -18,7 +18,7 @@ import pytest
 
 from engine.store import database as store
 from engine.check.run import digest_context, run_check
-from engine.core.evaluate import Evaluator
+from engine.backends import Evaluator
 from engine.core.model import Meeting
 from engine.registry.load import load_registry
 from engine.core.rulebook import load_rulebook

@@ -548,7 +548,7 @@ def check_and_digest(url: str, evaluator: Evaluator, as_of: date, folder: Path, 
     paths of the Markdown and HTML files (None with ``commit=False``: a replay stores nothing,
     files included).
     """
-    from engine.store.contacts import load_contacts
+    from engine.record.contacts import load_contacts
     from engine.runtime.logs import get
 
     log = get("check")

@@ -1,5 +1,5 @@
 """The record's commands on the ``ccm`` app: init, db upgrade, record ..., history, import,
-export, check, stats. Registered by the last line of engine/cli/main.py.
+export, check, stats. Registered by importing engine/cli/main.py.
 
 Exit statuses (engine/runtime/errors.py): 0 success (for ``check``: nothing needs attention); 1 ``check``
 found something that needs attention; 2 a refusal or an error the user can fix; 3 an operational
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.console import Console
 
-from engine.cli.main import app, evaluator, fail, parse_date, treaties
+from engine.cli.base import app, evaluator, fail, parse_date, treaties
 from engine.runtime.errors import OperationalFailure
 from engine.runtime.settings import load_settings
 

@@ -1,5 +1,5 @@
 """``ccm serve`` (the HTTP API, calendar feeds and pages) and ``ccm calendar PARTY``.
-Registered by the last line of engine/cli/main.py. FastAPI and uvicorn are imported only when
+Registered by importing engine/cli/main.py. FastAPI and uvicorn are imported only when
 ``ccm serve`` runs, so the other commands stay fast.
 """
 
@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from engine.cli.main import TREATY_HELP, app, fail, find_in, parse_date, treaties
+from engine.cli.base import TREATY_HELP, app, daemon_logging, fail, find_in, parse_date, treaties
 
 
 @app.command()
@@ -24,7 +24,6 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     """
     import uvicorn
 
-    from engine.cli.main import daemon_logging
     from engine.runtime.settings import load_settings
 
     daemon_logging(load_settings())

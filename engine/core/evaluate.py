@@ -20,7 +20,8 @@ STATUSES = _VOCABULARY.statuses
 #: Statuses after which nothing more is owed: a withdrawal does not make them lapse.
 DONE = _VOCABULARY.group("done")
 PARTY_STATUSES = ("state_party", "signatory", "former_state_party", "not_party")
-BACKENDS = ("durable", "reference")
+#: A backend bound to a rulebook: the input facts in, every fact the rules derive out (engine/backends).
+Inference = Callable[[list[Fact]], list[Fact]]
 
 
 @dataclass(frozen=True)
@@ -108,24 +109,27 @@ class Outcome(NamedTuple):
 
 
 class Evaluator:
-    """Evaluates parties with one rulebook, registry and backend (``durable`` or ``reference``).
+    """Evaluates parties with one rulebook, registry and inference backend, named ``backend``.
+
+    The backend is chosen in engine/backends (``engine.backends.Evaluator`` takes its name), so
+    that the core imports no backend: ``infer`` derives the facts, ``judge`` reads the declared
+    status conditions (the reference reading, :func:`reference_judge`, when not given).
 
     ``receipts_complete_from``: the day from which the record of receipts is complete (the ISU
     imported every receipt since): a report due on or after it with no receipt is ``overdue``;
     one due before it, that no receipt or observation covers, is ``unknown``.
     """
 
-    def __init__(self, rulebook: Rulebook, registry: Registry, backend: str = "durable",
-                 receipts_complete_from: date | None = None):
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    def __init__(self, rulebook: Rulebook, registry: Registry, backend: str, infer: Inference,
+                 receipts_complete_from: date | None = None, judge: Judge | None = None):
         self.rulebook = rulebook
         self.registry = registry
         self.backend = backend
         self.receipts_complete_from = receipts_complete_from
         self.meetings: tuple[Meeting, ...] = project(registry.meetings, rulebook.calendar)
         self._meetings_fact = meetings_fact(self.meetings)
-        self._infer, self._judge = _inference(rulebook, backend)
+        self._infer = infer
+        self._judge = judge or reference_judge
 
     def facts(self, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> list[Fact]:
         return party_facts(self.registry, iso3, as_of, recorded, self._meetings_fact)
@@ -167,16 +171,6 @@ class Evaluator:
         wanted = set(kinds)
         later = [m for m in self.meetings if m.kind in wanted and m.start_date > as_of]
         return min(later, key=lambda m: m.start_date) if later else None
-
-
-def _inference(rulebook: Rulebook, backend: str) -> tuple[Callable[[list[Fact]], list[Fact]], "Judge"]:
-    """The backend's inference and its reading of the status conditions."""
-    if backend == "reference":
-        from engine.backends import reference
-        return (lambda facts: reference.infer(rulebook, facts)), reference_judge
-    from engine.backends import durable as durable_adapter
-    chosen = durable_adapter.backend(rulebook)
-    return chosen.infer, chosen.judge
 
 
 def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: list[Fact],

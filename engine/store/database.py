@@ -13,6 +13,9 @@ Tables:
   (party, obligation id, period), with provenance and the rulebook hash.
 * ``obligation_changes``: the change log, appended by each check run.
 * ``check_runs``: one row per committed ``ccm check`` and pack (several packs: one row each).
+* ``scheduler_lock``: who holds the scheduler's lock (the lock itself is advisory or a file lock).
+* ``contacts``, ``letter_*``, ``letters``: the letters' contacts, batches and delivery log (models in
+  engine/store/mailing.py; the behaviour is in notifiers/).
 
 ``obligations``, ``obligation_changes`` and ``check_runs`` carry the rule ``pack``; a check
 of one pack reads and writes only that pack's rows.
@@ -126,6 +129,16 @@ class CheckRunRow(Base):
     rulebook_hash: Mapped[str] = mapped_column(String(64))
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     pack: Mapped[Optional[str]] = mapped_column(String(40))          # NULL: a run stored before runs were keyed by pack
+
+
+class SchedulerLockRow(Base):
+    """Who holds the scheduler lock (for the refusal message); the lock itself is an advisory/file lock."""
+
+    __tablename__ = "scheduler_lock"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(Text)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # ----------------------------------------------------------------------------- engines

@@ -40,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.registry.names import display_name
+from engine.runtime.plugins import load_plugins
 from engine.runtime.settings import Settings
 
 JSON_TYPE = "application/json"
@@ -372,13 +373,6 @@ WRITE_ERRORS = {**ERRORS, 401: {"model": Problem, "description": "No token, or n
 CACHED = {304: {"description": "Not modified (If-None-Match matched the ETag)."}}
 
 
-class ApproveIn(BaseModel):
-    """Who approves a mailing (recorded in the delivery log with the time)."""
-
-    model_config = ConfigDict(extra="forbid")
-    by: str = Field(min_length=1, max_length=200, description="Who approves, e.g. the coordinator's name.")
-
-
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {JSON_TYPE: {"schema": model.model_json_schema()}}}}
 
@@ -595,26 +589,10 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                                 "document": body.document})
         return await _write(service, event)
 
-    # -- mailings: reviewed before they go
-    @app.get("/api/letters/batches", responses=WRITE_ERRORS, tags=["letters"],
-             summary="The mailings planned, newest first, with who approved them. ISU token.")
-    async def get_batches(request: Request):
-        _require_isu(request, config)
-        rows = await run_in_threadpool(_batches, service)
-        return JSONResponse(rows, headers={"Cache-Control": "no-store"})
-
-    @app.post("/api/letters/batches/{batch_id}/approve", responses=WRITE_ERRORS, tags=["letters"],
-              openapi_extra=_body_schema(ApproveIn),
-              summary="Approve a planned mailing: its notes are dated today and queued for delivery. ISU token.")
-    async def approve_batch(request: Request, batch_id: int):
-        _require_isu(request, config)
-        body = _parse(ApproveIn, await request.body())
-        approval = await run_in_threadpool(_approve, service, batch_id, body.by)
-        return JSONResponse({"batch": approval.batch_id, "approved_by": approval.approved_by,
-                             "approved_at": approval.approved_at.isoformat(), "notes": approval.notes,
-                             "items": approval.items, "no_contact": approval.no_contact,
-                             "settled": approval.settled},
-                            headers={"Cache-Control": "no-store"})
+    # -- plugins' routes (the letters: mailings reviewed before they go)
+    for plugin in load_plugins():
+        if plugin.web is not None:
+            plugin.web(app, service)
 
     # -- calendars
     @app.get("/parties/{iso3}/calendar.ics", responses={**ERRORS, **CACHED, 200: {"content": {"text/calendar": {}}}},
@@ -792,37 +770,6 @@ def _token_role(request: Request, config: ApiConfig) -> tuple[str, str | None] |
     return ("unknown", None)
 
 
-def _letters_ready(service: Service) -> None:
-    from engine.store import database as store
-    if store.current_revision(service.url) is None:
-        raise ApiError(404, "No mailing was planned: the database holds no letters yet (`ccm letters plan`).")
-    store.require_current(service.url)
-
-
-def _batches(service: Service) -> list[dict[str, Any]]:
-    from notifiers import batches
-
-    _letters_ready(service)
-    return [{"batch": b.id, "as_of": b.as_of.isoformat(), "planned_at": b.created_at.isoformat(), "items": items,
-             "states": states, "status": b.status, "approved_by": b.approved_by,
-             "approved_at": b.approved_at.isoformat() if b.approved_at else None}
-            for b, items, states in batches.list_batches(service.url, 50)]
-
-
-def _approve(service: Service, batch_id: int, by: str):
-    from notifiers import batches
-    from notifiers.config import load_letters_config
-
-    _letters_ready(service)
-    try:
-        return batches.approve(service.url, batch_id, by, service.evaluator,
-                               load_letters_config(service.settings), datetime.now(timezone.utc))
-    except batches.BatchError as error:
-        text = str(error)
-        status = 404 if text.startswith("there is no batch") else 409 if "already approved" in text else 422
-        raise ApiError(status, text[0].upper() + text[1:] + ".") from None
-
-
 def _require_isu(request: Request, config: ApiConfig) -> str:
     role = _token_role(request, config)
     challenge = {"WWW-Authenticate": "Bearer"}
@@ -852,8 +799,8 @@ def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
 
 
 def _example(model: type[BaseModel]) -> str:
-    if model is ApproveIn:
-        return '{"by": "J. Smith"}'
+    if isinstance(getattr(model, "EXAMPLE", None), str):     # a plugin's body model says its own
+        return str(getattr(model, "EXAMPLE"))
     if model is ReportIn:
         return '{"kind": "annual", "year": 2024, "received": "2025-04-30"}'
     return '{"article": "4", "meeting": "12MSP", "decided": "2024-09-13", "granted": "2030-08-01"}'
@@ -987,14 +934,6 @@ def _render_error(request: Request, status: int, detail: str) -> str:
     return _jinja().get_template("error.html.j2").render(status=status, detail=detail, **_page_context(request, lang))
 
 
-def _planned_batches(service: Service) -> list[dict[str, Any]]:
-    """The mailings awaiting approval (none before the letters' tables exist)."""
-    from engine.store import database as store
-    if store.current_revision(service.url) != store.head_revision():
-        return []
-    return [b for b in _batches(service) if b["status"] == "planned"]
-
-
 def _last_check(service: Service, state: State) -> dict[str, Any] | None:
     if state.check_id is None:
         return None
@@ -1055,9 +994,13 @@ def _register_pages(app: FastAPI, service: Service) -> None:
         context = dashboard_context(service, state, day)
         svg = timeline.render(context["timeline_rows"], day, title=page["t"]("timeline"), date_format=page["fmt_date"],
                               labels={"as_of": page["t"]("as_of")})
+        sections: dict[str, Any] = {"mailings": []}     # plugins fill theirs (the letters: mailings to approve)
+        for plugin in load_plugins():
+            if plugin.dashboard is not None:
+                sections.update(plugin.dashboard(service))
         html = _jinja().get_template("dashboard.html.j2").render(
             **{k: v for k, v in context.items() if k not in ("as_of", "changes")}, **page, as_of=day, svg=svg,
-            check=_last_check(service, state), changes=_changes(service, state), mailings=_planned_batches(service))
+            check=_last_check(service, state), changes=_changes(service, state), **sections)
         return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
     @app.get("/timeline.svg", tags=["pages"], responses={**ERRORS, 200: {"content": {"image/svg+xml": {}}}},

@@ -9,7 +9,7 @@ Revises: 0004
 from alembic import op
 import sqlalchemy as sa
 
-import notifiers.log  # noqa: F401  (registers the letters' models on engine.store.database.Base for metadata comparisons)
+import engine.store.mailing  # noqa: F401  (registers the letters' models on engine.store.database.Base for metadata comparisons)
 
 revision = "0005"
 down_revision = "0004"
