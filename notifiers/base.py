@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import datetime
 from typing import Protocol
+
+from engine.record.addresses import header_text
 
 
 class DeliveryError(Exception):
@@ -40,7 +42,6 @@ class Notifier(Protocol):
         """Deliver to ``recipients`` (default: every To and Cc address); returns the recipients
         refused while the others were accepted, each with the server's answer."""
         ...
-
     def close(self) -> None: ...
 
 
@@ -60,8 +61,6 @@ def build_message(*, sender: str, to: list[str], cc: list[str], subject: str, te
     Every header value passes :func:`engine.record.addresses.header_text`: recorded text (an id in
     the key, a symbol in the subject) never carries a line break into a header.
     """
-    from engine.record.addresses import header_text
-
     message = EmailMessage()
     message["From"] = header_text(sender)
     message["To"] = header_text(", ".join(to))

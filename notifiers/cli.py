@@ -8,15 +8,23 @@ error the user can fix (the message says why).
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 
 from engine.cli.base import daemon_logging, evaluator, fail, find_party, parse_date
+from engine.record.textsafe import printable
+from engine.runtime.errors import OperationalFailure
+from engine.runtime.settings import load_settings
 
 console = Console()
 contacts_app = typer.Typer(no_args_is_help=True, help="Where each State's letters go (mission, e-mail, language).")
@@ -26,12 +34,12 @@ AS_OF_HELP = "Plan as of this date (YYYY-MM-DD); default today (UTC)."
 
 
 def Table(*args, **kwargs):  # noqa: N802 - rich's Table, imported when a command prints one
+    # lazy: rich's tables load only when this command runs, not on the start-up of ccm
     from rich.table import Table as RichTable
     return RichTable(*args, **kwargs)
 
 
 def _box():
-    from rich import box
     return box
 
 
@@ -41,7 +49,7 @@ def _fitted(title: str | None = None):
 
 
 def _settings():
-    from engine.runtime.settings import load_settings
+    # lazy: keeps notifiers.config off the start-up of ccm
     from notifiers.config import load_letters_config
 
     settings = load_settings()
@@ -49,6 +57,7 @@ def _settings():
 
 
 def _ready(url: str) -> None:
+    # lazy: keeps engine.cli.record off the start-up of ccm
     from engine.cli.record import _ready as ready
 
     ready(url, create=True)
@@ -65,6 +74,7 @@ def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
                  cc: Optional[str] = typer.Option(None, "--cc", help="Copied addresses, comma-separated."),
                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Set (or replace) the contact of one State."""
+    # lazy: Alembic, email-validator, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.contacts import ContactError, set_contacts, validate
 
     settings, _ = _settings()
@@ -87,6 +97,7 @@ def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
 
 def _rerender(parties: list[str], quiet: bool = False) -> list[tuple[str, str]]:
     """A contact changed: its State's unsent letters are rendered again for it (and rejected ones queued again)."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     settings, config = _settings()
@@ -102,6 +113,7 @@ def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
                                                 help="CSV with columns party,email,language,mission,cc."),
                     json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Import contacts from a CSV file: all rows or none."""
+    # lazy: Alembic, email-validator, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.contacts import ContactError, read_csv, set_contacts
 
     settings, _ = _settings()
@@ -122,6 +134,7 @@ def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
 @contacts_app.command("list")
 def contacts_list(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every contact."""
+    # lazy: Alembic, email-validator, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.contacts import load_contacts
 
     settings, _ = _settings()
@@ -144,6 +157,7 @@ def contacts_list(json_output: bool = typer.Option(False, "--json", help="Print 
 # ----------------------------------------------------------------------------- letters
 
 def _plan(as_of: Optional[str]):
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     settings, config = _settings()
@@ -177,6 +191,7 @@ def letters_plan(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
 
     A date after today only shows what would be planned (nothing is recorded).
     """
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     settings, config, day, the_plan = _plan(as_of)
@@ -216,6 +231,7 @@ def letters_plan(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
 
 
 def _dues(settings, day):
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     return delivery.obligations_as_of(settings.database_url, evaluator(), day)
@@ -224,6 +240,7 @@ def _dues(settings, day):
 @letters_app.command("batches")
 def letters_batches(limit: int = typer.Option(20, "--limit"), json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The mailings planned, newest first: items, States, and who approved them."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     settings, _ = _settings()
@@ -258,9 +275,10 @@ def letters_preview(batch: Optional[int] = typer.Argument(None, help="The batch 
                     json_output: bool = typer.Option(False, "--json", help="Print JSON: each note's recipient, "
                                                      "subject, text and HTML.")) -> None:
     """Show the notes as they would be sent today: dated today, one per State, in each contact's language."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.contacts import Contact, load_contacts
-    from notifiers.notes import consolidate
     from notifiers import batches
+    from notifiers.notes import consolidate
 
     language = language.lower() if language else language     # EN as en
     if language and language not in ("en", "fr", "es", "zh"):
@@ -320,9 +338,7 @@ def letters_preview(batch: Optional[int] = typer.Argument(None, help="The batch 
 
 def _preview_sent(url, batch_id, iso3, html, pdf, limit, json_output=False) -> None:
     """An approved batch: its notes as queued (and sent), from the log."""
-    import email
-    import email.policy
-
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     rows = [r for r in batches.batch_letters(url, batch_id) if iso3 is None or r.party == iso3]
@@ -353,6 +369,7 @@ def _preview_sent(url, batch_id, iso3, html, pdf, limit, json_output=False) -> N
 
 
 def _write_pdf(path: Path, rendered) -> None:
+    # lazy: keeps notifiers.pdf off the start-up of ccm
     from notifiers import pdf as pdf_notes
 
     try:
@@ -367,6 +384,7 @@ def letters_approve(batch: int = typer.Argument(..., help="The batch to approve.
                     by: str = typer.Option(..., "--by", help="Who approves (recorded in the delivery log)."),
                     json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Approve a batch: render its notes dated today and queue them; the scheduler (or `ccm letters deliver`) sends them."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     settings, config = _settings()
@@ -396,6 +414,7 @@ def letters_approve(batch: int = typer.Argument(..., help="The batch to approve.
 @letters_app.command("discard")
 def letters_discard(batch: int = typer.Argument(..., help="The planned batch to discard."), json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Discard a batch not yet approved: nothing of it is sent, and its items are planned again next time."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     settings, _ = _settings()
@@ -414,6 +433,7 @@ def letters_discard(batch: int = typer.Argument(..., help="The planned batch to 
 @letters_app.command("deliver")
 def letters_deliver(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Deliver the approved notes that are queued or due for a retry (plans nothing)."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     settings, config = _settings()
@@ -436,6 +456,7 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
                  dry_run: bool = typer.Option(False, "--dry-run", help="Plan and render, write and send nothing."),
                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Plan a batch and, unless it needs review (SMTP without auto_send), queue and deliver its notes."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches, delivery
 
     settings, config = _settings()
@@ -511,19 +532,13 @@ def letters_send(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF
 
 
 def _terminal(text: object) -> str:
-    from engine.record.textsafe import printable
-
     return printable(text)
 
 
 def _require_delivery(config) -> None:
     """An outbox folder that cannot be written, or SMTP chosen but not usable as configured: an
     operational failure (exit 3) before anything is written."""
-    from engine.runtime.errors import OperationalFailure
-
     if config.notifier == "outbox":
-        import tempfile
-
         config.outbox.mkdir(parents=True, exist_ok=True)      # OSError: exit 3, naming the folder
         with tempfile.TemporaryFile(dir=config.outbox):
             pass
@@ -546,10 +561,9 @@ def letters_log(party: Optional[str] = typer.Option(None, "--party"),
                 limit: int = typer.Option(50, "--limit"),
                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The delivery log, newest first: what was sent, to whom (the outcome per recipient), when; failures with their error."""
-    from rich.markup import escape
-
-    from notifiers import delivery
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.store.mailing import STATUSES
+    from notifiers import delivery
 
     if status and status not in STATUSES:
         fail(f"--status {status!r}: give one of {', '.join(STATUSES)}")
@@ -601,6 +615,7 @@ def letters_cancel(letter_id: Optional[int] = typer.Argument(None, help="The let
                    party: Optional[str] = typer.Option(None, "--party", help="Every unsent letter of this party."),
                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Cancel an unsent letter (or every unsent letter of a party): it is never sent."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     if (letter_id is None) == (party is None):
@@ -626,6 +641,7 @@ def letters_retry(letter_id: Optional[int] = typer.Argument(None, help="The lett
                   failed: bool = typer.Option(False, "--failed", help="Every failed, rejected or partial letter."),
                   json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Queue a letter again, re-rendered with its State's current contact; the next `letters send` delivers it."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     if (letter_id is None) == (not failed):
@@ -650,6 +666,7 @@ def letters_retry(letter_id: Optional[int] = typer.Argument(None, help="The lett
 @letters_app.command("snapshots")
 def letters_snapshots(update: bool = typer.Option(False, "--update", help="Rewrite tests/snapshots/letters.")) -> None:
     """Compare (or with --update rewrite) the golden snapshots of every template in every language."""
+    # lazy: Babel, Jinja2 load only when this command runs, not on the start-up of ccm
     from notifiers import snapshots
 
     changed = snapshots.main(update=update)
@@ -661,6 +678,7 @@ def letters_snapshots(update: bool = typer.Option(False, "--update", help="Rewri
 @schedule_app.command("run")
 def schedule_run() -> None:
     """Run the scheduler in the foreground: the daily check then the letters, at [scheduler] time (UTC)."""
+    # lazy: Alembic, APScheduler, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.check import scheduler
 
     settings, config = _settings()

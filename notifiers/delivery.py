@@ -38,13 +38,27 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from engine.record.contacts import load_contacts
-from notifiers.batches import BatchPlan, approve, notes_of, plan_batch, planned_keys, refuse_future, render_note
-from notifiers.dues import obligations_as_of
-from notifiers.planner import Due, plan
-from engine.store.database import is_sqlite, reader_session, writer_session
+from engine.store.database import (
+    RecordedEventRow,
+    is_sqlite,
+    reader_session,
+    writer_session,
+)
+from engine.store.mailing import UNSENT, AttemptRow, ItemRow, LetterRow, RecipientRow
 from notifiers.base import DeliveryError, Notifier
+from notifiers.batches import (
+    BatchPlan,
+    approve,
+    notes_of,
+    plan_batch,
+    planned_keys,
+    refuse_future,
+    render_note,
+)
 from notifiers.config import LettersConfig
-from engine.store.mailing import UNSENT, AttemptRow, LetterRow, RecipientRow
+from notifiers.dues import obligations_as_of
+from notifiers.outbox import OutboxNotifier
+from notifiers.planner import Due, plan
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -192,10 +206,11 @@ def _failed(session, row: LetterRow, notifier: Notifier, config: LettersConfig, 
 
 def make_notifier(config: LettersConfig) -> Notifier:
     if config.notifier == "smtp":
-        from notifiers.smtp import SmtpNotifier
+        from notifiers.smtp import (
+            SmtpNotifier,  # lazy: smtplib and ssl only for the SMTP notifier
+        )
 
         return SmtpNotifier(config.smtp)
-    from notifiers.outbox import OutboxNotifier
 
     return OutboxNotifier(config.outbox)
 
@@ -230,7 +245,6 @@ def guard_first_run(url: str, config: LettersConfig, letters_to_send: int) -> No
     """
     if config.notifier != "smtp" or config.policy.since is not None or letters_to_send <= config.first_run_limit:
         return
-    from engine.store.database import RecordedEventRow
     with reader_session(url) as session:
         receipts = session.scalar(sa.select(sa.func.count()).select_from(RecordedEventRow)
                                   .where(RecordedEventRow.kind.like("report:%")))
@@ -278,8 +292,6 @@ def rerender(url: str, evaluator, config: LettersConfig, where, now: datetime | 
     receiver that already has the note recognises it. Returns (key, problem) for the notes that
     could not be re-rendered (left as they were).
     """
-    from engine.store.mailing import ItemRow
-
     now = now or datetime.now(timezone.utc)
     contacts = load_contacts(url)
     problems: list[tuple[str, str]] = []

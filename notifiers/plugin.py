@@ -14,6 +14,7 @@ import typer
 
 from engine.runtime.plugins import DailyRun, Plugin
 from engine.runtime.settings import Settings
+from notifiers.config import defaults, load_letters_config
 
 
 @dataclass
@@ -57,7 +58,6 @@ def _cli(app: typer.Typer) -> None:
 def _daily(run: DailyRun) -> DailyLetters:
     # lazy: SQLAlchemy, the templates and SMTP load when the daily job runs, not when ccm starts
     from notifiers import delivery
-    from notifiers.config import load_letters_config
 
     result = delivery.send(run.url, run.evaluator, load_letters_config(run.settings), run.as_of)
     return DailyLetters(planned=len(result.plan.items), queued=result.queued, sent=len(result.delivery.sent),
@@ -70,7 +70,6 @@ def _daily(run: DailyRun) -> DailyLetters:
 def _periodic(settings: Settings) -> Retried:
     # lazy: as _daily
     from notifiers import delivery
-    from notifiers.config import load_letters_config
 
     config = load_letters_config(settings)
     return Retried(len(delivery.deliver(settings.database_url, delivery.make_notifier(config), config).sent))
@@ -92,8 +91,6 @@ def _dashboard(service: Any) -> dict[str, Any]:
 
 def _defaults() -> dict[str, Any]:
     # lazy: the policy's module loads only for `ccm config show`
-    from notifiers.config import defaults
-
     return defaults()
 
 

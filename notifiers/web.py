@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from engine.store import database as store
-from engine.web.app import WRITE_ERRORS, ApiError, Service, _body_schema, _parse, _require_isu
+from engine.web.app import (
+    WRITE_ERRORS,
+    ApiError,
+    Service,
+    _body_schema,
+    _parse,
+    _require_isu,
+)
 from notifiers import batches
 from notifiers.config import load_letters_config
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy import delete, insert, update
 
 from engine.core import packs
@@ -28,9 +29,19 @@ from engine.core.dates import fmt
 from engine.check.listed import WINDOW_DAYS, Listed, rule_groups as _rule_groups
 from engine.core.evaluate import Evaluator, Obligation
 from engine.core.facts import RecordedEvent
-from engine.record.events import load_events
+from engine.record.contacts import load_contacts
+from engine.record.events import to_recorded
+from engine.runtime.logs import get
+from engine.store.database import (
+    ChangeRow,
+    CheckRunRow,
+    ObligationRow,
+    RecordedEventRow,
+    lock_for_check,
+    reader_session,
+    writer_session,
+)
 from engine.store.snapshot import load_snapshot
-from engine.store.database import ChangeRow, CheckRunRow, ObligationRow, lock_for_check, reader_session, writer_session
 
 MEETING_KINDS = ("MSP", "RC")
 PAUSE_ENV = "CCM_TEST_PAUSE_IN_CHECK"   # test hook: seconds to sleep half-way through the writes
@@ -291,9 +302,6 @@ def _names(evaluator: Evaluator, parties: Iterable[str]) -> dict[str, str]:
 
 
 def load_events_in(session) -> list[RecordedEvent]:
-    from engine.record.events import to_recorded
-    from engine.store.database import RecordedEventRow
-
     rows = session.scalars(sa.select(RecordedEventRow).where(RecordedEventRow.superseded_by.is_(None))
                            .order_by(RecordedEventRow.on, RecordedEventRow.id))
     return [to_recorded(r) for r in rows]
@@ -480,8 +488,6 @@ def markdown_text(value: Any) -> Any:
 
 def render_digest(context: dict[str, Any]) -> tuple[str, str]:
     """(Markdown, HTML) of the digest; every value is escaped for its format."""
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
     options = dict(loader=PackageLoader("engine.check", "templates"), undefined=StrictUndefined, trim_blocks=True,
                    lstrip_blocks=True, keep_trailing_newline=True)
     html_env = Environment(autoescape=select_autoescape(["html", "html.j2"]), **options)
@@ -548,9 +554,6 @@ def check_and_digest(url: str, evaluator: Evaluator, as_of: date, folder: Path, 
     paths of the Markdown and HTML files (None with ``commit=False``: a replay stores nothing,
     files included).
     """
-    from engine.record.contacts import load_contacts
-    from engine.runtime.logs import get
-
     log = get("check")
     if commit:   # a folder that cannot take the digest stops the check before it spends anything
         check_digest_folder(folder)

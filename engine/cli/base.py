@@ -30,7 +30,6 @@ from engine.runtime import logs
 from engine.runtime.errors import CcmError, exit_for
 from engine.runtime.settings import load_settings, use_config
 
-
 OPTIONS = {"debug": False, "verbose": False}   # the global options of the command being run
 
 

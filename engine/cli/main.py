@@ -14,7 +14,9 @@ from difflib import get_close_matches
 from typing import Optional
 
 import typer
+from rich import box
 
+from engine.backends import Evaluator
 from engine.cli import ops as cli_ops  # noqa: F401  (status and config show)
 from engine.cli import record as cli_record  # noqa: F401  (the record and the daily check)
 from engine.cli import web as cli_web  # noqa: F401  (the HTTP API, pages and calendar feeds)
@@ -22,7 +24,6 @@ from engine.cli.base import (AS_OF_HELP, STATUS_STYLE, TREATY_HELP, app, console
                              evaluator, fail, find_in, find_party, parse_date, reset_evaluators, treaties)
 from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
-from engine.backends import Evaluator
 from engine.core.evaluate import PartyEvaluation
 from engine.core.explain import explain
 from engine.record import source as record_source
@@ -41,7 +42,7 @@ def parties(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP
     if json_output:
         print(json.dumps({"as_of": day.isoformat(), "parties": rows}, ensure_ascii=False, indent=1))
         return
-    from rich import box  # lazy: the table only for a terminal, not on the start-up of --json
+    # lazy: rich's tables load only when this command runs, not on the start-up of ccm
     from rich.table import Table
 
     table = Table(title=f"Participants as of {fmt(day)}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
@@ -88,7 +89,7 @@ def _print_deadlines(ev: Evaluator, evaluation: PartyEvaluation, day: date) -> N
                   + (f", bound since {fmt(evaluation.entry_into_force)}" if evaluation.entry_into_force else "")
                   + (f", withdrawal effective {fmt(evaluation.withdrawal_effective)}" if evaluation.withdrawal_effective else ""),
                   highlight=False)
-    from rich import box  # lazy: the table only for a terminal, not on the start-up of --json
+    # lazy: rich's tables load only when this command runs, not on the start-up of ccm
     from rich.table import Table
 
     table = Table(title=f"Obligations as of {fmt(day)} (rulebook {evaluation.rulebook_hash})", box=box.SIMPLE_HEAD,

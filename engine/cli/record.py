@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 
 from engine.cli.base import app, evaluator, fail, parse_date, treaties
+from engine.core.model import RegistryError
+from engine.registry.load import load_registry
 from engine.runtime.errors import OperationalFailure
 from engine.runtime.settings import load_settings
 
@@ -42,6 +45,7 @@ def _url() -> str:
 
 def _ready(url: str, create: bool = False) -> None:
     """Make sure the schema is current; with ``create``, initialise a missing SQLite file."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from sqlalchemy.exc import OperationalError
 
     from engine.store import database as store
@@ -76,10 +80,8 @@ def init(registry_dir: Optional[Path] = typer.Option(
     registry changes. The files stay its source of truth: the engine reads them, and each check
     run records the hash of the files it used.
     """
-
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.store import database as store
-    from engine.core.model import RegistryError
-    from engine.registry.load import load_registry
     from engine.store.snapshot import load_snapshot, snapshot_hash
 
     try:
@@ -124,7 +126,7 @@ def init(registry_dir: Optional[Path] = typer.Option(
 @db_app.command("upgrade")
 def db_upgrade(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Migrate an existing database to the newest schema."""
-
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.store import database as store
     url = _url()
     if not store.database_exists(url):
@@ -143,6 +145,7 @@ def recorded_by() -> str | None:
 
 
 def _record(event: NewEvent, corrects: Optional[str], json_output: bool = False) -> None:
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import RecordError, record
 
     url = _url()
@@ -169,6 +172,7 @@ def _record(event: NewEvent, corrects: Optional[str], json_output: bool = False)
 
 
 def _party(query: str) -> str:
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import RecordError, resolve_party
 
     try:
@@ -179,6 +183,7 @@ def _party(query: str) -> str:
 
 
 def _article(value: str) -> str:
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import ARTICLES
 
     if value not in ARTICLES:
@@ -187,6 +192,7 @@ def _article(value: str) -> str:
 
 
 def _meeting(code: str) -> str:
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import RecordError, check_meeting
 
     try:
@@ -211,6 +217,7 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
                   comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """A transparency report (Art. 7) or retention report (Art. 3(8)) received."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import REPORT_KINDS, NewEvent
 
     if kind not in REPORT_KINDS:
@@ -240,6 +247,7 @@ def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or
                              comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """An extension request (Art. 3(3) or 4(5)) submitted for a meeting."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     _record(NewEvent(party=_party(party), kind=f"extension_request:art{_article(article)}",
@@ -258,6 +266,7 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
                     comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """A meeting's decision granting an extension (checked against the treaty's ceiling)."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     code = _meeting(meeting)
@@ -276,6 +285,7 @@ def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."
                       comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """Stockpile destruction (Art. 3) or clearance (Art. 4) completed."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     if declared_at:
@@ -292,6 +302,7 @@ def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."
                       comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """A withdrawal (Art. 20) taking effect."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     _record(NewEvent(party=_party(party), kind="withdrawal", on=parse_date(effective, "--effective"), source=source,
@@ -307,6 +318,7 @@ def record_clarification_request(party: str = typer.Argument(..., help="ISO3 cod
                                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """A request for clarification (Art. 8(2)) received by a State; its id names the response's period."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     iso3 = _party(party)
@@ -324,6 +336,7 @@ def record_clarification_response(party: str = typer.Argument(..., help="ISO3 co
                                   comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
                   json_output: bool = JSON_OUTPUT) -> None:
     """A State's response to a request for clarification."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     _record(NewEvent(party=_party(party), kind="clarification_response", on=parse_date(submitted, "--submitted"),
@@ -335,11 +348,12 @@ def history(party: str = typer.Argument(..., help="ISO3 code or name."),
             as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
             json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """A party's dated history: registry facts and recorded events, with their sources."""
+    # lazy: Alembic, rich's tables, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from rich.table import Table
 
-    from engine.store import database as store
     from engine.record.events import RecordError
     from engine.record.events import history as build
+    from engine.store import database as store
 
     url = _url()
     iso3 = _party(party)
@@ -367,6 +381,7 @@ def history(party: str = typer.Argument(..., help="ISO3 code or name."),
 def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv or .json file of report receipts."),
                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Import report receipts (columns party,kind,year,received,symbol,source): all rows or none."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import ImportError_, import_file
 
     url = _url()
@@ -387,8 +402,9 @@ def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False,
 def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
            output: Optional[Path] = typer.Option(None, "--output", help="File to write (default: standard output).")) -> None:
     """Export the recorded report receipts in the import format."""
-    from engine.store import database as store
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import export_rows, format_export
+    from engine.store import database as store
 
     if fmt_name not in ("csv", "json"):
         fail(f"--format {fmt_name!r}: give csv or json")
@@ -409,7 +425,7 @@ NO_WRAP = {"party", "period", "due", "days_late", "days_left", "field", "meeting
 
 def _show(title: str, rows: list[dict], columns: list[tuple[str, str]], limit: int) -> None:
     """A digest section as a table that fits 80 columns: names wrap, dates and numbers never do."""
-    from rich import box
+    # lazy: rich's tables load only when this command runs, not on the start-up of ccm
     from rich.table import Table
 
     console.print(f"[bold]{title} ({len(rows)})[/]", highlight=False)
@@ -443,6 +459,7 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     within 90 days, an extension request due before the next meeting, a party not evaluated);
     2: a mistake in the input; 3: the database or the digest folder cannot be used.
     """
+    # lazy: Alembic, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.check.run import check_and_digest, last_check_as_of
 
     url = _url()
@@ -531,12 +548,13 @@ def _print_check(result, context, paths, day, last, replay: bool, limit: int, la
 def stats(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
           json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Counts like the progress reports of the Meetings of States Parties, as of a date."""
+    # lazy: Alembic, email-validator, Jinja2, rich's tables, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from rich.table import Table
     from sqlalchemy.exc import OperationalError
 
-    from engine.store import database as store
     from engine.check.run import stats as compute
     from engine.record.events import load_events
+    from engine.store import database as store
 
     url = _url()
     day = parse_date(as_of)

@@ -11,6 +11,9 @@ from typing import Optional
 import typer
 
 from engine.cli.base import TREATY_HELP, app, daemon_logging, fail, find_in, parse_date, treaties
+from engine.core import packs
+from engine.core.compute import EvaluationError
+from engine.runtime.settings import load_settings
 
 
 @app.command()
@@ -22,9 +25,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     Reads are public; recording needs the ISU's bearer token (see [api] in config.toml).
     The scheduler is not started here: it runs in its own process.
     """
+    # lazy: uvicorn load only when this command runs, not on the start-up of ccm
     import uvicorn
-
-    from engine.runtime.settings import load_settings
 
     daemon_logging(load_settings())
     uvicorn.run("engine.web.app:create_app", factory=True, host=host, port=port, log_level=log_level, log_config=None)
@@ -39,11 +41,9 @@ def calendar(party: Optional[str] = typer.Argument(None, help="ISO3 code or name
     """Print an iCalendar feed of a party's deadlines (or all parties' with --all): `ccm calendar LAO > lao.ics`.
 
     With several packs selected, one feed holds every selected treaty's deadlines (UIDs start with the pack)."""
+    # lazy: Alembic, APScheduler, Babel, email-validator, FastAPI, Jinja2, Pydantic, SQLAlchemy, Starlette load only when this command runs, not on the start-up of ccm
     from engine.web import calendar as calendar_feed
     from engine.web.app import load_api_config
-    from engine.core import packs
-    from engine.core.compute import EvaluationError
-    from engine.runtime.settings import load_settings
 
     if bool(party) == all_parties:
         fail("give a PARTY (ISO3 code or name), or --all for every party, not both")
@@ -84,6 +84,7 @@ def _folder(packs, pack: str, tr):
 
 def _events(url: str):
     """Every live recorded event; none when no database was initialised (a read never creates one)."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     import sqlalchemy.exc
 
     from engine.store import database as store

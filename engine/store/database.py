@@ -27,14 +27,28 @@ of one pack reads and writes only that pack's rows.
 
 from __future__ import annotations
 
+import ast
 import threading
-from functools import lru_cache
 from datetime import date, datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
 import sqlalchemy as sa
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -225,8 +239,6 @@ class DatabaseNotInitialised(RuntimeError):
 
 
 def alembic_config(connection: sa.Connection | None = None):
-    from alembic.config import Config
-
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -240,7 +252,6 @@ def head_revision() -> str:
     head = _head_from_files()
     if head is not None:
         return head
-    from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -249,8 +260,6 @@ def head_revision() -> str:
 def _head_from_files() -> str | None:
     """The single head of the migration graph, if every version file assigns ``revision`` and
     ``down_revision`` plain constants (a string, None, or a tuple of strings); else None."""
-    import ast
-
     revisions: dict[str, tuple[str, ...]] = {}
     for path in sorted((MIGRATIONS / "versions").glob("*.py")):
         try:
@@ -300,7 +309,9 @@ def current_revision(url: str) -> str | None:
         versions = connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
         if len(versions) <= 1:
             return versions[0] if versions else None
-        from alembic.runtime.migration import MigrationContext
+        from alembic.runtime.migration import (
+            MigrationContext,  # lazy: Alembic is slow to import (see above)
+        )
 
         return MigrationContext.configure(connection).get_current_revision()
 
@@ -310,8 +321,6 @@ def upgrade(url: str) -> tuple[str | None, str]:
 
     Idempotent. Returns (revision before, revision after).
     """
-    from alembic import command
-
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
