@@ -28,12 +28,9 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
-import sys
-import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import sqlalchemy as sa
 
@@ -64,8 +61,6 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
 
     from notifiers.batches import Approval
-
-PAUSE_AFTER_SEND_ENV = "CCM_TEST_PAUSE_AFTER_SEND"   # test hook: seconds to sleep after a send, before recording it
 
 
 @dataclass
@@ -121,16 +116,19 @@ def _record_recipients(session, letter_id: int, outcomes: dict[str, tuple[str, s
         session.add(row)
 
 
-def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime | None = None) -> DeliveryReport:
+def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime | None = None,
+            after_send: Callable[[str], Any] | None = None) -> DeliveryReport:
     """Send every letter queued or failed whose next attempt is due; each in its own transaction.
 
     The row is locked while it is sent (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the write lock
     of BEGIN IMMEDIATE), so two deliveries running at once never send the same letter twice.
     A letter goes only to its recipients that have not accepted it yet.
+
+    ``after_send(message_id)`` is called when the server accepted a letter, before that is
+    recorded (the at-least-once test kills the process there).
     """
     now = now or datetime.now(timezone.utc)
     report = DeliveryReport()
-    pause = os.environ.get(PAUSE_AFTER_SEND_ENV)
     try:
         for letter_id in due_for_delivery(url, now):
             with writer_session(url) as session, session.begin():
@@ -159,9 +157,8 @@ def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime |
                     _failed(session, row, notifier, config, now, report,
                             f"this letter cannot be sent: {error.__class__.__name__}: {error}", False, {})
                     continue
-                if pause:
-                    print(f"{PAUSE_AFTER_SEND_ENV}: sent {row.message_id}, pausing {pause} s", file=sys.stderr, flush=True)
-                    time.sleep(float(pause))
+                if after_send is not None:
+                    after_send(row.message_id)
                 outcomes = {a: ("sent", None) for a in pending if a not in refused}
                 deferred = {a: t for a, t in refused.items() if t[:1] == "4"}
                 outcomes.update({a: ("deferred" if a in deferred else "refused", t) for a, t in refused.items()})
