@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import threading
 import time
@@ -30,18 +31,35 @@ import tomllib
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from importlib.resources import files
 from typing import Any, Callable, Literal, Optional
+from urllib.parse import urlencode
 
+from babel.dates import format_date
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
+# Only modules that load no database code at import (tests/test_api.py): those that do (the
+# store, the record's events, the check, the calendar feeds; SQLAlchemy) are imported where used.
+from engine.check.listed import Listed
+from engine.core import packs, wording
+from engine.core.compute import EvaluationError
+from engine.core.explain import explain
+from engine.core.model import UnknownPartyError
+from engine.record.textsafe import TextError, parse_day
 from engine.registry.names import display_name
+from engine.registry.shared import shared_evaluator
 from engine.runtime.plugins import load_plugins
-from engine.runtime.settings import Settings
+from engine.runtime.settings import Settings, load_settings
+from engine.web import timeline
 
 JSON_TYPE = "application/json"
 ICS_TYPE = "text/calendar; charset=utf-8"
@@ -118,8 +136,6 @@ class Service:
     @property
     def evaluator(self):
         if self._evaluator is None:   # the process's one (engine.registry.shared), as the CLI's and the scheduler's
-            from engine.registry.shared import shared_evaluator
-
             self._evaluator = shared_evaluator(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
         return self._evaluator
 
@@ -177,6 +193,7 @@ class Service:
             self._state = None
 
     def _read_state(self) -> State:
+        # lazy: database code stays off importing the app (tests/test_api.py)
         import sqlalchemy as sa
         import sqlalchemy.exc
 
@@ -205,6 +222,7 @@ class Service:
             return cached[1]
         by_party: dict[str, list] = {}
         if state is not NO_STATE and state.events[0]:
+            # lazy: database code stays off importing the app (tests/test_api.py)
             import sqlalchemy.exc
 
             from engine.record.events import load_events
@@ -231,8 +249,6 @@ class Service:
         return value
 
     def evaluate(self, iso3: str, as_of: date, state: State):
-        from engine.core.compute import EvaluationError
-
         def compute():
             try:
                 return self.evaluator.evaluate(iso3, as_of, self.events(state).get(iso3, []))
@@ -259,8 +275,6 @@ class Service:
 
     # -- parameters
     def party(self, query: str):
-        from engine.core.model import UnknownPartyError
-
         text = (query or "").strip()
         participants = {iso3: p for ev in reversed(self.treaties.evaluators) for iso3, p in ev.registry.participants.items()}
         if text.upper() in participants:
@@ -276,8 +290,6 @@ class Service:
     def as_of(self, text: str | None, name: str = "as_of") -> date:
         if text is None or text == "":
             return datetime.now(timezone.utc).date()
-        from engine.record.textsafe import TextError, parse_day
-
         try:
             day = parse_day(text)
         except TextError:
@@ -388,8 +400,6 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff",
 def create_app(settings: Settings | None = None, config: ApiConfig | None = None) -> FastAPI:
     """The application. ``settings`` default to config.toml and the environment."""
     if settings is None:
-        from engine.runtime.settings import load_settings
-
         settings = load_settings()
     config = config or load_api_config(settings)
     service = Service(settings, config)
@@ -432,8 +442,6 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception):  # pragma: no cover - a bug; logged by the server
-        import logging
-
         logging.getLogger("engine.web.app").exception("unexpected error on %s", request.url.path)
         return problem(request, 500, "The server failed on this request; the error was logged.")
 
@@ -504,8 +512,6 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         obligation = _one_obligation(service, service.evaluate(participant.iso3, day, state), obligation_id, period or None)
 
         def build():
-            from engine.core.explain import explain
-
             return explain(service.evaluate(participant.iso3, day, state), service.evaluator.rulebook, obligation).to_json()
 
         return answer(request, state, ("explain", participant.iso3, obligation.id, obligation.period, day), build)
@@ -544,7 +550,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         state, day = service.state(), service.as_of(as_of)
 
         def build():
-            from engine.check.run import stats
+            from engine.check.run import stats  # lazy: the check's module loads the store (SQLAlchemy)
 
             events = [e for party in service.events(state).values() for e in party]
             return stats(service.evaluator, day, events)
@@ -563,7 +569,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             raise ApiError(422, f"A {body.kind} report covers a calendar year; give it as \"year\": YYYY.")
         if body.kind == "initial" and body.year is not None:
             raise ApiError(422, "An initial report has no year; leave out \"year\".")
-        from engine.record.events import NewEvent
+        from engine.record.events import NewEvent  # lazy: the record's module loads the store (SQLAlchemy)
 
         event = NewEvent(party=participant.iso3, kind=f"report:{body.kind}", on=body.received,
                          period=str(body.year) if body.year is not None else None, symbol=body.symbol,
@@ -581,7 +587,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             service.evaluator.registry.meeting(body.meeting)
         except LookupError as error:
             raise ApiError(422, str(error.args[0])) from None
-        from engine.record.events import NewEvent
+        from engine.record.events import NewEvent  # lazy: the record's module loads the store (SQLAlchemy)
 
         event = NewEvent(party=participant.iso3, kind=f"decision:extension:art{body.article}", on=body.decided,
                          period=body.meeting, symbol=body.document, source=body.source, recorded_by=who,
@@ -623,10 +629,6 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
 def _register_operations(app: FastAPI, service: Service) -> None:
     """/healthz, /api/status, and /docs with the Swagger UI served from this server (no CDN)."""
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.staticfiles import StaticFiles
-    from swagger_ui_bundle import swagger_ui_path
-
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
 
     @app.get("/docs", include_in_schema=False)
@@ -638,7 +640,7 @@ def _register_operations(app: FastAPI, service: Service) -> None:
 
     @app.get("/healthz", tags=["operations"], summary="200 when the database answers, else 503")
     async def healthz():
-        from engine.check.status import database_state
+        from engine.check.status import database_state  # lazy: the status reads the database (SQLAlchemy)
 
         state = await run_in_threadpool(database_state, service.url)
         ok = state["reachable"]
@@ -648,7 +650,7 @@ def _register_operations(app: FastAPI, service: Service) -> None:
     @app.get("/api/status", tags=["operations"],
              summary="Last check and its outcome, next run, letters, scheduler lock, rulebook and registry hashes")
     async def api_status():
-        from engine.check.status import gather
+        from engine.check.status import gather  # lazy: the status reads the database (SQLAlchemy)
 
         body = await run_in_threadpool(gather, service.settings, service.evaluator)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
@@ -685,7 +687,7 @@ def _one_obligation(service: Service, evaluation, obligation_id: str, period: st
 
 
 def _history(service: Service, state: State, iso3: str, day: date) -> list[dict[str, Any]]:
-    from engine.record.events import RecordError, history
+    from engine.record.events import RecordError, history  # lazy: the record's module loads the store (SQLAlchemy)
 
     def compute():
         url = service.url if state is not NO_STATE and state.events[0] else None
@@ -699,7 +701,7 @@ def _history(service: Service, state: State, iso3: str, day: date) -> list[dict[
 
 def _calendar(request: Request, service: Service, state: State, day: date, parties: list[str] | None,
               name: str, key: tuple) -> Response:
-    from engine.web import calendar as calendar_feed
+    from engine.web import calendar as calendar_feed  # lazy: the feeds read the database's check runs (SQLAlchemy)
     def compute():
         if parties is None:
             evaluations, _errors = service.evaluate_all(day, state)
@@ -822,10 +824,12 @@ def _sentence(errors: list[dict[str, Any]]) -> str:
 
 
 async def _write(service: Service, event) -> Response:
+    # lazy: database code stays off importing the app (tests/test_api.py)
     from engine.store import database as store
     from engine.record.events import RecordError, record
 
     def run():
+        # lazy: database code stays off importing the app (tests/test_api.py)
         import sqlalchemy.exc
 
         try:
@@ -862,11 +866,6 @@ def messages() -> dict[str, dict[str, str]]:
     """The pages' message catalogue (engine/web/messages.toml), by language."""
     global _MESSAGES
     if _MESSAGES is None:
-        from importlib.resources import files
-
-        from engine.core import packs, wording
-        from engine.runtime.settings import load_settings
-
         catalogue = tomllib.loads((files("engine") / "web" / "messages.toml").read_text(encoding="utf-8"))
         pack = packs.select(load_settings().packs)[0]
         for lang, texts in wording.messages(pack.directory).items():   # the treaty's own messages win
@@ -888,8 +887,6 @@ def translator(lang: str) -> Callable[..., str]:
 def _jinja():
     global _JINJA
     if _JINJA is None:
-        from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
         env = Environment(loader=PackageLoader("engine.web", "templates"), undefined=StrictUndefined,
                           autoescape=select_autoescape(["html", "html.j2", "j2"]), trim_blocks=True, lstrip_blocks=True)
         env.filters["safe_href"] = lambda href: href if str(href).startswith(("https://", "http://")) else "#"
@@ -903,8 +900,6 @@ def _lang(request: Request) -> str:
 
 
 def _page_context(request: Request, lang: str) -> dict[str, Any]:
-    from babel.dates import format_date
-
     t = translator(lang)
     locale = BABEL_LOCALE[lang]
 
@@ -923,8 +918,6 @@ def _page_context(request: Request, lang: str) -> dict[str, Any]:
     for code in LANGUAGES:
         params = dict(request.query_params)
         params["lang"] = code
-        from urllib.parse import urlencode
-
         languages.append((code, messages()[code]["lang_name"], f"{request.url.path}?{urlencode(params)}"))
     return {"t": t, "lang": lang, "fmt_date": fmt_date, "ob": ob, "languages": languages}
 
@@ -946,6 +939,7 @@ def _changes(service: Service, state: State) -> list[dict[str, Any]]:
         return []
 
     def compute():
+        # lazy: database code stays off importing the app (tests/test_api.py)
         import sqlalchemy as sa
 
         from engine.store import database as store
@@ -962,9 +956,7 @@ def _changes(service: Service, state: State) -> list[dict[str, Any]]:
 
 def dashboard_context(service: Service, state: State, day: date) -> dict[str, Any]:
     """The dashboard's sections (the daily digest's, computed live as of ``day``) and the timeline."""
-    from engine.web import timeline
-    from engine.check.listed import Listed
-    from engine.check.run import digest_sections, next_meeting
+    from engine.check.run import digest_sections, next_meeting  # lazy: the check's module loads the store (SQLAlchemy)
 
     def compute():
         evaluations, errors = service.evaluate_all(day, state)
@@ -983,7 +975,6 @@ def dashboard_context(service: Service, state: State, day: date) -> dict[str, An
 
 
 def _register_pages(app: FastAPI, service: Service) -> None:
-    from engine.web import timeline
     @app.get("/", response_class=HTMLResponse, tags=["pages"], responses=ERRORS,
              summary="The ISU dashboard: overdue reports, deadlines ahead, extension requests, changes, timeline.")
     async def dashboard(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
@@ -1020,8 +1011,6 @@ def _register_pages(app: FastAPI, service: Service) -> None:
              summary="A State's page: status, deadlines with their explanation, history; ?lang=en|fr|es.")
     async def party_page(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
                          lang: Optional[str] = Query(None, description="en, fr or es.")):
-        from engine.core.explain import explain
-
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
         lang = _lang(request)
@@ -1038,7 +1027,5 @@ def _register_pages(app: FastAPI, service: Service) -> None:
 
     @app.get("/static/style.css", include_in_schema=False)
     async def style():
-        from importlib.resources import files
-
         return Response((files("engine") / "web" / "static" / "style.css").read_bytes(), media_type="text/css",
                         headers={"Cache-Control": "max-age=3600"})
