@@ -23,6 +23,7 @@ from rich.console import Console
 
 from engine.cli.base import app, evaluator, fail, parse_date, treaties
 from engine.core.model import RegistryError
+from engine.record.textsafe import TextError, parse_year
 from engine.registry.load import load_registry
 from engine.runtime.errors import OperationalFailure
 from engine.runtime.settings import load_settings
@@ -227,8 +228,6 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
     if kind == "initial" and year is not None:
         fail("an initial report has no year; leave out --year")
     if year is not None:
-        from engine.record.textsafe import TextError, parse_year
-
         try:
             year = str(parse_year(year, "--year"))
         except TextError as error:
