@@ -35,9 +35,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     Date,
@@ -239,6 +236,9 @@ class DatabaseNotInitialised(RuntimeError):
 
 
 def alembic_config(connection: sa.Connection | None = None):
+    # lazy: Alembic is slow to import, and a check on a current database never needs it (tests/test_store.py)
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -252,6 +252,8 @@ def head_revision() -> str:
     head = _head_from_files()
     if head is not None:
         return head
+    # lazy: Alembic only when the version files cannot be read as plain constants
+    from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -309,9 +311,7 @@ def current_revision(url: str) -> str | None:
         versions = connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
         if len(versions) <= 1:
             return versions[0] if versions else None
-        from alembic.runtime.migration import (
-            MigrationContext,  # lazy: Alembic is slow to import (see above)
-        )
+        from alembic.runtime.migration import MigrationContext  # lazy: Alembic is slow to import (see above)
 
         return MigrationContext.configure(connection).get_current_revision()
 
@@ -321,6 +321,8 @@ def upgrade(url: str) -> tuple[str | None, str]:
 
     Idempotent. Returns (revision before, revision after).
     """
+    from alembic import command  # lazy: Alembic is slow to import (see alembic_config)
+
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
