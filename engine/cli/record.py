@@ -460,6 +460,7 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     """
     # lazy: Alembic, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.check.run import check_and_digest, last_check_as_of
+    from engine.check.treaties import check_treaties, label
 
     url = _url()
     day = parse_date(as_of)
@@ -469,8 +470,6 @@ def check(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     replay = last is not None and day < last and not store_replay
     tr = treaties()
     if tr.several:   # one transaction, one digest with a section per treaty; --json: a list, one object per treaty
-        from engine.check.treaties import check_treaties, label
-
         results, contexts, files = check_treaties(url, tr, day, folder, commit=not replay)
         if json_output:
             print(json.dumps(contexts, ensure_ascii=False, indent=1, default=str))

@@ -54,9 +54,10 @@ from engine.core import packs, wording
 from engine.core.compute import EvaluationError
 from engine.core.explain import explain
 from engine.core.model import UnknownPartyError
+from engine.core.packs import PackError
 from engine.record.textsafe import TextError, parse_day
 from engine.registry.names import display_name
-from engine.registry.shared import shared_evaluator
+from engine.registry.shared import shared_evaluator, shared_treaties
 from engine.runtime.plugins import load_plugins
 from engine.runtime.settings import Settings, load_settings
 from engine.web import timeline
@@ -142,14 +143,10 @@ class Service:
     @property
     def treaties(self):
         """The selected packs' evaluators (engine/registry/treaties.py); the first is :attr:`evaluator`."""
-        from engine.registry.shared import shared_treaties
-
         return shared_treaties(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
 
     def evaluate_in(self, pack: str, iso3: str, as_of: date, state: State):
         """One party under one selected pack, with that pack's recorded events; cached as :meth:`evaluate`."""
-        from engine.core.compute import EvaluationError
-
         tr = self.treaties
         if pack == tr.names[0]:
             return self.evaluate(iso3, as_of, state)
@@ -166,8 +163,6 @@ class Service:
 
     def packs_of(self, iso3: str, treaty: str | None) -> list[str]:
         """The selected packs (or the one ``?treaty=`` names) whose registry lists the party; 404 for none."""
-        from engine.core.packs import PackError
-
         tr = self.treaties
         try:
             chosen = tr.only(treaty)
@@ -720,8 +715,7 @@ def _calendar(request: Request, service: Service, state: State, day: date, parti
 def _treaty_calendar(request: Request, service: Service, state: State, day: date, iso3: str, chosen: list[str],
                      name: str) -> Response:
     """One party's feed under these packs (each obligation cited in its own pack's style)."""
-    from engine.core import packs
-    from engine.web import calendar as calendar_feed
+    from engine.web import calendar as calendar_feed  # lazy: the feeds read the database's check runs (SQLAlchemy)
 
     key = ("ics-treaties", iso3, tuple(chosen), day)
 
