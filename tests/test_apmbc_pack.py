@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pytest
 
 from engine.core import packs
-from engine.core.evaluate import Evaluator
+from engine.backends import Evaluator
 from engine.core.rulebook import load_rulebook
 from engine.registry.load import load_registry
 
