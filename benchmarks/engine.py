@@ -5,6 +5,10 @@ nothing and always exits 0.
 
 Rows:
 
+0. ``plain Python``: the floor. A straight function computing, from the same input facts, the
+   dates the pack's rules give each party (:func:`plain_dates`: the ccm pack's figures written
+   in, no rules read, no provenance or explanation text). The run checks that it gives exactly
+   the reference's dates before timing it.
 1. ``reference``: the plain-Python interpreter (engine/backends/reference.py).
 2. ``durable (adapter)``: durable_rules through engine/backends/durable.py.
 3. ``durable (raw)``: the honest floor for (2). The same ruleset the adapter compiles (its
@@ -12,8 +16,15 @@ Rows:
    same slim input facts (the same consumed kinds, the session marker); each action only
    ``c.assert_fact``s the slims of the facts the adapter's action derived for that firing,
    recorded beforehand. It is timed as assert_facts + draining the actions + delete_state.
-   So the raw row pays for everything durable_rules itself does; the adapter's overhead
-   over it is its Python bookkeeping *and* the rule arithmetic (engine/core/compute.py).
+   So the raw row pays for everything durable_rules itself does through its own action loop
+   (``Ruleset._flush_actions``); the adapter drains actions itself, without that loop's
+   per-action objects and state round trip, so it can come in under this row.
+
+A last table prints the cost of each pack beside the first in the same run: the whole
+``Evaluator.each`` loop of ``ccm`` alone, of ``apmbc`` alone, and of both through
+``engine.registry.treaties.Treaties.each`` (as ``CCM_PACK=ccm,apmbc`` runs it), on both
+backends, each as a multiple of ``ccm`` alone on the same backend, and both as a multiple of
+the two alone added up (the cost of running them together rather than apart).
 
 Columns: "registry" is the median over ``--repeat`` runs of inferring all participants as of
 2026-11-28 (warm: each row runs once untimed first); "infer/party" divides it by the number
@@ -25,13 +36,14 @@ the durable backend (parties round-robin).
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import os
 import statistics
 import sys
 import time
 from collections import defaultdict, deque
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,6 +59,7 @@ from engine.core.rulebook import load_rulebook  # noqa: E402
 
 AS_OF = date(2026, 11, 28)
 TARGET_DURABLE_X_REFERENCE = 2.0   # issue 13: the durable backend within 2x the reference interpreter
+TARGET_REFERENCE_X_PLAIN = 5.0     # issue 13: the reference within 5x plain Python computing the same dates
 TARGET_OVERHEAD = 1.5
 TARGET_MEMORY_MB = 20.0  # what "flat" is taken to mean over the run
 
@@ -67,6 +80,89 @@ def median_ms(functions: dict, repeat: int) -> dict[str, float]:
             function()
             times[name].append((time.perf_counter() - start) * 1000)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _first_of_month_after(day: date, months: int) -> date:
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    return date(year, month + 1, 1)
+
+
+def _months_before(day: date, months: int) -> date:
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))   # the month end rounded down
+
+
+def _plus_years(day: date, years: int) -> date:
+    return day.replace(year=day.year + years)   # anchors are the 1st of a month: no 29 February
+
+
+def plain_dates(facts: list[dict]) -> list[tuple[str, str, int, str]]:
+    """The floor: the dates the ccm pack's rules give one party, by hand (kind, period, seq, date).
+
+    Straight-line Python over the same input facts, with the pack's figures written in: what the
+    rule interpreters compute, without the rules, the provenance or the explanation text.
+    """
+    by: dict[str, list[dict]] = {}
+    for fact in facts:
+        by.setdefault(fact["k"], []).append(fact)
+
+    def one(kind: str) -> dict | None:
+        return by[kind][0] if kind in by else None
+
+    out: list[tuple[str, str, int, str]] = []
+    deposit, threshold = one("deposit"), one("threshold_deposit")
+    if deposit is None or threshold is None:
+        return out
+    as_of = date.fromisoformat(one("as_of")["date"])
+    withdrawal = one("withdrawal")
+    meetings = one("meetings")["meetings"]
+    deciding = [m for m in meetings if m["kind"] in ("MSP", "RC")]
+    first = date.fromisoformat(deposit["date"])
+    eif = _first_of_month_after(max(first, date.fromisoformat(threshold["date"])), 6)
+    out.append(("ccm.art17.entry_into_force", "", 0, eif.isoformat()))
+    initial = eif + timedelta(days=180)
+    out.append(("ccm.art7.initial_report", "", 0, initial.isoformat()))
+    last = min([as_of.year] + ([date.fromisoformat(withdrawal["date"]).year] if withdrawal else []))
+    for year in range(initial.year, last + 1):
+        out.append(("ccm.art7.annual_report", str(year), 0, date(year + 1, 4, 30).isoformat()))
+    for article, years, declaration in ((3, 8, "declaration:art3:stockpile_at_eif"),
+                                        (4, 10, "declaration:art4:contaminated_at_eif")):
+        if declaration not in by:
+            continue
+        kind = f"ccm.art{article}." + ("stockpile_destruction" if article == 3 else "clearance")
+        deadlines = [(_plus_years(eif, years), "")]
+        decisions = {d["seq"]: d for d in by.get(f"decision:extension:art{article}", ())}
+        while len(deadlines) in decisions:
+            decision = decisions[len(deadlines)]
+            deadlines.append((date.fromisoformat(decision["granted_deadline"]), decision["date"]))
+        for seq, (deadline, set_on) in enumerate(deadlines):
+            out.append((kind, "", seq, deadline.isoformat()))
+            before = [m for m in deciding if set_on < m["start"] < deadline.isoformat()]
+            if before:
+                meeting = max(before, key=lambda m: m["start"])
+                opening = date.fromisoformat(meeting.get("announced_start") or meeting["start"])
+                out.append((f"ccm.art{article}.extension_request", meeting["code"], 0, _months_before(opening, 9).isoformat()))
+    if "retention:art3" in by and "declaration:art3:stockpile_at_eif" in by:
+        retention = one("retention:art3")
+        bounds = [as_of.year] + ([date.fromisoformat(withdrawal["date"]).year] if withdrawal else [])
+        if retention.get("end_year") is not None:
+            bounds.append(int(retention["end_year"]))
+        for year in range(eif.year, min(bounds) + 1):
+            out.append(("ccm.art3.retention_report", str(year), 0, date(year + 1, 4, 30).isoformat()))
+    for fact in by.get("declaration:art4:contaminated_after_eif", ()):
+        out.append(("ccm.art4.clearance_after_eif", "", 0,
+                    _plus_years(date.fromisoformat(fact["end_of_hostilities"]), 10).isoformat()))
+    if "declaration:art4:contaminated_at_eif" in by and "completion:art4" in by:
+        done = one("completion:art4")["date"]
+        later = [m for m in deciding if m["start"] > done]
+        if later:
+            meeting = min(later, key=lambda m: m["start"])
+            out.append(("ccm.art4.compliance_declaration", meeting["code"], 0, meeting["start"]))
+    for fact in by.get("clarification_request", ()):
+        out.append(("ccm.art8.clarification_response", fact["id"], 0,
+                    (date.fromisoformat(fact["date"]) + timedelta(days=28)).isoformat()))
+    return out
 
 
 def _slim_shape(fact: dict) -> dict:
@@ -111,6 +207,7 @@ class RawBaseline:
         self.counts: dict[str, int] = {}
         definition = backend._compile()
         for name, rule in definition.items():
+            rule.pop("act", None)   # the adapter's own drain calls these; a Host calls "run"
             rule["run"] = self._action(name)
 
         class Host(durable_engine.Host):
@@ -173,7 +270,14 @@ def main() -> int:
     replay_note = (f"raw baseline replayed {sum(a for a, _ in replayed)} derived facts "
                    f"(adapter: {derived}), {sum(left for _, left in replayed)} firings left over")
 
+    plain = {p: sorted(plain_dates(facts[p])) for p in parties}
+    same = all(plain[p] == sorted((d["k"], d.get("period") or "", d["seq"], d["date"])
+                                  for d in reference.infer(rulebook, facts[p])) for p in parties)
+    plain_note = (f"plain Python computed {sum(len(v) for v in plain.values())} dates, "
+                  + ("the same as the reference's" if same else "NOT the reference's: its row is no floor"))
+
     medians = median_ms({
+        "plain": lambda: [plain_dates(facts[p]) for p in parties],
         "reference": lambda: [reference.infer(rulebook, facts[p]) for p in parties],
         "reference full": lambda: oracle.evaluate_all(AS_OF),
         "adapter": lambda: [backend.infer(facts[p]) for p in parties],
@@ -181,6 +285,7 @@ def main() -> int:
         "raw": lambda: [raw.infer(p) for p in parties],
     }, args.repeat)
     rows = {
+        "plain Python": (medians["plain"], None),
         "reference": (medians["reference"], medians["reference full"]),
         "durable (adapter)": (medians["adapter"], medians["adapter full"]),
         "durable (raw)": (medians["raw"], None),
@@ -194,6 +299,7 @@ def main() -> int:
 
     print(f"{len(parties)} parties as of {AS_OF.isoformat()}, median of {args.repeat} warm runs")
     print(replay_note)
+    print(plain_note)
     print(f"{'backend':<20}{'registry ms':>13}{'infer/party ms':>16}{'x reference':>13}{'full/registry ms':>18}")
     for name, (infer_ms, full_ms) in rows.items():
         full = f"{full_ms:.1f}" if full_ms is not None else "-"
@@ -206,13 +312,47 @@ def main() -> int:
     print(f"{'measure':<44}{'value':>12}   target")
     print(f"{'whole registry, durable / reference (full)':<44}{durable_x:>11.2f}x   <= {TARGET_DURABLE_X_REFERENCE}x "
           f"({verdict(durable_x <= TARGET_DURABLE_X_REFERENCE)}; {durable_full:.1f} ms beside {rows['reference'][1]:.1f} ms)")
+    reference_x = rows["reference"][0] / rows["plain Python"][0]
+    print(f"{'reference / plain Python, the dates':<44}{reference_x:>11.2f}x   <= {TARGET_REFERENCE_X_PLAIN}x "
+          f"({verdict(reference_x <= TARGET_REFERENCE_X_PLAIN and same)}; {rows['reference'][0]:.1f} ms beside "
+          f"{rows['plain Python'][0]:.1f} ms)")
     print(f"{'adapter overhead (adapter / raw), inference':<44}{overhead:>11.2f}x   <= {TARGET_OVERHEAD}x "
           f"({verdict(overhead <= TARGET_OVERHEAD)})")
     print(f"{f'RSS before {args.evaluations:,} evaluations MB':<44}{before:>12.1f}")
     print(f"{f'RSS after {args.evaluations:,} evaluations MB':<44}{after:>12.1f}   flat (growth < {TARGET_MEMORY_MB:.0f} MB: "
           f"{verdict(after - before < TARGET_MEMORY_MB)}, {after - before:+.1f} MB, {after / before:.2f}x before)")
     print(f"{'live sessions after':<44}{backend.live_sessions():>12}   0")
+    print()
+    pack_costs(args.repeat)
     return 0
+
+
+def pack_costs(repeat: int) -> None:
+    """Each pack's whole every-party loop beside the first pack's, and both together."""
+    from engine.core import packs
+    from engine.registry.treaties import Treaties
+
+    loaded = {}
+    for pack in packs.select(("ccm", "apmbc")):
+        pack_rules = load_rulebook(pack.directory)
+        loaded[pack.name] = (pack_rules, load_registry(pack.registry, pack_rules))
+    print(f"packs, whole loop as of {AS_OF.isoformat()} (Evaluator.each), median of {repeat} warm runs")
+    print(f"{'backend':<11}{'packs':<12}{'parties':>8}{'ms':>10}{'us/party':>10}{'x ccm alone':>13}{'x sum apart':>13}")
+    for backend_name in ("durable", "reference"):
+        evaluators = {name: Evaluator(rules, reg, backend_name) for name, (rules, reg) in loaded.items()}
+        both = Treaties(tuple(evaluators.values()))
+        runs = {
+            "ccm": lambda: sum(1 for _ in evaluators["ccm"].each(AS_OF)),
+            "apmbc": lambda: sum(1 for _ in evaluators["apmbc"].each(AS_OF)),
+            "ccm,apmbc": lambda: sum(1 for _ in both.each(AS_OF)),
+        }
+        counts = {name: run() for name, run in runs.items()}
+        medians = median_ms(runs, repeat)
+        apart = medians["ccm"] + medians["apmbc"]
+        for name, ms in medians.items():
+            together = f"{ms / apart:>12.2f}x" if name == "ccm,apmbc" else f"{'-':>13}"
+            print(f"{backend_name:<11}{name:<12}{counts[name]:>8}{ms:>10.1f}{ms * 1000 / counts[name]:>10.1f}"
+                  f"{ms / medians['ccm']:>12.2f}x{together}")
 
 
 if __name__ == "__main__":

@@ -18,24 +18,22 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from babel.dates import format_date
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from engine.core import wording
+from engine.core import packs, wording
 from engine.registry import names
 
 LOCALES = {"en": "en_GB", "fr": "fr", "es": "es", "zh": "zh"}
-PLACE: dict[str, str] = wording.load()["letters"]["place"]     # where notes are dated: the pack's ISU seat
 LABELS = {
     "en": {"reference": "Ref.", "subject": "Subject: "},
     "fr": {"reference": "Réf.", "subject": "Objet\u00a0: "},
     "es": {"reference": "Ref.", "subject": "Asunto: "},
     "zh": {"reference": "编号", "subject": "事由："},
 }
-_ZH_DIGITS = "零一二三四五六七八九"
-
 
 @dataclass(frozen=True)
 class RenderedLetter:
@@ -63,62 +61,20 @@ def _format_date(day: date, locale: str) -> str:
     return format_date(day, "long", locale=locale)
 
 
-def zh_number(n: int) -> str:
-    """Chinese numerals up to 99.
+def under_article(article: str, language: str, pack: Path | None = None) -> str:
+    """The provision as a phrase ("párrafo 1 del artículo 7"), in the citation style of the pack's
+    wording ([letters.citation]; the default pack's when None).
 
-    >>> zh_number(7), zh_number(17), zh_number(20)
-    ('七', '十七', '二十')
-    """
-    if n < 10:
-        return _ZH_DIGITS[n]
-    tens, units = divmod(n, 10)
-    return ("" if tens == 1 else _ZH_DIGITS[tens]) + "十" + ("" if units == 0 else _ZH_DIGITS[units])
-
-
-_ARTICLE = re.compile(r"^(\d+)(?:\((\d+)\)(?:-\((\d+)\))?)?(?:\(([a-z])\))?$")
-
-
-def under_article(article: str, language: str) -> str:
-    """The provision as a phrase ("Article 4, paragraph 1 (a)"), in each language's usual form.
-
-    >>> under_article("4(1)(a)", "en"), under_article("3(3)-(5)", "fr")
-    ('Article 4, paragraph 1 (a)', "paragraphes 3 à 5 de l'article 3")
     >>> under_article("7(1)", "es"), under_article("4(1)(a)", "zh")
     ('párrafo 1 del artículo 7', '第四条第1款(a)项')
     """
-    match = _ARTICLE.match(article)
-    if not match:
-        return {"en": f"Article {article}", "fr": f"article {article}", "es": f"artículo {article}",
-                "zh": f"第{article}条"}[language]
-    art, para, to, sub = match.groups()
-    if language == "en":
-        text = f"Article {art}"
-        if para:
-            text += f", paragraphs {para} to {to}" if to else f", paragraph {para}"
-        return text + (f" ({sub})" if sub else "")
-    if language == "fr":
-        text = f"l'article {art}"
-        if para:
-            text = (f"paragraphes {para} à {to} de " if to else f"paragraphe {para} de ") + text
-        return (f"alinéa {sub}) du " + text) if sub else text
-    if language == "es":
-        text = f"artículo {art}"
-        if para:
-            text = (f"párrafos {para} a {to} del " if to else f"párrafo {para} del ") + text
-        return (f"apartado {sub}) del " + text) if sub else text
-    text = f"第{zh_number(int(art))}条"
-    if para:
-        text += f"第{para}至{to}款" if to else f"第{para}款"
-    return text + (f"({sub})项" if sub else "")
+    return wording.provision(article, language, pack)[0]
 
 
-def meeting_name(code: str, language: str) -> str:
-    """The meeting a code names ("13MSP", "3RC"), in the language, as the pack's wording.toml names it.
-
-    >>> meeting_name("13MSP", "en"), meeting_name("3RC", "fr"), meeting_name("13MSP", "zh")
-    ('the Thirteenth Meeting of States Parties', "la troisième Conférence d'examen", '第十三次缔约国会议')
-    """
-    return wording.meeting_name(code, language)
+def meeting_name(code: str, language: str, pack: Path | None = None) -> str:
+    """The meeting a code names, in the language, as the pack's wording.toml names it (its code
+    when the pack names no such meeting)."""
+    return wording.meeting_name(code, language, pack)
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -145,23 +101,50 @@ def template_names(kinds: tuple[str, ...] = ()) -> list[str]:
     return sorted(f"{lang}/{p.name}" for lang in LOCALES for p in (root / lang).iterdir() if p.name.endswith(".j2"))
 
 
-def state_names(iso3: str, registry, language: str) -> tuple[str, str, str]:
+def state_names(iso3: str, registry, language: str, pack: Path | None = None) -> tuple[str, str, str]:
     """(the State's name in running text, the same after "of"/"de", its mission): the UN names (engine.registry.names);
     for a party the UN list lacks, CLDR's name without article (a fallback, never for a real State Party)."""
     if names.has_official_name(iso3):
         official = names.official_name(iso3, language)
-        return official.running, official.of, names.permanent_mission(iso3, language)
+        return official.running, official.of, names.permanent_mission(iso3, language, pack)
     participant = registry.participants.get(iso3)
     country = participant.localized_name(LOCALES[language]) if participant else iso3
     of = {"en": f"of {country}", "fr": f"de {country}", "es": f"de {country}", "zh": country}[language]
-    mission = {"en": f"Permanent Mission {of} to the United Nations Office at Geneva",
-               "fr": f"Mission permanente {of} auprès de l'Office des Nations Unies à Genève",
-               "es": f"Misión Permanente {of} ante la Oficina de las Naciones Unidas en Ginebra",
-               "zh": f"{country}常驻联合国日内瓦办事处代表团"}[language]
+    office = wording.mission_office(language, pack)
+    mission = {"en": f"Permanent Mission {of} {office}", "fr": f"Mission permanente {of} {office}",
+               "es": f"Misión Permanente {of} {office}", "zh": f"{country}{office}代表团"}[language]
     return country, of, mission
 
 
-def _item_context(item, dated: date, registry, rulebook, language: str) -> dict[str, Any]:
+def pack_of(note) -> Path:
+    """The folder of the pack a note's obligations belong to (their ids start with the pack's name),
+    whose wording the note takes."""
+    names = {item.planned.obligation_id.partition(".")[0] for item in note.items}
+    if len(names) != 1:
+        raise ValueError(f"a note's items come from one rule pack, not {sorted(names)}")
+    return packs.find(names.pop()).directory
+
+
+def _article_number(article: str) -> str:
+    match = re.match(r"\d+", article)
+    return match.group() if match else article
+
+
+def _deadline(rule, rulebook, language: str, pack: Path) -> dict[str, Any] | None:
+    """The pack's phrases for the deadline an item is about: a deadline's own, or the one a request
+    to extend it follows; None for other items."""
+    deadline_id = rule.id if rule.follows is None else rule.follows
+    for entry in wording.letters(pack).get("deadlines", []):
+        if deadline_id in entry.get("obligations", ()):
+            phrases = {key: wording.letters_entry(entry, key, language, "[letters.deadlines]", pack)
+                       for key in ("title", "task", "own")}
+            deadline_rule = rulebook.rule(deadline_id)
+            return {**phrases, "extensible": bool(entry.get("extensible", False)),
+                    "article": under_article(_article_number(deadline_rule.article), language, pack)}
+    raise wording.WordingError(f"{pack.name}/{packs.WORDING}: no [[letters.deadlines]] entry lists {deadline_id}")
+
+
+def _item_context(item, dated: date, registry, rulebook, language: str, pack: Path) -> dict[str, Any]:
     days = lambda d: format_day(d, language)  # noqa: E731
     planned = item.planned
     rule, base = computing_rules(rulebook, planned.obligation)
@@ -174,20 +157,24 @@ def _item_context(item, dated: date, registry, rulebook, language: str) -> dict[
             meeting_start = registry.meeting(meeting_code).start_date
         except (KeyError, LookupError):
             meeting_start = None
-    provision = under_article(rule.article, language)
-    base_provision = under_article(base.article, language) if base else ""
+    provision, of_provision = wording.provision(rule.article, language, pack)
+    base_provision, of_base_provision = wording.provision(base.article, language, pack) if base else ("", "")
+    own = rulebook.rule(planned.obligation_id)
     return {
         "kind": planned.kind, "wording": item.wording, "period": planned.period,
         "obligation_id": planned.obligation_id, "rule_id": rule.id, "base_id": base.id if base else "",
-        "art3": planned.obligation_id.startswith("ccm.art3."),
+        "deadline": (_deadline(own, rulebook, language, pack)
+                     if planned.kind in ("deadline", "extension_request") else None),
+        "article": under_article(_article_number(own.article), language, pack),
         "due": days(planned.due), "estimated": item.estimated,
-        "provision": provision, "of_provision": _provision(provision, language),
+        "provision": provision, "of_provision": of_provision,
         "extended": base is not None, "base_provision": base_provision,
         # the provision that sets the obligation (a deadline's base rule, not the extension that moved it)
         "subject_provision": base_provision if base and planned.kind == "deadline" else provision,
-        "of_base_provision": _provision(base_provision, language) if base else "",
+        "of_subject_provision": of_base_provision if base and planned.kind == "deadline" else of_provision,
+        "of_base_provision": of_base_provision,
         "quote": quote, "quote_english": quote_english, "base_quote": base_quote, "base_english": base_english,
-        "meeting": meeting_name(meeting_code, language) if meeting_code else "",
+        "meeting": meeting_name(meeting_code, language, pack) if meeting_code else "",
         "meeting_start": days(meeting_start) if meeting_start else "",
         "meeting_past": bool(meeting_start and meeting_start <= dated),
         "earlier": ({"reference": item.earlier.reference, "date": days(item.earlier.sent_on)}
@@ -196,18 +183,24 @@ def _item_context(item, dated: date, registry, rulebook, language: str) -> dict[
 
 
 def note_context(note, registry, rulebook, language: str, signer, ref: str, mission: str | None = None) -> dict[str, Any]:
-    """The template variables of one consolidated note (notifiers.notes.Note)."""
-    country, country_of, default_mission = state_names(note.party, registry, language)
+    """The template variables of one consolidated note (notifiers.notes.Note); what names the treaty
+    comes from the wording of the pack the note's obligations belong to."""
+    pack = pack_of(note)
+    country, country_of, default_mission = state_names(note.party, registry, language, pack)
     groups = []
     for article, items in note.groups():
-        contexts = [_item_context(item, note.dated, registry, rulebook, language) for item in items]
+        contexts = [_item_context(item, note.dated, registry, rulebook, language, pack) for item in items]
         bases, seen = [], set()
         for c in contexts:
             if (c["kind"], c["rule_id"], c["base_id"]) not in seen:
                 seen.add((c["kind"], c["rule_id"], c["base_id"]))
                 bases.append(c)
-        groups.append({"article": article, "article_zh": f"第{zh_number(article)}条", "entries": contexts, "bases": bases})
+        groups.append({"article": article, "heading": wording.article_heading(article, language, pack),
+                       "entries": contexts, "bases": bases})
     every = [c for g in groups for c in g["entries"]]
+    table = wording.letters(pack)
+    phrase = lambda key, entry: wording.letters_entry(table.get(key, {}), entry, language, f"letters.{key}", pack)  # noqa: E731
+    kinds = {c["kind"] for c in every}
     wordings = {c["wording"] for c in every}
     reports = [c for c in every if c["kind"] in ("initial_report", "annual_report", "retention_report")]
     return {
@@ -219,26 +212,18 @@ def note_context(note, registry, rulebook, language: str, signer, ref: str, miss
         "date": format_day(note.dated, language), "reference": ref,
         "groups": groups, "items": every, "single": len(every) == 1,
         "tone": "further" if "further" in wordings else "reminder" if "reminder" in wordings else "forthcoming",
-        "kinds": sorted({c["kind"] for c in every}),
+        "kinds": sorted(kinds),
+        "convention": {"name": phrase("convention", "name"), "of": phrase("convention", "of")},
+        # a deadline the Convention lets extend: the note recalls when a request is due
+        "extension_timing": (phrase("extension", "timing")
+                             if any(c["deadline"]["extensible"] for c in every if c["kind"] == "deadline") else ""),
+        "extension_contents": phrase("extension", "contents") if "extension_request" in kinds else "",
+        "retention": ({"title": phrase("retention_report", "title"), "basis": phrase("retention_report", "basis")}
+                      if "retention_report" in kinds else {}),
         "reports": reports, "reports_late": [c for c in reports if c["wording"] != "forthcoming"],
         "follows": ({"reference": note.follows.reference, "date": format_day(note.follows.sent_on, language)}
                     if note.follows else None),
     }
-
-def _provision(text: str, language: str) -> str:
-    """The provision as the templates use it: English sets a paragraph off with commas ("Article 7,
-    paragraph 1, of the Convention"); French and Spanish take the contracted "de" ("du paragraphe 1
-    de l'article 7", "del párrafo 1 del artículo 7")."""
-    if language == "en":
-        return text + "," if "," in text else text
-    if language == "fr":
-        if text.startswith("alinéa"):
-            return "de l'" + text
-        return ("des " if text.startswith("paragraphes") else "du " if text.startswith("paragraphe") else "de ") + text
-    if language == "es":
-        return ("de los " if text.startswith("párrafos") else "del ") + text
-    return text
-
 
 def _mid(text: str, language: str) -> str:
     """The sender's short name inside a sentence: "the Implementation Support Unit"."""
@@ -273,7 +258,7 @@ def render_note(note, registry, rulebook, language: str, signer, prefix: str, ke
         heading = paragraph.startswith("# ")
         blocks.append({"heading": heading, "text": _typography(paragraph[2:] if heading else paragraph, language)})
     page = {"lang": language, "reference": ref, "reference_label": LABELS[language]["reference"],
-            "subject_label": LABELS[language]["subject"], "place_date": _place_date(language, note.dated),
+            "subject_label": LABELS[language]["subject"], "place_date": _place_date(language, note.dated, pack_of(note)),
             "subject": subject, "blocks": blocks, "signature": signer.signature[language].splitlines()}
     plain = text_env.get_template("letter.txt.j2").render(page, wrap=_wrap)
     html = html_env.get_template("letter.html.j2").render(page)
@@ -286,8 +271,10 @@ def _typography(text: str, language: str) -> str:
     return text.replace("« ", "«\u00a0").replace(" »", "\u00a0»").replace(" : ", "\u00a0: ").replace(" ; ", "\u00a0; ")
 
 
-def _place_date(language: str, day: date) -> str:
-    return f"{PLACE[language]}{'，' if language == 'zh' else ', '}{format_day(day, language)}"
+def _place_date(language: str, day: date, pack: Path) -> str:
+    """Where and when a note is dated: the seat of the pack's Implementation Support Unit."""
+    place = wording.letters_entry(wording.letters(pack), "place", language, "letters", pack)
+    return f"{place}{'，' if language == 'zh' else ', '}{format_day(day, language)}"
 
 
 def _wrap(paragraph: str) -> str:
@@ -299,7 +286,7 @@ def computing_rules(rulebook, obligation) -> tuple[Any, Any | None]:
     """(the rule that computed the due date, the base rule it extended or None).
 
     The obligation's own rule, unless its date moved (``due`` differs from ``original_due``): then
-    the exception to it that appears in the obligation's basis (e.g. ccm.art4.extension).
+    the exception to it that appears in the obligation's basis (the pack's extension rule).
     """
     rule = rulebook.rule(obligation.obligation_id)
     if obligation.due != obligation.original_due:

@@ -269,3 +269,37 @@ def test_a_status_condition_broken_in_one_backend_only_fails_the_agreement(ccm_r
     assert [o.status for o in expected.find("ccm.art3.stockpile_destruction")] == ["fulfilled"]
     assert [o.status for o in got.find("ccm.art3.stockpile_destruction")] == ["fulfilled_late"]
     assert got.to_json() != expected.to_json()
+
+
+def test_a_then_rule_broken_in_one_backend_only_fails_the_agreement(ccm_rulebook, ccm_registry, monkeypatch):
+    """The [[status_mode.then]] rule ("overdue becomes unknown while a decision is awaited") is a
+    durable pattern of its own, not the reference's Python reading reused.
+
+    How it was checked: the durable backend's then patterns are compiled to look for a followed
+    obligation in status ``pending`` instead of ``overdue``; as of 2026-11-28 the reference turns
+    the overdue deadlines whose extension request awaits a decision into "unknown", the broken
+    durable backend leaves them overdue, and the JSON differs for exactly those parties.
+    """
+    from engine.backends.status_patterns import StatusPatterns
+
+    original = StatusPatterns.compile
+
+    def broken(self, backend):
+        definition = original(self, backend)
+        for name, rule in definition.items():
+            if name.startswith("status_then"):
+                rule["all"] = json.loads(json.dumps(rule["all"]).replace('{"status": "overdue"}', '{"status": "pending"}'))
+        return definition
+
+    monkeypatch.setattr(StatusPatterns, "compile", broken)
+    monkeypatch.setattr(durable_adapter, "_BACKENDS", {})   # a backend compiled with the broken pattern
+    as_of = date(2026, 11, 28)
+    expected = Evaluator(ccm_rulebook, ccm_registry, "reference").evaluate_all(as_of)
+    got = {e.participant.iso3: e for e in Evaluator(ccm_rulebook, ccm_registry, "durable").evaluate_all(as_of)}
+    awaited = {(e.participant.iso3, o.key) for e in expected for o in e.obligations
+               if o.status == "unknown" and o.status_reason.startswith("decision not recorded")}
+    assert awaited, "the registry has no deadline awaiting a decision as of this date: pick another"
+    for iso3, key in awaited:
+        assert [o.status for o in got[iso3].obligations if o.key == key] == ["overdue"]
+    differing = {e.participant.iso3 for e in expected if e.to_json() != got[e.participant.iso3].to_json()}
+    assert differing == {iso3 for iso3, _ in awaited}

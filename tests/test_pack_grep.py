@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
+NOTIFIERS = ENGINE.parent / "notifiers"
 
 FORBIDDEN = re.compile(
     r"\bccm\.(?!sqlite\b|<name>)[a-z]"          # a CCM rule id (ccm.sqlite and the ccm.<name> loggers are the tool's own name)
@@ -17,21 +18,9 @@ FORBIDDEN = re.compile(
     r"|\b\d*(?:MSP|RC)\b",                      # a meeting code or kind: 9MSP, 3RC, MSP
     re.IGNORECASE)
 
-# Status semantics: moving in the law branch. Each entry is (path, why); the path stays allowed
-# until that branch moves the status logic (and its sort orders and stats) into the rules.
-ALLOWED: dict[str, str] = {
-    "engine/core/evaluate.py": "status semantics: moving in the law branch",
-    "engine/check/run.py": "status semantics: moving in the law branch (digest sort order, stats per article)",
-    "engine/check/listed.py": "status semantics: moving in the law branch (the digest lists initial reports first)",
-    "engine/web/app.py": "status semantics: moving in the law branch (overdue list sort order)",
-    "engine/core/model.py": "the registry's meeting kinds (MSP, RC): moving with the law branch's meeting semantics",
-    "engine/cli/record.py": "NOT YET MOVED by the pack branch: extension articles and the stats table's labels",
-    "engine/record/events.py": "NOT YET MOVED by the pack branch: the history's wording of entry into force",
-    "engine/registry/load.py": "NOT YET MOVED by the pack branch: treaty.toml's per-article key pattern",
-    "engine/registry/names.py": "NOT YET MOVED by the pack branch: the permanent missions' UN office",
-    "engine/core/dates.py": "NOT YET MOVED by the pack branch: the entry-into-force reading's docstring",
-    "engine/core/facts.py": "NOT YET MOVED by the pack branch: fact kinds numbered by article (art<N>)",
-}
+# Paths allowed to name a treaty, each with why: none. Keep it empty; a path added here needs a
+# reason the treaty's knowledge cannot be pack data.
+ALLOWED: dict[str, str] = {}
 
 
 def hits() -> list[str]:
@@ -67,3 +56,56 @@ def test_every_allowed_path_exists_and_still_needs_it():
         assert path.exists(), relative
         assert any(FORBIDDEN.search(line) for line in path.read_text(encoding="utf-8").splitlines()), \
             f"{relative} no longer names a treaty: remove it from ALLOWED"
+
+
+# notifiers/ words its notes from the pack too: its templates and Python name no treaty, and no treaty's
+# subject matter (the pack's wording.toml [letters] holds it). The deployment's defaults
+# (templates/defaults.toml: signer, obligation ids per letter kind) are configuration, not greped.
+TREATY_WORDS = re.compile(
+    r"cluster munition|sous-munitions|municiones en racimo|集束|anti-?personnel|antipersonal|地雷"
+    r"|Convention on |Convention sur |Convención sobre ", re.IGNORECASE)
+
+# Paths of notifiers/ allowed to name a treaty, each with why.
+NOTIFIERS_ALLOWED: dict[str, str] = {
+    "notifiers/snapshots.py": "the golden snapshot cases are CCM cases, named by their obligation ids",
+    "notifiers/base.py": "a doctest's idempotency key (an obligation id) whose hash it shows",
+    "notifiers/notes.py": "a doctest's obligation id, a plain string to the function",
+    "notifiers/planner.py": "the idempotency key's example in a docstring",
+    "notifiers/cli.py": "the --mission option's help shows a mission's full name as an example",
+}
+
+
+def notifier_hits() -> list[str]:
+    found = []
+    for path in sorted(NOTIFIERS.rglob("*")):
+        if path.suffix not in (".py", ".j2"):
+            continue
+        relative = path.relative_to(NOTIFIERS.parent).as_posix()
+        if relative in NOTIFIERS_ALLOWED:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if FORBIDDEN.search(line) or TREATY_WORDS.search(line):
+                found.append(f"{relative}:{number}: {line.strip()}")
+    return found
+
+
+def test_notifiers_name_no_treaty():
+    found = notifier_hits()
+    assert not found, "treaty wording in notifiers/ (move it into rules/<pack>/wording.toml [letters]):\n" + "\n".join(found)
+
+
+def test_the_notifiers_grep_catches_treaty_words():
+    for text in ("the destruction of stockpiled cluster munitions", "armes à sous-munitions", "《集束弹药公约》",
+                 "anti-personnel mines", 'if i.art3 else "4"', 'startswith("ccm.art3.")'):
+        assert FORBIDDEN.search(text) or TREATY_WORDS.search(text), text
+    for text in ("{{ convention.name }}", "{{ i.deadline.task }}", "the Convention requires"):
+        assert not (FORBIDDEN.search(text) or TREATY_WORDS.search(text)), text
+
+
+def test_every_allowed_notifiers_path_exists_and_still_needs_it():
+    for relative in NOTIFIERS_ALLOWED:
+        path = NOTIFIERS.parent / relative
+        assert path.exists(), relative
+        assert any(FORBIDDEN.search(line) or TREATY_WORDS.search(line)
+                   for line in path.read_text(encoding="utf-8").splitlines()), \
+            f"{relative} no longer names a treaty: remove it from NOTIFIERS_ALLOWED"

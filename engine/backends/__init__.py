@@ -12,16 +12,16 @@ from engine.core.rulebook import Rulebook
 BACKENDS = ("durable", "reference")
 
 
-def inference(rulebook: Rulebook, backend: str) -> tuple[evaluate.Inference, evaluate.Judge]:
-    """The named backend bound to ``rulebook``: its inference and its reading of the declared status
-    conditions; ValueError for a name not in BACKENDS."""
+def inference(rulebook: Rulebook, backend: str) -> evaluate.Runner:
+    """The named backend bound to ``rulebook``, as a runner ``run(facts, finish)``: it infers from the
+    facts, then calls ``finish(derived, judge)`` with its reading of the declared status conditions;
+    ValueError for a name not in BACKENDS."""
     if backend == "reference":
-        return (lambda facts: reference.infer(rulebook, facts)), evaluate.reference_judge
+        return lambda facts, finish: finish(reference.infer(rulebook, facts), evaluate.reference_judge)
     if backend == "durable":
         # lazy: durable_rules (a C extension and its ruleset compilation) loads only when chosen
         from engine.backends import durable
-        chosen = durable.backend(rulebook)
-        return chosen.infer, chosen.judge
+        return durable.backend(rulebook).evaluate
     raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
 
 
@@ -30,5 +30,4 @@ class Evaluator(evaluate.Evaluator):
 
     def __init__(self, rulebook: Rulebook, registry: Registry, backend: str = "durable",
                  receipts_complete_from: date | None = None):
-        infer, judge = inference(rulebook, backend)
-        super().__init__(rulebook, registry, backend, infer, receipts_complete_from, judge)
+        super().__init__(rulebook, registry, backend, inference(rulebook, backend), receipts_complete_from)

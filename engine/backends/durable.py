@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from durable import engine as durable_engine
 
@@ -38,8 +38,9 @@ from engine.core.rulebook import Rule, Rulebook
 from engine.backends.status_patterns import StatusPatterns
 
 RULESET = "ccm_deadlines"
-SESSION_MARKER = "$session"  # asserted in every session so that at least one action runs
+SESSION_MARKER = "$session"  # asserted into a session where no action ran, so that one runs before the delete
 _FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 16777619
+T = TypeVar("T")
 
 
 class HashCollisionError(RuntimeError):
@@ -52,7 +53,11 @@ def fnv1a32(text: str) -> int:
     >>> hex(fnv1a32("a"))
     '0xe40c292c'
     """
-    value = _FNV_OFFSET
+    return _fnv1a32_from(_FNV_OFFSET, text)
+
+
+def _fnv1a32_from(value: int, text: str) -> int:
+    """FNV-1a continued over ``text`` from the hash ``value`` of what precedes it."""
     for byte in text.encode("utf-8"):
         value = ((value ^ (byte if byte < 128 else byte - 256)) * _FNV_PRIME) & 0xFFFFFFFF
     return value
@@ -70,12 +75,17 @@ class _Session:
 
     def __init__(self, sid: str, facts: list[Fact]):
         self.sid = sid
+        self.prefix = f"{sid}/"
+        self.prefix_hash = fnv1a32(self.prefix)
         self.payload: dict[str, Fact] = {}
         self.hashes: set[int] = set()
         self.derived: list[Fact] = []
         self.errors: list[BaseException] = []
         self.verdicts: dict[str, dict[int, list[dict[str, str]]]] = {}   # status session: subject -> case -> bindings
         self.lapsing: set[str] = set()
+        self.thens: list[tuple[str, str, int]] = []   # status session: (request key, followed key, then number)
+        self.poisoned = False   # saw a rejected duplicate: delete_state would crash
+        self.acted = False      # an action ran: the session can be deleted without the marker
         by_kind: dict[str, list[Fact]] = {}
         for fact in facts:
             by_kind.setdefault(fact["k"], []).append(fact)
@@ -83,9 +93,10 @@ class _Session:
 
     def slim(self, fact: Fact) -> dict[str, Any]:
         """The part of a fact the C engine matches on, under a short id whose hash is unused here."""
-        key = f"{self.sid}/{len(self.payload)}"
+        number = str(len(self.payload))
+        key = self.prefix + number
         salt = 0
-        hashed = fnv1a32(key)
+        hashed = _fnv1a32_from(self.prefix_hash, number)   # the prefix's hash is kept: FNV-1a runs left to right
         while hashed in self.hashes:
             salt += 1
             key = f"{self.sid}/{len(self.payload)}~{salt}"
@@ -109,7 +120,13 @@ class DurableBackend:
         self._host = _Host()
         self._consumed = self.consumed_kinds
         self._status = StatusPatterns(rulebook)
-        self._host.register_rulesets({RULESET: {**self._compile(), **self._status.compile(self)}})
+        definition = {**self._compile(), **self._status.compile(self)}
+        # The drain calls these itself, with the session and the match (see _drain); durable_rules
+        # only needs a callable to register a rule.
+        self._runs: dict[str, Callable[[_Session, Any], None]] = {name: rule.pop("act") for name, rule in definition.items()}
+        for rule in definition.values():
+            rule["run"] = _unused
+        self._host.register_rulesets({RULESET: definition})
         self._ruleset = self._host.get_ruleset(RULESET)
 
     # -- compilation ---------------------------------------------------------------------
@@ -126,16 +143,16 @@ class DurableBackend:
                         {"decision": {"$and": [{"k": rule.when[0]},
                                                {"seq": {"$add": {"$l": {"base": "seq"}, "$r": 1}}}]}},
                     ],
-                    "run": self._exception_action(rule),
+                    "act": self._exception_action(rule),
                 }
                 continue
             patterns: list[dict[str, Any]] = [{f"f{i}": {"k": kind}} for i, kind in enumerate(rule.when)]
             patterns += [{f"n{i}$not": {"k": kind}} for i, kind in enumerate(rule.unless)]
-            definition[f"r{index}"] = {"all": patterns, "run": self._rule_action(rule)}
+            definition[f"r{index}"] = {"all": patterns, "act": self._rule_action(rule)}
         # Facts no rule reads are never sent to the engine (see consumed_kinds and
         # _assert_derived): a sink for them fired on most derivations and cost 40 % of the time.
         # The session marker still needs a rule of its own (see SESSION_MARKER).
-        definition["marker"] = {"all": [{"m": {"k": SESSION_MARKER}}], "run": lambda c: None}
+        definition["marker"] = {"all": [{"m": {"k": SESSION_MARKER}}], "act": _ignore}
         return definition
 
     @property
@@ -152,40 +169,32 @@ class DurableBackend:
         return kinds
 
     def _rule_action(self, rule: Rule):
-        def action(c: Any) -> None:
-            session = self._sessions[c.s.sid]
-            try:
-                matched = c._m
-                binding = {kind: session.payload[matched[f"f{i}"]["id"]] for i, kind in enumerate(rule.when)}
-                for kind in optional_kinds(rule):
-                    if kind in session.singletons:
-                        binding[kind] = session.singletons[kind]
-                for new in fire(rule, binding):
-                    self._assert_derived(c, session, new)
-            except BaseException as error:
-                session.errors.append(error)
-                raise
+        when, optional = rule.when, optional_kinds(rule)
+
+        def action(session: _Session, matched: dict[str, Any]) -> None:
+            payload = session.payload
+            binding = {kind: payload[matched[f"f{i}"]["id"]] for i, kind in enumerate(when)}
+            for kind in optional:
+                if kind in session.singletons:
+                    binding[kind] = session.singletons[kind]
+            for new in fire(rule, binding):
+                self._assert_derived(session, new)
         return action
 
     def _exception_action(self, rule: Rule):
-        def action(c: Any) -> None:
-            session = self._sessions[c.s.sid]
-            try:
-                base = session.payload[c._m["base"]["id"]]
-                decision = session.payload[c._m["decision"]["id"]]
-                self._assert_derived(c, session, apply_exception(rule, base, decision))
-            except BaseException as error:
-                session.errors.append(error)
-                raise
+        def action(session: _Session, matched: dict[str, Any]) -> None:
+            base = session.payload[matched["base"]["id"]]
+            decision = session.payload[matched["decision"]["id"]]
+            self._assert_derived(session, apply_exception(rule, base, decision))
         return action
 
-    def _assert_derived(self, c: Any, session: _Session, fact: Fact) -> None:
+    def _assert_derived(self, session: _Session, fact: Fact) -> None:
         session.derived.append(fact)
         if fact["k"] not in self._consumed:   # no rule reads it: it stays on the Python side
             return
         slim = session.slim(fact)
         try:
-            c.assert_fact(slim)
+            self._ruleset.assert_fact(slim)
         except durable_engine.MessageObservedException as error:
             raise HashCollisionError(
                 f"durable_rules rejected derived fact {fact['id']} as a duplicate of another fact in session {session.sid}"
@@ -199,67 +208,105 @@ class DurableBackend:
         Raises :class:`EvaluationError` (from a rule), :class:`HashCollisionError`, or
         RuntimeError for any other failure inside durable_rules.
         """
-        def build(session: _Session) -> list[dict[str, Any]]:
-            consumed = self._consumed
-            return [session.slim(fact) for fact in facts if fact["k"] in consumed]
+        session: _Session = self.run_session(facts, self._inputs)
+        return list(session.derived)
 
-        return list(self.run_session(facts, build).derived)
+    def _inputs(self, session: _Session, facts: list[Fact]) -> list[dict[str, Any]]:
+        consumed = self._consumed
+        return [session.slim(fact) for fact in facts if fact["k"] in consumed]
 
-    def run_session(self, facts: list[Fact], build) -> _Session:
-        """Run one fresh session: assert the slims ``build(session)`` returns and the session
-        marker, one by one, drain the actions, raise what they raised, delete the session."""
+    def evaluate(self, facts: list[Fact], finish: Callable[[list[Fact], Any], T]) -> T:
+        """Inference and the status conditions in one session: the facts are inferred from,
+        then ``finish(derived, judge)`` runs while the session is still open, and ``judge``
+        asserts the status facts into that same session (a second session per party cost
+        more than the matching itself). The status facts carry kinds of their own, so no
+        inference rule fires on them."""
+        def then(session: _Session) -> T:
+            def judge(subjects: list[status.Subject], context: status.Context):
+                return self._status.judge_in(self, session, subjects, context)
+            return finish(list(session.derived), judge)
+
+        return self.run_session(facts, self._inputs, then)
+
+    def run_session(self, facts: list[Fact], build, then: Callable[[_Session], Any] | None = None) -> Any:
+        """Run one fresh session: assert the slims ``build(session, facts)`` returns, one by one,
+        drain the actions, raise what they raised; then ``then(session)`` (which may assert
+        more, see :meth:`assert_all`) and delete the session. Returns what ``then`` returns, or
+        the session. The session marker is asserted only into a session where no action ran by
+        then: deleting such a session would crash the process, and one more action per
+        evaluation cost 8 % of it."""
         with self._lock:
             sid = f"s{next(self._counter)}"
             session = _Session(sid, facts)
             self._sessions[sid] = session
-            poisoned = False  # a session that saw a rejected duplicate crashes delete_state: left in place
             try:
-                slims = build(session)
-                slims.append(session.slim({"k": SESSION_MARKER, "id": SESSION_MARKER}))
-                collision = None
-                for slim in slims:  # one by one: the batch call corrupts memory on a duplicate
-                    try:
-                        self._ruleset.assert_fact(slim)
-                    except durable_engine.MessageObservedException as error:
-                        collision = error
-                        break
-                self._drain(session)  # always: deleting a session with pending actions crashes the process
-                if collision is not None:
-                    poisoned = True
-                    raise HashCollisionError(f"durable_rules rejected an input fact as a duplicate in session {sid}") from collision
-                state = self._ruleset.get_state(sid)
-                if session.errors:
-                    raise session.errors[0]
-                if state.get("exception"):
-                    raise RuntimeError(f"durable_rules action failed: {state['exception']}")
-                return session
+                self.assert_all(session, build(session, facts))
+                return then(session) if then is not None else session
             finally:
                 try:
+                    if not session.poisoned and not session.acted:
+                        self._ruleset.assert_fact(session.slim({"k": SESSION_MARKER, "id": SESSION_MARKER}))
                     self._drain(session)
                 except BaseException:  # already failing; the drain only makes the delete safe
                     pass
                 self._sessions.pop(sid, None)
                 try:
-                    if not poisoned:
+                    if not session.poisoned:
                         self._ruleset.delete_state(sid)
                 except BaseException:  # a session that never got state has nothing to delete
                     pass
 
+    def assert_all(self, session: _Session, slims: list[dict[str, Any]], batch: bool = False) -> None:
+        """Assert facts into an open session, drain the actions, and raise what they raised.
+
+        One by one unless ``batch``: the batch call corrupts memory on a duplicate, so it is
+        only for facts whose ids :meth:`_Session.slim` chose in this session (never a
+        duplicate) and that some rule accepts (the status rules' accept-all rule)."""
+        collision = None
+        if batch and slims:
+            try:
+                self._ruleset.assert_facts(slims)
+            except durable_engine.MessageObservedException as error:
+                collision = error
+        for slim in () if batch else slims:
+            try:
+                self._ruleset.assert_fact(slim)
+            except durable_engine.MessageObservedException as error:
+                collision = error
+                break
+        self._drain(session)  # always: deleting a session with pending actions crashes the process
+        if collision is not None:
+            session.poisoned = True   # a session that saw a rejected duplicate crashes delete_state: left in place
+            raise HashCollisionError(f"durable_rules rejected an input fact as a duplicate in session {session.sid}") from collision
+        if session.errors:
+            raise session.errors[0]
+
     def _drain(self, session: _Session) -> None:
-        """Run every pending action now (no polling thread will)."""
-        failures: list[BaseException] = []
+        """Run every pending action now (no polling thread will).
 
-        def complete(error: BaseException | None, _state: Any) -> None:
-            if error:
-                failures.append(error)
-
+        durable_rules' own loop (``Ruleset._flush_actions``) wraps each match in Closure and
+        Content objects and posts the session state back after every action, which runs it
+        through the whole network again; no rule here reads or changes that state, so the
+        actions are called directly and completed. An exception in an action is kept on its
+        session (durable_rules would swallow it into the state) and raised by the caller after
+        the drain, which goes on: deleting a session with pending actions crashes."""
+        engine, handle, runs = durable_engine.durable_rules_engine, self._ruleset._handle, self._runs
         while True:
-            result = durable_engine.durable_rules_engine.start_action(self._ruleset._handle)
+            result = engine.start_action(handle)
             if not result:
                 break
-            self._ruleset._flush_actions(json.loads(result[0]), {"message": json.loads(result[1])}, result[2], complete)
-            if failures:
-                raise RuntimeError(f"durable_rules could not complete an action: {failures[0]}")
+            owner = self._sessions.get(json.loads(result[0])["sid"])
+            message, offset = json.loads(result[1]), result[2]
+            while message:
+                name, match = next(iter(message.items()))
+                if owner is not None:
+                    owner.acted = True
+                    try:
+                        runs[name](owner, match)
+                    except BaseException as error:  # noqa: BLE001 - kept and raised after the drain: it must complete
+                        owner.errors.append(error)
+                following = engine.complete_and_start_action(handle, offset)
+                message = json.loads(following) if following else None
 
     def judge(self, subjects: list[status.Subject], context: status.Context):
         """The declared status conditions, matched by durable_rules in a session of their own.
@@ -274,6 +321,14 @@ class DurableBackend:
     def live_sessions(self) -> int:
         """Sessions still held on the Python side (0 between evaluations)."""
         return len(self._sessions)
+
+
+def _unused(c: Any) -> None:
+    raise AssertionError("the adapter drains actions itself (DurableBackend._drain)")
+
+
+def _ignore(session: _Session, match: Any) -> None:
+    return None
 
 
 _BACKENDS: dict[str, DurableBackend] = {}

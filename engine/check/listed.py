@@ -15,8 +15,6 @@ from datetime import date, timedelta
 from typing import Any, Iterable
 
 WINDOW_DAYS = 90
-OPEN_DEADLINE = ("pending", "overdue", "unknown")
-ALWAYS_LISTED = ("overdue", "awaiting_decision", "missed")
 _SLIM = ("party", "obligation_id", "period", "article", "due", "status", "status_reason", "meeting")
 
 
@@ -45,6 +43,10 @@ class Listed:
         self.report_ids = groups.get("report", set())
         self.request_ids = groups.get("extension_request", set())
         self.follows = {r.id: r.follows for r in rulebook.rules if r.follows}
+        self.order = {r.id: r.order for r in rulebook.rules}     # the rules' `order`: e.g. initial reports first
+        # the status vocabulary's groups (rules/common/statuses.toml): deadlines still open, statuses always listed
+        self.open = rulebook.vocabulary.group("open")
+        self.always = rulebook.vocabulary.group("listed")
         self.window_end = as_of + timedelta(days=WINDOW_DAYS)
         self.rows: list[dict[str, Any]] = []
         self.unknown_reports: Counter = Counter()      # obligation id -> reports past due with no record of receipt
@@ -59,7 +61,7 @@ class Listed:
             if o["status"] == "unknown" and o["obligation_id"] in self.report_ids:
                 self.unknown_reports[o["obligation_id"]] += 1
                 unknown_here = True
-            elif self._listed(o) or (o["period"] == "" and o["obligation_id"] in at_risk and o["status"] in OPEN_DEADLINE):
+            elif self._listed(o) or (o["period"] == "" and o["obligation_id"] in at_risk and o["status"] in self.open):
                 self.rows.append(o)
         self.unknown_report_parties += unknown_here
 
@@ -68,7 +70,7 @@ class Listed:
 
     def _listed(self, o: dict[str, Any]) -> bool:
         status = o["status"]
-        if status in ALWAYS_LISTED or status == "unknown":
+        if status in self.always:
             return True
         if status != "pending":
             return False
@@ -77,7 +79,7 @@ class Listed:
     # -- the sections -------------------------------------------------------------------
     def overdue_reports(self) -> list[dict[str, Any]]:
         rows = [o for o in self.rows if o["status"] == "overdue" and o["obligation_id"] in self.report_ids]
-        return sorted(rows, key=lambda o: (o["obligation_id"] != "ccm.art7.initial_report", o["due"], o["party"]))
+        return sorted(rows, key=lambda o: (self.order.get(o["obligation_id"], 0), o["due"], o["party"]))
 
     def overdue_other(self) -> list[dict[str, Any]]:
         rows = [o for o in self.rows if o["status"] == "overdue" and o["obligation_id"] not in self.report_ids]
@@ -114,7 +116,7 @@ class Listed:
         pairs = []
         for request in self.with_status("missed"):
             deadline = by_key.get((request["party"], self.follows.get(request["obligation_id"], "")))
-            if deadline is not None and deadline["status"] in OPEN_DEADLINE:
+            if deadline is not None and deadline["status"] in self.open:
                 pairs.append((request, deadline))
         return pairs
 

@@ -42,9 +42,7 @@ from engine.store.database import (
 )
 from engine.store.snapshot import load_snapshot
 
-MEETING_KINDS = ("MSP", "RC")
 TRACKED = ("due", "original_due", "status")
-RECEIVED = ("fulfilled", "fulfilled_late", "received")
 
 
 @dataclass
@@ -134,7 +132,7 @@ def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Change]:
 
 def next_meeting(evaluator: Evaluator, as_of: date) -> dict[str, Any] | None:
     """The next meeting, from the registry or, past its last one, as the calendar rule projects it."""
-    m = evaluator.next_meeting(as_of, MEETING_KINDS)
+    m = evaluator.next_meeting(as_of)
     if m is None:
         return None
     return {"code": m.code, "name": m.name, "start": m.start_date, "city": m.city, "projected": m.projected}
@@ -585,18 +583,46 @@ def check_and_digest(url: str, evaluator: Evaluator, as_of: date, folder: Path, 
 
 # ----------------------------------------------------------------------------- stats
 
+def stats_sections(rulebook) -> dict[str, dict[str, Any]]:
+    """The progress counts' sections, from the rules' ``stats`` keys: a report counted once
+    (``once``) or per period (``periodic``), or a deadline with the extension requests that
+    follow it (``deadline``). Reports first, in rule order; then the deadlines, by name."""
+    grouped: dict[str, list[Any]] = {}
+    for rule in rulebook.rules:
+        if rule.is_obligation and rule.stats:
+            grouped.setdefault(rule.stats, []).append(rule)
+    reports, deadlines = {}, {}
+    for name, rules in grouped.items():
+        ids = {r.id for r in rules}
+        if all(r.status == "report" for r in rules):
+            reports[name] = {"shape": "periodic" if any(r.each or r.period_from for r in rules) else "once", "ids": ids}
+        else:
+            deadlines[name] = {"shape": "deadline", "ids": {r.id for r in rules if r.follows not in ids},
+                               "requests": {r.id for r in rules if r.follows in ids}}
+    return {**reports, **dict(sorted(deadlines.items()))}
+
+
+def decided_keys(rulebook) -> list[str]:
+    """The keys of ``extension_requests_decided``: the article keys of the decisions the pack's
+    exception rules read (``decision:extension:<key>``)."""
+    prefix = "decision:extension:"
+    return sorted({kind[len(prefix):] for rule in rulebook.rules if rule.produces == "exception"
+                   for kind in rule.when if kind.startswith(prefix)})
+
+
 def stats(evaluator: Evaluator, as_of: date, events: Iterable[RecordedEvent]) -> dict[str, Any]:
     """Counts like the progress reports of the Meetings of States Parties, as of a date.
 
-    Counted party by party: no party's evaluation is kept once it is counted."""
+    The sections come from the rules' ``stats`` keys (:func:`stats_sections`); what counts as
+    received or completed from the status vocabulary's groups. Counted party by party: no
+    party's evaluation is kept once it is counted."""
+    vocabulary = evaluator.rulebook.vocabulary
+    received, completed = vocabulary.group("received"), vocabulary.group("fulfilled")
+    sections = stats_sections(evaluator.rulebook)
     errors: list[tuple[str, str]] = []
     statuses: Counter = Counter()
-    initial_counts: Counter = Counter()
-    annual: Counter = Counter()
     decided: Counter = Counter()
-    articles = {"article_3": (("ccm.art3.stockpile_destruction",), "ccm.art3.extension_request"),
-                "article_4": (("ccm.art4.clearance", "ccm.art4.clearance_after_eif"), "ccm.art4.extension_request")}
-    per_article = {name: Counter() for name in articles}
+    counted: dict[str, Counter] = {name: Counter() for name in sections}
     for iso3, e, error in evaluator.each(as_of, events):
         if e is None:
             errors.append((iso3, str(error)))
@@ -607,55 +633,56 @@ def stats(evaluator: Evaluator, as_of: date, events: Iterable[RecordedEvent]) ->
                 decided[key.split(":")[2].split("#")[0]] += 1
         if e.status != "state_party":
             continue
-        for o in e.obligations:
-            if o.id == "ccm.art7.initial_report":
-                initial_counts["all"] += 1
-                if o.due <= as_of or o.status in RECEIVED:
-                    initial_counts["due"] += 1
-                    initial_counts["received"] += o.status in RECEIVED
-                    initial_counts["received_late"] += o.status == "fulfilled_late"
-                    initial_counts["received_date_unknown"] += o.status == "received"
-                    initial_counts["outstanding"] += o.status == "overdue"
-                    initial_counts["unknown"] += o.status == "unknown"
-            elif o.id == "ccm.art7.annual_report":
-                annual["due"] += o.due <= as_of
-                annual["received"] += o.status in RECEIVED
-                annual["outstanding"] += o.status == "overdue"
-                annual["unknown"] += o.status == "unknown"
-        for name, (ids, request_id) in articles.items():
-            counts = per_article[name]
-            found = [o for o in e.obligations if o.id in ids]
-            if found:
-                counts["states_with_obligation"] += 1
-                counts["completed"] += all(o.status in ("fulfilled", "fulfilled_late") for o in found)
-                counts["extended"] += any(o.due != o.original_due for o in found)
-                counts["deadline_passed_outstanding"] += any(o.status == "overdue" for o in found)
-                counts["deadline_passed_decision_not_recorded"] += any(o.status == "unknown" for o in found)
-            for o in e.obligations:
-                if o.id == request_id and o.status in ("awaiting_decision", "missed"):
-                    counts[f"extension_requests_{o.status}"] += 1
-    fields = ("states_with_obligation", "completed", "extended", "deadline_passed_outstanding",
-              "deadline_passed_decision_not_recorded", "extension_requests_awaiting_decision", "extension_requests_missed")
-    return {
+        for name, section in sections.items():
+            counts = counted[name]
+            if section["shape"] == "once":
+                for o in e.obligations:
+                    if o.id not in section["ids"]:
+                        continue
+                    counts["all"] += 1
+                    if o.due <= as_of or o.status in received:
+                        counts["due"] += 1
+                        counts["received"] += o.status in received
+                        counts["received_late"] += o.status == "fulfilled_late"
+                        counts["received_date_unknown"] += o.status == "received"
+                        counts["outstanding"] += o.status == "overdue"
+                        counts["unknown"] += o.status == "unknown"
+            elif section["shape"] == "periodic":
+                for o in e.obligations:
+                    if o.id in section["ids"]:
+                        counts["due"] += o.due <= as_of
+                        counts["received"] += o.status in received
+                        counts["outstanding"] += o.status == "overdue"
+                        counts["unknown"] += o.status == "unknown"
+            else:
+                found = [o for o in e.obligations if o.id in section["ids"]]
+                if found:
+                    counts["states_with_obligation"] += 1
+                    counts["completed"] += all(o.status in completed for o in found)
+                    counts["extended"] += any(o.due != o.original_due for o in found)
+                    counts["deadline_passed_outstanding"] += any(o.status == "overdue" for o in found)
+                    counts["deadline_passed_decision_not_recorded"] += any(o.status == "unknown" for o in found)
+                for o in e.obligations:
+                    if o.id in section["requests"] and o.status in ("awaiting_decision", "missed"):
+                        counts[f"extension_requests_{o.status}"] += 1
+    fields = {"once": ("due", "received", "received_late", "received_date_unknown", "outstanding", "unknown"),
+              "periodic": ("due", "received", "outstanding", "unknown"),
+              "deadline": ("states_with_obligation", "completed", "extended", "deadline_passed_outstanding",
+                           "deadline_passed_decision_not_recorded", "extension_requests_awaiting_decision",
+                           "extension_requests_missed")}
+    out: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "states_parties": statuses["state_party"],
         "signatories": statuses["signatory"],
         "former_states_parties": statuses["former_state_party"],
-        "initial_reports": {
-            "due": initial_counts["due"],
-            "received": initial_counts["received"],
-            "received_late": initial_counts["received_late"],
-            "received_date_unknown": initial_counts["received_date_unknown"],
-            "outstanding": initial_counts["outstanding"],
-            "unknown": initial_counts["unknown"],
-            "not_yet_due": initial_counts["all"] - initial_counts["due"],
-        },
-        "annual_reports": {"due": annual["due"], "received": annual["received"], "outstanding": annual["outstanding"],
-                           "unknown": annual["unknown"]},
-        "article_3": {f: per_article["article_3"][f] for f in fields},
-        "article_4": {f: per_article["article_4"][f] for f in fields},
-        "extension_requests_decided": {"art3": decided.get("art3", 0), "art4": decided.get("art4", 0),
-                                       "total": sum(decided.values())},
-        "recorded_events": sum(1 for _ in events) if isinstance(events, list) else None,
-        "errors": [{"party": p, "message": m} for p, m in errors],
     }
+    for name, section in sections.items():
+        counts = counted[name]
+        out[name] = {f: counts[f] for f in fields[section["shape"]]}
+        if section["shape"] == "once":
+            out[name]["not_yet_due"] = counts["all"] - counts["due"]
+    keys = decided_keys(evaluator.rulebook)
+    out["extension_requests_decided"] = {**{k: decided.get(k, 0) for k in keys}, "total": sum(decided.values())}
+    out["recorded_events"] = sum(1 for _ in events) if isinstance(events, list) else None
+    out["errors"] = [{"party": p, "message": m} for p, m in errors]
+    return out

@@ -29,8 +29,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine.check.run import check_and_digest
+from engine.check.treaties import check_treaties
 from engine.core import packs
-from engine.registry.shared import shared_evaluator
+from engine.registry.shared import shared_evaluator, shared_treaties
 from engine.runtime.errors import OperationalFailure
 from engine.runtime.logs import get
 from engine.runtime.plugins import DailyRun, StepResult, load_plugins
@@ -57,6 +58,7 @@ class DailyResult:
     attention: bool = False              # the check found something that needs attention
     digest: tuple[Path, Path] | None = None
     steps: dict[str, StepResult] = field(default_factory=dict)     # each plugin's daily step, by plugin name
+    check_runs: dict[str, int] | None = None   # with several packs: each pack's check run, in the packs' order
 
 
 @dataclass
@@ -98,19 +100,29 @@ def _outcome(result: DailyResult | PeriodicResult) -> str:
 
 @_logged("daily")
 def daily_job(as_of: str | None = None) -> DailyResult:
-    """The daily check with its digest files (as ``ccm check``), then each plugin's daily step (the
-    letters: plan a batch and, unless it awaits the coordinator's approval, queue and deliver its
-    notes), as of ``as_of`` (YYYY-MM-DD; default today, UTC)."""
+    """The daily check with its digest files (as ``ccm check``: with several packs, every selected
+    pack's check in one transaction, one digest), then each plugin's daily step with the first
+    pack's evaluator (the letters: plan a batch and, unless it awaits the coordinator's approval,
+    queue and deliver its notes), as of ``as_of`` (YYYY-MM-DD; default today, UTC)."""
     settings = load_settings()
     day = date.fromisoformat(as_of) if as_of else datetime.now(timezone.utc).date()
     url = settings.database_url
     if store.current_revision(url) != store.head_revision():
         store.upgrade(url)
     evaluator = _evaluator(settings.backend, settings.receipts_complete_from, settings.packs)
-    check, context, paths = check_and_digest(url, evaluator, day, settings.output_folder)
-    run = DailyRun(url=url, settings=settings, evaluator=evaluator, as_of=day)
+    if len(settings.packs) > 1:   # every selected pack's check in one transaction, one digest (as ``ccm check``)
+        tr = shared_treaties(settings.backend, settings.receipts_complete_from, settings.packs)
+        checks, contexts, paths = check_treaties(url, tr, day, settings.output_folder)
+        check = checks[0]
+        context = {"attention": any(c["attention"] for c in contexts)}
+        runs = {c["treaty"]: result.run_id for c, result in zip(contexts, checks)}
+    else:
+        check, context, paths = check_and_digest(url, evaluator, day, settings.output_folder)
+        runs = None
+    run = DailyRun(url=url, settings=settings, evaluator=evaluator, as_of=day)   # the letters: the first pack's (not yet per treaty)
     steps = {plugin.name: plugin.daily(run) for plugin in load_plugins() if plugin.daily is not None}
-    return DailyResult(as_of=day, check_run_id=check.run_id, attention=context["attention"], digest=paths, steps=steps)
+    return DailyResult(as_of=day, check_run_id=check.run_id, attention=context["attention"], digest=paths, steps=steps,
+                       check_runs=runs)
 
 
 @_logged("retry")

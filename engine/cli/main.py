@@ -22,6 +22,7 @@ from engine.cli import record as cli_record  # noqa: F401  (the record and the d
 from engine.cli import web as cli_web  # noqa: F401  (the HTTP API, pages and calendar feeds)
 from engine.cli.base import (AS_OF_HELP, STATUS_STYLE, TREATY_HELP, app, console, evaluations_of,  # noqa: F401
                              evaluator, fail, find_in, find_party, parse_date, reset_evaluators, treaties)
+from engine.core import packs
 from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
 from engine.core.evaluate import PartyEvaluation
@@ -125,6 +126,14 @@ def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
     day = parse_date(as_of, within=tr)
     participant = find_in(tr, party)
     listed = tr.of_party(participant.iso3)
+    try:
+        named = tr.owner(obligation_id)
+    except packs.PackError as error:
+        fail(f"{error}; give --treaty {packs.pack_of(obligation_id)} or select it ([engine] pack, CCM_PACK)")
+    if named is not None and tr.several:
+        listed = [(n, e) for n, e in listed if n == named] or listed
+    if not listed:
+        fail(f"{participant.name} is not a participant of {', '.join(tr.names)}")
     if tr.several:   # the pack whose rulebook knows the id or title
         owner = next(((n, e) for n, e in listed if _matching_rule(e, obligation_id)), listed[0])
         tr = tr.only(owner[0])

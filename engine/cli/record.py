@@ -21,8 +21,9 @@ import typer
 from rich import box
 from rich.console import Console
 
-from engine.cli.base import app, evaluator, fail, parse_date, treaties
+from engine.cli.base import TREATY_HELP, app, evaluator, fail, parse_date, treaties
 from engine.core.model import RegistryError
+from engine.core.packs import PackError
 from engine.record.textsafe import TextError, parse_year
 from engine.registry.load import load_registry
 from engine.runtime.errors import OperationalFailure
@@ -145,16 +146,41 @@ def recorded_by() -> str | None:
     return os.environ.get("CCM_RECORDED_BY") or os.environ.get("USER")
 
 
+#: The pack the running command records for, set by :func:`_use` first thing in each command.
+_scope: tuple[str, str, object] | None = None
+
+
+def _use(treaty: Optional[str]) -> None:
+    """Record for the pack ``--treaty`` names (a selected one), or the settings' first pack."""
+    global _scope
+    tr = treaties()
+    try:
+        name = treaty or tr.home
+        _scope = (name, tr.home, tr.get(name))
+    except PackError as error:
+        fail(f"{error}. Events are recorded for a selected pack only: select it in config.toml "
+             f"([engine] pack) or with CCM_PACK={','.join((*tr.names, treaty or ''))}")
+
+
+def _pack_evaluator():
+    return _scope[2] if _scope else evaluator()
+
+
+def _pack_args() -> dict[str, str | None]:
+    return {"pack": _scope[0], "home": _scope[1]} if _scope else {}
+
+
 def _record(event: NewEvent, corrects: Optional[str], json_output: bool = False) -> None:
     # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
-    from engine.record.events import RecordError, record
+    from engine.record.events import RecordError, pack_tag, record
 
     url = _url()
     _ready(url, create=True)
     event.corrects = corrects
     event.recorded_by = recorded_by()
+    event.extra = {**event.extra, **pack_tag(**_pack_args())}
     try:
-        event_id, created = record(url, evaluator(), event)
+        event_id, created = record(url, _pack_evaluator(), event, **_pack_args())
     except RecordError as error:
         fail(str(error))
         return
@@ -163,7 +189,7 @@ def _record(event: NewEvent, corrects: Optional[str], json_output: bool = False)
                           "on": event.on.isoformat(), "period": event.period, "corrects": corrects},
                          ensure_ascii=False, indent=1))
         return
-    name = evaluator().registry.participant(event.party).name
+    name = _pack_evaluator().registry.participant(event.party).name
     if created:
         console.print(f"Recorded {event_id}: {event.kind} of {name} on {event.on.isoformat()}"
                       + (f" ({event.period})" if event.period else "") + ". It counts from the next `ccm check`.",
@@ -177,18 +203,20 @@ def _party(query: str) -> str:
     from engine.record.events import RecordError, resolve_party
 
     try:
-        return resolve_party(evaluator(), query)
+        return resolve_party(_pack_evaluator(), query)
     except RecordError as error:
         fail(str(error))
         raise
 
 
-def _article(value: str) -> str:
-    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
-    from engine.record.events import ARTICLES
-
-    if value not in ARTICLES:
-        fail(f"--article {value!r}: extensions exist under Article 3 or 4; give 3 or 4")
+def _article(value: str, kind: str = "decision:extension:art") -> str:
+    """An article under which the pack's rules know this kind of event (extensions, completions)."""
+    rules = _pack_evaluator().rulebook.rules
+    known = sorted({k[len(kind):] for r in rules for k in (r.fulfilled_by, r.decided_by) if k and k.startswith(kind)},
+                   key=lambda a: (len(a), a))
+    if value not in known:
+        what = "extensions exist" if kind.startswith("decision:") else "completions are recorded"
+        fail(f"--article {value!r}: {what} under Article {' or '.join(known)}; give {' or '.join(known)}")
     return value
 
 
@@ -197,7 +225,7 @@ def _meeting(code: str) -> str:
     from engine.record.events import RecordError, check_meeting
 
     try:
-        check_meeting(evaluator(), code)
+        check_meeting(_pack_evaluator(), code)
     except RecordError as error:
         fail(f"Refused: {error}")
     return code
@@ -206,6 +234,8 @@ def _meeting(code: str) -> str:
 CORRECTS = typer.Option(None, "--corrects", help="Id of a recorded event this one corrects (it is kept, marked superseded).")
 COMMENT = typer.Option(None, "--comment", help="A note kept with the record.")
 JSON_OUTPUT = typer.Option(False, "--json", help="Print JSON: the event's id and whether it was written.")
+TREATY = typer.Option(None, "--treaty", help="The rule pack the event belongs to (a selected one; default: the first "
+                      "[engine] pack).")
 
 
 @record_app.command("report")
@@ -216,8 +246,9 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
                   symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                   source: Optional[str] = typer.Option(None, "--source", help="URL of the report."),
                   comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
-    """A transparency report (Art. 7) or retention report (Art. 3(8)) received."""
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+    """A transparency report or a retention report received."""
+    _use(treaty)
     # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import REPORT_KINDS, NewEvent
 
@@ -244,8 +275,9 @@ def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or
                              symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                              source: Optional[str] = typer.Option(None, "--source", help="URL."),
                              comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
-    """An extension request (Art. 3(3) or 4(5)) submitted for a meeting."""
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+    """An extension request submitted for a meeting (under an article whose deadline can be extended)."""
+    _use(treaty)
     # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
@@ -263,8 +295,9 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
                     document: Optional[str] = typer.Option(None, "--document", help="Symbol of the decision."),
                     source: Optional[str] = typer.Option(None, "--source", help="URL."),
                     comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
     """A meeting's decision granting an extension (checked against the treaty's ceiling)."""
+    _use(treaty)
     # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
@@ -282,14 +315,15 @@ def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."
                       declared_at: Optional[str] = typer.Option(None, "--declared-at", help="Meeting code where compliance was declared."),
                       source: Optional[str] = typer.Option(None, "--source", help="URL."),
                       comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
-    """Stockpile destruction (Art. 3) or clearance (Art. 4) completed."""
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+    """Stockpile destruction or clearance completed."""
+    _use(treaty)
     # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     if declared_at:
         _meeting(declared_at)
-    _record(NewEvent(party=_party(party), kind=f"completion:art{_article(article)}",
+    _record(NewEvent(party=_party(party), kind=f"completion:art{_article(article, 'completion:art')}",
                      on=parse_date(completed, "--completed"), source=source, comment=comment,
                      extra={"declared_at": declared_at} if declared_at else {}), corrects, json_output)
 
@@ -299,8 +333,9 @@ def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."
                       effective: str = typer.Option(..., "--effective", help="Date the withdrawal takes effect, YYYY-MM-DD."),
                       source: Optional[str] = typer.Option(None, "--source", help="URL (depositary notification)."),
                       comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
-    """A withdrawal (Art. 20) taking effect."""
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+    """A withdrawal taking effect."""
+    _use(treaty)
     # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
@@ -315,8 +350,9 @@ def record_clarification_request(party: str = typer.Argument(..., help="ISO3 cod
                                  symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                                  source: Optional[str] = typer.Option(None, "--source", help="URL."),
                                  comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
-    """A request for clarification (Art. 8(2)) received by a State; its id names the response's period."""
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
+    """A request for clarification received by a State; its id names the response's period."""
+    _use(treaty)
     # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
@@ -333,8 +369,9 @@ def record_clarification_response(party: str = typer.Argument(..., help="ISO3 co
                                   symbol: Optional[str] = typer.Option(None, "--symbol", help="Document symbol."),
                                   source: Optional[str] = typer.Option(None, "--source", help="URL."),
                                   comment: Optional[str] = COMMENT, corrects: Optional[str] = CORRECTS,
-                  json_output: bool = JSON_OUTPUT) -> None:
+                  json_output: bool = JSON_OUTPUT, treaty: Optional[str] = TREATY) -> None:
     """A State's response to a request for clarification."""
+    _use(treaty)
     # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
@@ -345,8 +382,10 @@ def record_clarification_response(party: str = typer.Argument(..., help="ISO3 co
 @app.command()
 def history(party: str = typer.Argument(..., help="ISO3 code or name."),
             as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
-            json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """A party's dated history: registry facts and recorded events, with their sources."""
+            json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+            treaty: Optional[str] = TREATY) -> None:
+    """A party's dated history: registry facts and recorded events, with their sources (one pack's:
+    --treaty, or the first [engine] pack)."""
     # lazy: Alembic, rich's tables, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from rich.table import Table
 
@@ -354,19 +393,20 @@ def history(party: str = typer.Argument(..., help="ISO3 code or name."),
     from engine.record.events import history as build
     from engine.store import database as store
 
+    _use(treaty)
     url = _url()
     iso3 = _party(party)
     day = parse_date(as_of)
     use = url if store.database_exists(url) and store.current_revision(url) else None
     try:
-        items = build(use, evaluator(), iso3, day)
+        items = build(use, _pack_evaluator(), iso3, day, **_pack_args())
     except RecordError as error:
         fail(str(error))
         return
     if json_output:
         print(json.dumps({"party": iso3, "as_of": day.isoformat(), "history": items}, ensure_ascii=False, indent=1))
         return
-    table = Table(title=f"{evaluator().registry.participant(iso3).name} ({iso3}): history as of {day.isoformat()}")
+    table = Table(title=f"{_pack_evaluator().registry.participant(iso3).name} ({iso3}): history as of {day.isoformat()}")
     for column in ("Date", "Origin", "What", "Sources"):
         table.add_column(column, overflow="fold")
     for item in items:
@@ -378,15 +418,18 @@ def history(party: str = typer.Argument(..., help="ISO3 code or name."),
 
 @app.command(name="import")
 def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv or .json file of report receipts."),
-                   json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Import report receipts (columns party,kind,year,received,symbol,source): all rows or none."""
+                   json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+                   treaty: Optional[str] = TREATY) -> None:
+    """Import report receipts (columns party,kind,year,received,symbol,source): all rows or none;
+    every row is a receipt under the pack --treaty names (default: the first [engine] pack)."""
     # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import ImportError_, import_file
 
+    _use(treaty)
     url = _url()
     _ready(url, create=True)
     try:
-        created, skipped = import_file(url, evaluator(), file, recorded_by=recorded_by())
+        created, skipped = import_file(url, _pack_evaluator(), file, recorded_by=recorded_by(), **_pack_args())
     except ImportError_ as error:
         fail(str(error))
         return
@@ -399,16 +442,23 @@ def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False,
 
 @app.command()
 def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
-           output: Optional[Path] = typer.Option(None, "--output", help="File to write (default: standard output).")) -> None:
-    """Export the recorded report receipts in the import format."""
+           output: Optional[Path] = typer.Option(None, "--output", help="File to write (default: standard output)."),
+           treaty: Optional[str] = typer.Option(None, "--treaty", help="Only this pack's receipts (a selected one); "
+                                                "default: every receipt recorded.")) -> None:
+    """Export the recorded report receipts in the import format (one pack's with --treaty, which
+    `ccm import --treaty` takes back)."""
     # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import export_rows, format_export
     from engine.store import database as store
 
     if fmt_name not in ("csv", "json"):
         fail(f"--format {fmt_name!r}: give csv or json")
+    args = {}
+    if treaty is not None:
+        _use(treaty)
+        args = _pack_args()
     url = _url()
-    rows = export_rows(url) if store.database_exists(url) and store.current_revision(url) else []
+    rows = export_rows(url, **args) if store.database_exists(url) and store.current_revision(url) else []
     text = format_export(rows, fmt_name, terminal=output is None and sys.stdout.isatty())
     if output:
         output.write_text(text, encoding="utf-8")
@@ -544,10 +594,13 @@ def _print_check(result, context, paths, day, last, replay: bool, limit: int, la
 
 @app.command()
 def stats(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
-          json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Counts like the progress reports of the Meetings of States Parties, as of a date."""
-    # lazy: Alembic, email-validator, Jinja2, rich's tables, SQLAlchemy load only when this command runs, not on the start-up of ccm
-    from rich.table import Table
+          json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+          treaty: Optional[str] = typer.Option(None, "--treaty", help=TREATY_HELP)) -> None:
+    """Counts like the progress reports of the Meetings of States Parties, as of a date.
+
+    With several packs selected (and no --treaty), one table per treaty; --json then prints a
+    list of the one-pack objects, each with a "treaty" key."""
+    # lazy: Alembic, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from sqlalchemy.exc import OperationalError
 
     from engine.check.run import stats as compute
@@ -562,30 +615,50 @@ def stats(as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
             events = load_events(url) if store.current_revision(url) else []
         except OperationalError:
             events = []
-    counts = compute(evaluator(), day, events)
+    tr = treaties(None, treaty)
+    listed = [(name, ev, compute(ev, day, tr.events(name, events))) for name, ev in tr.items()]
     if json_output:
-        print(json.dumps(counts, ensure_ascii=False, indent=1))
+        body = [{"treaty": name, **counts} for name, _, counts in listed] if tr.several else listed[0][2]
+        print(json.dumps(body, ensure_ascii=False, indent=1))
         return
+    for name, ev, counts in listed:
+        if tr.several:
+            console.print(f"[bold underline]{ev.rulebook.title}[/] ({name})", highlight=False)
+        _print_stats(counts, day)
+
+
+def _print_stats(counts: dict, day) -> None:
+    # lazy: Alembic, email-validator, Jinja2, rich's tables, SQLAlchemy load only when this command runs, not on the start-up of ccm
+    from rich.table import Table
+
+    from engine.check.run import stats_sections
+    from engine.core import wording
+
     table = Table(title=f"States Parties' progress as of {day.isoformat()} ({counts['recorded_events']} recorded events)")
     table.add_column("Measure")
     table.add_column("Count", justify="right")
-    ir, a3, a4, ext = counts["initial_reports"], counts["article_3"], counts["article_4"], counts["extension_requests_decided"]
+
+    labels = wording.load().get("stats", {})
     rows = [("States Parties", counts["states_parties"]), ("Signatories (not yet bound)", counts["signatories"]),
-            ("Former States Parties", counts["former_states_parties"]),
-            ("Initial reports due", ir["due"]), ("  received", ir["received"]), ("    of which late", ir["received_late"]),
-            ("    of which on a date not recorded", ir["received_date_unknown"]),
-            ("  outstanding (recorded or observed)", ir["outstanding"]), ("  no record of receipt (unknown)", ir["unknown"]),
-            ("Initial reports not yet due", ir["not_yet_due"]),
-            ("Annual reports due", counts["annual_reports"]["due"]), ("  received", counts["annual_reports"]["received"]),
-            ("  outstanding (recorded or observed)", counts["annual_reports"]["outstanding"]),
-            ("  no record of receipt (unknown)", counts["annual_reports"]["unknown"])]
-    for label, a in (("Art. 3 stockpile destruction", a3), ("Art. 4 clearance", a4)):
-        rows += [(f"{label}: States with the obligation", a["states_with_obligation"]), ("  completed", a["completed"]),
-                 ("  extended", a["extended"]), ("  deadline passed, outstanding", a["deadline_passed_outstanding"]),
-                 ("  deadline passed, decision not recorded", a["deadline_passed_decision_not_recorded"]),
-                 ("  extension request awaiting a recorded decision", a["extension_requests_awaiting_decision"]),
-                 ("  extension request missed", a["extension_requests_missed"])]
-    rows += [("Extension requests decided (Art. 3)", ext["art3"]), ("Extension requests decided (Art. 4)", ext["art4"])]
+            ("Former States Parties", counts["former_states_parties"])]
+    for name, section in stats_sections(evaluator().rulebook).items():   # the rules' `stats` sections
+        a, label = counts[name], labels.get("sections", {}).get(name, name)
+        if section["shape"] == "deadline":
+            rows += [(f"{label}: States with the obligation", a["states_with_obligation"]), ("  completed", a["completed"]),
+                     ("  extended", a["extended"]), ("  deadline passed, outstanding", a["deadline_passed_outstanding"]),
+                     ("  deadline passed, decision not recorded", a["deadline_passed_decision_not_recorded"]),
+                     ("  extension request awaiting a recorded decision", a["extension_requests_awaiting_decision"]),
+                     ("  extension request missed", a["extension_requests_missed"])]
+            continue
+        rows += [(f"{label} due", a["due"]), ("  received", a["received"])]
+        if section["shape"] == "once":
+            rows += [("    of which late", a["received_late"]), ("    of which on a date not recorded", a["received_date_unknown"])]
+        rows += [("  outstanding (recorded or observed)", a["outstanding"]), ("  no record of receipt (unknown)", a["unknown"])]
+        if section["shape"] == "once":
+            rows.append((f"{label} not yet due", a["not_yet_due"]))
+    decided = counts["extension_requests_decided"]
+    rows += [(labels.get("decided", {}).get(key, f"Extension requests decided ({key})"), value)
+             for key, value in decided.items() if key != "total"]
     for label, value in rows:
         table.add_row(label, str(value))
     console.print(table)

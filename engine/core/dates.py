@@ -130,7 +130,7 @@ def add_days(anchor: date, days: int) -> Step:
 def first_day_of_month_after(anchor: date, months: int) -> Step:
     """The first day of the month that is ``months`` after the month of ``anchor``.
 
-    This is the reading of Art. 17 used by the depositary: "the first day of the sixth
+    This is the depositary's reading of an entry-into-force clause: "the first day of the sixth
     month after" a date is the first day of (that date's month + 6).
 
     >>> first_day_of_month_after(date(2012, 7, 17), 6).value
@@ -182,12 +182,12 @@ def days_of_following_years(first_year: int, last_year: int, month: int, day: in
 
 
 def entry_into_force(deposit: date, threshold_deposit: date, months: int = 6) -> Step:
-    """Art. 17: first day of the sixth month after the month of deposit, or of the threshold deposit.
+    """First day of the sixth month after the month of deposit, or of the threshold deposit.
 
     A State that deposited on or before the date of the instrument that brought the
-    Convention into force (the thirtieth) is bound from the Convention's own entry into
-    force (17(1)); a later one from the first day of the sixth month after its own
-    deposit (17(2)).
+    Convention into force (the threshold deposit) is bound from the Convention's own entry
+    into force; a later one from the first day of the sixth month after its own deposit
+    (the pack's entry-into-force rule cites the provision).
 
     >>> entry_into_force(date(2009, 6, 16), date(2010, 2, 16)).value
     datetime.date(2010, 8, 1)

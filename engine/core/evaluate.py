@@ -11,7 +11,7 @@ from engine.core.dates import fmt
 from engine.core.facts import RecordedEvent, meetings_fact, party_facts
 from engine.core.meetings import project
 from engine.core.model import Meeting, Participant, Registry
-from engine.core import status
+from engine.core import packs, status, wording
 from engine.core.rulebook import Rule, Rulebook
 
 _VOCABULARY = status.load_vocabulary()
@@ -20,8 +20,6 @@ STATUSES = _VOCABULARY.statuses
 #: Statuses after which nothing more is owed: a withdrawal does not make them lapse.
 DONE = _VOCABULARY.group("done")
 PARTY_STATUSES = ("state_party", "signatory", "former_state_party", "not_party")
-#: A backend bound to a rulebook: the input facts in, every fact the rules derive out (engine/backends).
-Inference = Callable[[list[Fact]], list[Fact]]
 
 
 @dataclass(frozen=True)
@@ -112,24 +110,24 @@ class Evaluator:
     """Evaluates parties with one rulebook, registry and inference backend, named ``backend``.
 
     The backend is chosen in engine/backends (``engine.backends.Evaluator`` takes its name), so
-    that the core imports no backend: ``infer`` derives the facts, ``judge`` reads the declared
-    status conditions (the reference reading, :func:`reference_judge`, when not given).
+    that the core imports no backend: ``run(facts, finish)`` derives the facts and calls
+    ``finish(derived, judge)`` with the backend's reading of the declared status conditions
+    (the durable backend keeps its session open for it).
 
     ``receipts_complete_from``: the day from which the record of receipts is complete (the ISU
     imported every receipt since): a report due on or after it with no receipt is ``overdue``;
     one due before it, that no receipt or observation covers, is ``unknown``.
     """
 
-    def __init__(self, rulebook: Rulebook, registry: Registry, backend: str, infer: Inference,
-                 receipts_complete_from: date | None = None, judge: Judge | None = None):
+    def __init__(self, rulebook: Rulebook, registry: Registry, backend: str, run: Runner,
+                 receipts_complete_from: date | None = None):
         self.rulebook = rulebook
         self.registry = registry
         self.backend = backend
         self.receipts_complete_from = receipts_complete_from
         self.meetings: tuple[Meeting, ...] = project(registry.meetings, rulebook.calendar)
         self._meetings_fact = meetings_fact(self.meetings)
-        self._infer = infer
-        self._judge = judge or reference_judge
+        self._run = run
 
     def facts(self, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> list[Fact]:
         return party_facts(self.registry, iso3, as_of, recorded, self._meetings_fact)
@@ -137,9 +135,9 @@ class Evaluator:
     def evaluate(self, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> PartyEvaluation:
         """Evaluate one party as of a date. Raises EvaluationError when a rule cannot be applied."""
         facts = self.facts(iso3, as_of, recorded)
-        derived = self._infer(facts)
-        return assemble(self.rulebook, self.registry.participant(iso3), as_of, facts, derived,
-                        self.receipts_complete_from, self._judge)
+        participant = self.registry.participant(iso3)
+        return self._run(facts, lambda derived, judge: assemble(
+            self.rulebook, participant, as_of, facts, derived, self.receipts_complete_from, judge))
 
     def each(self, as_of: date, recorded: Iterable[RecordedEvent] = (),
              parties: Iterable[str] | None = None) -> Iterator[Outcome]:
@@ -166,11 +164,22 @@ class Evaluator:
             out.append(outcome.evaluation)
         return out
 
-    def next_meeting(self, as_of: date, kinds: Iterable[str] = ("MSP", "RC")) -> Meeting | None:
-        """The first meeting of these kinds opening after ``as_of``, projected or not."""
-        wanted = set(kinds)
+    def next_meeting(self, as_of: date, kinds: Iterable[str] | None = None) -> Meeting | None:
+        """The first meeting of these kinds opening after ``as_of``, projected or not; by default
+        of the kinds the pack's meeting calendar projects (the meetings that decide)."""
+        wanted = set(kinds) if kinds is not None else deciding_kinds(self.rulebook)
         later = [m for m in self.meetings if m.kind in wanted and m.start_date > as_of]
         return min(later, key=lambda m: m.start_date) if later else None
+
+
+def deciding_kinds(rulebook: Rulebook) -> set[str]:
+    """The meeting kinds the pack's [calendar] series project: the meetings that take decisions."""
+    return {series.kind for series in rulebook.calendar.series} if rulebook.calendar else set()
+
+
+#: Runs one party: infers from the facts, then ``finish(derived, judge)`` with the backend's reading
+#: of the status conditions (the durable backend keeps its session open for it).
+Runner = Callable[[list[Fact], Callable[[list[Fact], "Judge"], "PartyEvaluation"]], "PartyEvaluation"]
 
 
 def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: list[Fact],
@@ -200,9 +209,9 @@ def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: l
     withdrawal_fact = by_kind[termination.anchor][0] if termination and termination.anchor else None
     context = status.Context(as_of, receipts_complete_from, meetings, withdrawal_fact)
     subjects = status.subjects(rulebook, latest.values(), by_kind)
-    decided, lapsing = (judge or reference_judge)(subjects, context)
+    decided, lapsing, thens = (judge or reference_judge)(subjects, context)
     obligations = {s.key: _obligation(s, decided, context, by_id) for s in subjects}
-    obligations = _apply_thens(rulebook, subjects, obligations)
+    obligations = _apply_thens(subjects, obligations, thens)
     if termination is not None and withdrawal_fact is not None:
         obligations = _apply_lapse(rulebook, termination, withdrawal_fact, obligations, lapsing)
     ordered = sorted(obligations.values(), key=lambda o: (o.due, o.id, o.period or ""))
@@ -215,12 +224,15 @@ def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: l
 
 
 #: A backend's reading of the status conditions: (subject key -> (first case that holds, its
-#: bindings), keys of the obligations falling due after the withdrawal took effect).
-Judge = Callable[[list[status.Subject], status.Context], tuple[dict[str, tuple[int, list[dict[str, Fact]]]], set[str]]]
+#: bindings), keys of the obligations falling due after the withdrawal took effect, the
+#: [[status_mode.then]] that hold given those cases' statuses, in subject order).
+Judge = Callable[[list[status.Subject], status.Context],
+                 tuple[dict[str, tuple[int, list[dict[str, Fact]]]], set[str], list[status.ThenMatch]]]
 
 
 def reference_judge(subjects: list[status.Subject], context: status.Context):
-    return status.judge(subjects, context), status.lapses(subjects, context)
+    decided = status.judge(subjects, context)
+    return decided, status.lapses(subjects, context), status.thens(subjects, decided)
 
 
 def _party_status(participant: Participant, as_of: date, eif: date | None, withdrawal: date | None) -> str:
@@ -253,22 +265,31 @@ def _obligation(subject: status.Subject, decided: dict[str, tuple[int, list[dict
                       evidence_sources=tuple(evidence_fact.get("sources", ())) if evidence_fact else ())
 
 
-def _apply_thens(rulebook: Rulebook, subjects: list[status.Subject],
-                 obligations: dict[str, Obligation]) -> dict[str, Obligation]:
-    """The statuses one obligation takes because of another's (declared as [[status_mode.then]])."""
+def _apply_thens(subjects: list[status.Subject], obligations: dict[str, Obligation],
+                 thens: list[status.ThenMatch]) -> dict[str, Obligation]:
+    """The statuses one obligation takes because of another's (declared as [[status_mode.then]]),
+    where the backend found the then to hold; only the wording is built here."""
+    by_key = {s.key: s for s in subjects}
     result = dict(obligations)
-    for subject in subjects:
-        request = obligations[subject.key]
-        for then in subject.mode.then:
-            if request.status != then.when or not subject.rule.follows:
-                continue
-            for key, obligation in obligations.items():
-                if obligation.id == subject.rule.follows and obligation.status == then.followed:
-                    reason = then.reason.replace("{request.reason}", request.status_reason).replace(
-                        "{due}", fmt(obligation.due))
-                    result[key] = replace(result[key], status=then.becomes, status_reason=reason,
-                                          inputs=obligation.inputs + tuple(i for i in request.inputs[-1:] if i not in obligation.inputs))
+    for request_key, followed_key, number in thens:
+        then = by_key[request_key].mode.then[number]
+        request, obligation = obligations[request_key], obligations[followed_key]
+        reason = then.reason.replace("{request.reason}", request.status_reason).replace("{due}", fmt(obligation.due))
+        result[followed_key] = replace(result[followed_key], status=then.becomes, status_reason=reason,
+                                       inputs=obligation.inputs + tuple(i for i in request.inputs[-1:] if i not in obligation.inputs))
     return result
+
+
+def _citation(rule: Rule) -> str:
+    """The rule's provision cited as its own pack cites one in a status's reason (its wording's
+    ``[citation] reason``; its calendar style when it declares none). The pack is the rule id's
+    first part; a rulebook outside the packs folder is worded by the default pack."""
+    try:
+        directory = packs.find(rule.id.split(".", 1)[0]).directory
+    except packs.PackError:
+        directory = None
+    styles = wording.load(directory)["citation"]
+    return str(styles.get("reason", styles["calendar"])).format(article=rule.article)
 
 
 def _apply_lapse(rulebook: Rulebook, rule: Rule, event: Fact, obligations: dict[str, Obligation],
@@ -278,6 +299,6 @@ def _apply_lapse(rulebook: Rulebook, rule: Rule, event: Fact, obligations: dict[
     for key, obligation in obligations.items():
         if key in lapsing and obligation.status not in done:
             result[key] = replace(obligation, status="lapsed",
-                                  status_reason=f"{event['label']}, before it fell due (Art. {rule.article})",
+                                  status_reason=f"{event['label']}, before it fell due ({_citation(rule)})",
                                   basis=obligation.basis + (rule.id,), inputs=obligation.inputs + (event["id"],))
     return result

@@ -29,7 +29,7 @@ from engine.core.model import Meeting, Registry
 class RecordedEvent:
     """Something the ISU recorded about a party (issue: the record); the registry's facts need none."""
 
-    kind: str                      # e.g. report:initial, report:annual, extension_request:art4
+    kind: str                      # e.g. report:initial, report:annual, extension_request:<article key>
     party: str
     on: date                       # received / submitted / effective
     period: str | None = None      # calendar year for reports, meeting code for requests

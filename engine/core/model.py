@@ -73,7 +73,6 @@ TREATY_FILE = "treaty.toml"
 # A notification of succession binds a successor State as an instrument does (Vienna Convention on
 # Succession of States in respect of Treaties, 1978); the depositary lists it beside the others.
 INSTRUMENT_KINDS = frozenset({"ratification", "acceptance", "approval", "accession", "succession"})
-MEETING_KINDS = frozenset({"MSP", "RC", "preparatory", "intersessional"})
 MEETING_PRECISIONS = frozenset({"day", "month"})
 MEETING_STATUSES = frozenset({"held", "announced"})
 OBSERVATION_KINDS = frozenset({"initial", "annual", "retention"})
@@ -356,6 +355,7 @@ class TreatySettings:
     instruments_for_entry_into_force: int
     positions: dict[int, frozenset[str]]
     sources: tuple[Source, ...]
+    meeting_kinds: frozenset[str] = frozenset()   # what meetings.csv's `kind` may say
 
 
 # --------------------------------------------------------------------------- registry

@@ -42,6 +42,11 @@ ROWS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("effect",), "for a `termination`: `lapse_after` (the obligations still open lapse once it takes effect)"),
     (("reading",), "the interpretation adopted, in words (e.g. which year the first annual report covers)"),
     (("not_modelled",), "what the rule leaves out (\"as soon as possible\": only the outer bound)"),
+    (("order",), "where the digest's sections and the overdue list put the obligation among those of its status mode: "
+     "lower first, default 0 (the ccm pack lists initial reports first)"),
+    (("stats",), "the section of the progress counts (`ccm stats`, `/api/stats`) the obligation is counted in: a "
+     "`report` counted once (`initial_reports`) or per period (`annual_reports`), or a deadline with the extension "
+     "requests that follow it (a deadline section); labels in the pack's wording.toml [stats]"),
 )
 
 

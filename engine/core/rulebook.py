@@ -57,6 +57,8 @@ _KEYS: dict[str, str] = {
     "effect": "lapse_after",
     "reading": "the interpretation adopted, in words",
     "not_modelled": "what the rule deliberately leaves out",
+    "order": "where the digest and the overdue list put it among obligations of its status mode (lower first; default 0)",
+    "stats": "the section of the progress counts (ccm stats) it is counted in",
 }
 _FILE_KEYS = ("rulebook", "rule", "calendar", "status_mode")
 _CALENDAR_KEYS = ("article", "quote", "reading", "sources", "horizon_years", "series")
@@ -113,6 +115,8 @@ class Rule:
     #: {language: (quotation in that authentic text, its source)} for fr, es, zh where found.
     quotes: dict[str, tuple[str, str]] = field(default_factory=dict, hash=False, compare=False)
     title: str = ""      # the readable name tables show ("Initial report"); the id stays in JSON
+    order: int = 0       # lower first in the digest's and the overdue list's sections
+    stats: str | None = None   # the progress counts' section it is counted in
 
     def quote_in(self, language: str) -> tuple[str, bool]:
         """(the quotation in the language's authentic text, or the English one, True when it is the English one)."""
@@ -432,6 +436,10 @@ def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str
     ceiling = entry.get("ceiling")
     if ceiling is not None and (not isinstance(ceiling, dict) or set(ceiling) != {"years"}):
         problems.append(f"{where}: key 'ceiling' must be {{ years = N }}")
+    if not isinstance(entry.get("order", 0), int):
+        problems.append(f"{where}: key 'order' must be a whole number")
+    if "stats" in entry and (not isinstance(entry["stats"], str) or not entry["stats"]):
+        problems.append(f"{where}: key 'stats' must name a section of the progress counts")
     if len(problems) > before:
         return None
     return Rule(
@@ -447,6 +455,7 @@ def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str
         reading=entry.get("reading", "").strip(), not_modelled=tuple(entry.get("not_modelled", ())),
         quotes=quotes,
         title=str(entry.get("title", "")).strip(),
+        order=entry.get("order", 0), stats=entry.get("stats"),
     )
 
 

@@ -387,6 +387,32 @@ def judge(subjects_: list[Subject], context: Context) -> dict[str, tuple[int, li
     return out
 
 
+def statuses(subjects_: list[Subject], decided: dict[str, tuple[int, list[dict[str, Fact]]]]) -> dict[str, str]:
+    """Each subject's status by the case a backend decided (the last case when none held)."""
+    return {s.key: s.mode.cases[decided.get(s.key, (len(s.mode.cases) - 1, []))[0]].status for s in subjects_}
+
+
+#: One [[status_mode.then]] that holds: (the key of the obligation whose status triggers it, the
+#: key of the obligation it follows and whose status changes, the number of the then in its mode).
+ThenMatch = tuple[str, str, int]
+
+
+def thens(subjects_: list[Subject], decided: dict[str, tuple[int, list[dict[str, Fact]]]]) -> list[ThenMatch]:
+    """The reference reading of the [[status_mode.then]] rules, in subject order: an obligation
+    in status ``when`` whose rule ``follows`` another, and an obligation of that other rule in
+    status ``followed``."""
+    status_of = statuses(subjects_, decided)
+    found = []
+    for subject in subjects_:
+        for number, then in enumerate(subject.mode.then):
+            if status_of[subject.key] != then.when or not subject.rule.follows:
+                continue
+            for other in subjects_:
+                if other.rule.id == subject.rule.follows and status_of[other.key] == then.followed:
+                    found.append((subject.key, other.key, number))
+    return found
+
+
 def lapses(subjects_: list[Subject], context: Context) -> set[str]:
     """The obligations falling due after the withdrawal took effect (reference)."""
     if context.withdrawal is None:

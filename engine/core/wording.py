@@ -46,6 +46,16 @@ def citation(kind: str, article: str, directory: Path | None = None) -> str:
     return str(load(directory)["citation"][kind]).format(article=article)
 
 
+def mission_office(language: str, directory: Path | None = None) -> str:
+    """The United Nations office a State's permanent mission is accredited to, as a note's
+    addressee names it (the pack's [missions] office, by language)."""
+    offices = load(directory).get("missions", {}).get("office", {})
+    if language not in offices:
+        folder = Path(directory).name if directory is not None else packs.DEFAULT[0]
+        raise WordingError(f"{folder}/{packs.WORDING}: [missions.office] has no {language!r} entry")
+    return str(offices[language])
+
+
 def zh_number(n: int) -> str:
     """Chinese numerals up to 99.
 
@@ -73,3 +83,57 @@ def meeting_name(code: str, language: str, directory: Path | None = None) -> str
             return code
         return kind[language].format(ordinal=words[n - 1] if language != "zh" else "", n_zh=zh_number(n) if n < 100 else n)
     return code
+
+
+# A provision as rules write it: "4(1)(a)", "3(3)-(5)", "7": the article, a paragraph or a range of
+# them, a subparagraph's letter. How each shape is worded is the pack's ([letters.citation]).
+_PROVISION = re.compile(r"^(\d+)(?:\((\d+)\)(?:-\((\d+)\))?)?(?:\(([a-z])\))?$")
+
+
+def letters(directory: Path | None = None) -> dict[str, Any]:
+    """The pack's [letters] table: the place notes are dated from, the Convention's name, the
+    deadlines' phrases, the citation style; raises WordingError when the table is missing."""
+    table = load(directory).get("letters")
+    if not isinstance(table, dict):
+        folder = Path(directory).name if directory is not None else packs.DEFAULT[0]
+        raise WordingError(f"{folder}/{packs.WORDING}: the [letters] table is missing; notes take their wording from it")
+    return table
+
+
+def letters_entry(table: dict[str, Any], key: str, language: str, where: str, directory: Path | None = None) -> str:
+    """``table[key][language]``, or a WordingError naming the pack's table and key."""
+    entry = table.get(key)
+    if not isinstance(entry, dict) or not isinstance(entry.get(language), str):
+        folder = Path(directory).name if directory is not None else packs.DEFAULT[0]
+        raise WordingError(f"{folder}/{packs.WORDING}: [{where}] has no {key}.{language}")
+    return entry[language]
+
+
+def provision(article: str, language: str, directory: Path | None = None) -> tuple[str, str]:
+    """(the provision as the pack's letters cite it, the same after "of"): the rule's ``article``
+    read as article, paragraph(s) and subparagraph, worded by [letters.citation.<language>].
+
+    >>> provision("3(3)-(5)", "es"), provision("7(1)", "es")[1], provision("4(1)(a)", "zh")[0]
+    (('párrafos 3 a 5 del artículo 3', 'de los párrafos 3 a 5 del artículo 3'), 'del párrafo 1 del artículo 7', '第四条第1款(a)项')
+    """
+    styles = letters(directory).get("citation", {})
+    style = styles.get(language)
+    if not isinstance(style, dict) or not isinstance(style.get("of"), dict):
+        folder = Path(directory).name if directory is not None else packs.DEFAULT[0]
+        raise WordingError(f"{folder}/{packs.WORDING}: [letters.citation.{language}] (with its .of forms) is missing")
+    match = _PROVISION.match(article)
+    if match:
+        art, paragraph, to, sub = match.groups()
+        shape = ("paragraphs" if to else "paragraph" if paragraph else "article") + ("_sub" if sub else "")
+        values = {"article": art, "article_zh": zh_number(int(art)) if int(art) < 100 else art,
+                  "paragraph": paragraph, "to": to, "sub": sub}
+    else:
+        shape, values = "other", {"raw": article}
+    cited = style[shape].format(**values)
+    return cited, style["of"][shape].format(cited=cited)
+
+
+def article_heading(article: int, language: str, directory: Path | None = None) -> str:
+    """A note's section title for an article ("Artículo 7", "第七条"), in the pack's citation style."""
+    style = letters(directory).get("citation", {}).get(language, {})
+    return str(style["heading"]).format(article=article, article_zh=zh_number(article) if article < 100 else article)

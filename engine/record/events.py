@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -20,6 +21,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
+from engine.core import wording
 from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
 from engine.core.evaluate import Evaluator
@@ -36,11 +38,32 @@ from engine.record.textsafe import (
     printable,
     spreadsheet_cell,
 )
+from engine.registry.treaties import TREATY_KEY
 from engine.store.database import RecordedEventRow, reader_session, writer_session
 
 REPORT_KINDS = ("initial", "annual", "retention")
-ARTICLES = ("3", "4")
+
+
+def extension_articles(rulebook) -> tuple[str, ...]:
+    """The articles whose deadlines a meeting can extend: those the pack's exception rules read a
+    decision under (``decision:extension:<key>``, the key holding the article's number)."""
+    prefix = "decision:extension:"
+    found = {re.sub(r"\D", "", kind[len(prefix):]) for rule in rulebook.rules if rule.produces == "exception"
+             for kind in rule.when if kind.startswith(prefix)}
+    return tuple(sorted((a for a in found if a), key=int))
 EXCHANGE_COLUMNS = ("party", "kind", "year", "received", "symbol", "source")
+
+
+def in_pack(extra: dict[str, Any] | None, pack: str | None, home: str | None) -> bool:
+    """Whether a stored event (its ``extra``) belongs to ``pack``; every event when no pack is named.
+    An event naming no pack belongs to ``home`` (engine/registry/treaties.py)."""
+    return pack is None or str((extra or {}).get(TREATY_KEY) or home or pack) == pack
+
+
+def pack_tag(pack: str | None, home: str | None) -> dict[str, str]:
+    """The ``extra`` that ties a new event to ``pack``: none for the home pack, so an event recorded
+    with one pack selected stays as it always was."""
+    return {TREATY_KEY: pack} if pack and pack != home else {}
 
 
 class RecordError(ValueError):
@@ -210,16 +233,20 @@ def new_id(event: NewEvent) -> str:
     return event.id or f"{event.party}-{event.kind.replace(':', '-')}-{event.on.isoformat()}-{uuid.uuid4().hex}"
 
 
-def record(url: str, evaluator: Evaluator, event: NewEvent, today: date | None = None) -> tuple[str, bool]:
+def record(url: str, evaluator: Evaluator, event: NewEvent, today: date | None = None,
+           pack: str | None = None, home: str | None = None) -> tuple[str, bool]:
     """Validate and store one event in its own transaction.
 
     Returns (event id, created). Recording the same event again (same party, kind, date,
-    period, symbol, details) creates nothing and returns the existing id.
+    period, symbol, details) creates nothing and returns the existing id. With ``pack``, the
+    event is judged beside that pack's events only (``home`` owns the events naming none); the
+    caller tags it (:func:`pack_tag`).
     """
     check_fields(event)       # before the write lock, and before the database sees a value it may refuse
     with writer_session(url) as session, session.begin():
-        rows = list(session.scalars(sa.select(RecordedEventRow).where(
-            RecordedEventRow.party == event.party, RecordedEventRow.superseded_by.is_(None))))
+        rows = [row for row in session.scalars(sa.select(RecordedEventRow).where(
+            RecordedEventRow.party == event.party, RecordedEventRow.superseded_by.is_(None)))
+            if in_pack(row.extra, pack, home)]
         if event.corrects:
             old = session.get(RecordedEventRow, event.corrects)
             if old is None or old.party != event.party:
@@ -251,13 +278,16 @@ def _row(event: NewEvent, event_id: str) -> RecordedEventRow:
 
 # ----------------------------------------------------------------------------- history
 
-def history(url: str | None, evaluator: Evaluator, iso3: str, as_of: date) -> list[dict[str, Any]]:
-    """Registry facts and recorded events of a party, dated, with their sources, oldest first."""
+def history(url: str | None, evaluator: Evaluator, iso3: str, as_of: date, pack: str | None = None,
+            home: str | None = None) -> list[dict[str, Any]]:
+    """Registry facts and recorded events of a party, dated, with their sources, oldest first
+    (with ``pack``: that pack's registry facts and recorded events only)."""
     rows: list[RecordedEventRow] = []
     if url:
         with reader_session(url) as session:
-            rows = list(session.scalars(sa.select(RecordedEventRow).where(RecordedEventRow.party == iso3)
-                                        .order_by(RecordedEventRow.on, RecordedEventRow.recorded_at)))
+            rows = [row for row in session.scalars(sa.select(RecordedEventRow).where(RecordedEventRow.party == iso3)
+                                                   .order_by(RecordedEventRow.on, RecordedEventRow.recorded_at))
+                    if in_pack(row.extra, pack, home)]
     live = [to_recorded(r) for r in rows if r.superseded_by is None]
     evaluation = evaluator.evaluate(iso3, as_of, live)
     recorded_ids = {r.id for r in rows}
@@ -269,7 +299,7 @@ def history(url: str | None, evaluator: Evaluator, iso3: str, as_of: date) -> li
                       "sources": list(fact.get("sources", []))})
     if evaluation.entry_into_force:
         items.append({"date": evaluation.entry_into_force.isoformat(), "origin": "engine",
-                      "what": "entry into force for this State (Art. 17)", "sources": []})
+                      "what": wording.load()["history"]["entry_into_force"], "sources": []})
     for row in rows:
         text = _label(row.kind, row.on, row.period, row.symbol, row.extra or {}) or _describe(row)
         if row.superseded_by:
@@ -343,23 +373,26 @@ def _identity(kind: str, on: date, period: str | None, symbol: str | None) -> tu
 
 
 def import_file(url: str, evaluator: Evaluator, path: Path, today: date | None = None,
-                recorded_by: str | None = None) -> tuple[int, int]:
+                recorded_by: str | None = None, pack: str | None = None, home: str | None = None) -> tuple[int, int]:
     """Validate every row, then write all of them in one transaction, or none.
 
     The file is read and every row checked (fields, then each party evaluated once with all its
     new receipts) before the database's write lock is taken: a large import holds the lock only
     to write, and a refused one never takes it. Returns (created, already recorded). Raises
-    ImportError_ naming each bad row and field.
+    ImportError_ naming each bad row and field. With ``pack``, the receipts are that pack's
+    (tagged as :func:`record` does) and judged beside its events only.
     """
     today = today or today_utc()
+    tag = pack_tag(pack, home)
     found, where = import_rows(path, ("party", "kind", "received"), EXCHANGE_COLUMNS)
     with reader_session(url) as session:
-        stored = list(session.scalars(sa.select(RecordedEventRow).where(RecordedEventRow.superseded_by.is_(None))))
+        stored = [row for row in session.scalars(sa.select(RecordedEventRow).where(RecordedEventRow.superseded_by.is_(None)))
+                  if in_pack(row.extra, pack, home)]
     existing: dict[str, list[RecordedEvent]] = {}
     known: set[tuple] = set()
     for row in stored:
         existing.setdefault(row.party, []).append(to_recorded(row))
-        if row.kind.startswith("report:") and not row.extra:
+        if row.kind.startswith("report:") and not {k: v for k, v in (row.extra or {}).items() if k != TREATY_KEY}:
             known.add((row.party, *_identity(row.kind, row.on, row.period, row.symbol)))
     del stored
     problems: list[tuple[int, str, str]] = []
@@ -375,6 +408,7 @@ def import_file(url: str, evaluator: Evaluator, path: Path, today: date | None =
             continue
         assert event is not None
         event.recorded_by = recorded_by
+        event.extra = dict(tag)
         identity = (event.party, *_identity(event.kind, event.on, event.period, event.symbol))
         if identity in known:
             skipped += 1
@@ -394,7 +428,7 @@ def import_file(url: str, evaluator: Evaluator, path: Path, today: date | None =
         raise ImportError_(sorted(problems)[:MAX_PROBLEMS], where)
     events = [event for items in accepted.values() for _, event in items]
     if events:
-        _write_new(url, events)
+        _write_new(url, events, pack=pack, home=home)
     return len(events), skipped
 
 
@@ -451,7 +485,8 @@ def _check_party(evaluator: Evaluator, party: str, items: list[tuple[int, NewEve
     return problems
 
 
-def _write_new(url: str, events: list[NewEvent], batch: int = 2000) -> None:
+def _write_new(url: str, events: list[NewEvent], batch: int = 2000, pack: str | None = None,
+               home: str | None = None) -> None:
     """Insert the accepted receipts in one transaction, in batches; a row recorded meanwhile by
     someone else (the same receipt) is not inserted twice."""
     now = datetime.now(timezone.utc)
@@ -459,14 +494,15 @@ def _write_new(url: str, events: list[NewEvent], batch: int = 2000) -> None:
     with writer_session(url) as session, session.begin():
         parties = sorted({e.party for e in events})
         recorded = {(r.party, *_identity(r.kind, r.on, r.period, r.symbol)) for r in session.execute(
-            sa.select(table.c.party, table.c.kind, table.c.on, table.c.period, table.c.symbol).where(
-                table.c.party.in_(parties), table.c.superseded_by.is_(None), table.c.kind.like("report:%")))}
+            sa.select(table.c.party, table.c.kind, table.c.on, table.c.period, table.c.symbol, table.c.extra).where(
+                table.c.party.in_(parties), table.c.superseded_by.is_(None), table.c.kind.like("report:%")))
+            if in_pack(r.extra, pack, home)}
         rows = []
         for event in events:
             if (event.party, *_identity(event.kind, event.on, event.period, event.symbol)) in recorded:
                 continue
             rows.append({"id": new_id(event), "party": event.party, "kind": event.kind, "on": event.on,
-                         "period": event.period, "symbol": event.symbol, "source": event.source, "extra": {},
+                         "period": event.period, "symbol": event.symbol, "source": event.source, "extra": dict(event.extra),
                          "recorded_at": now, "recorded_by": event.recorded_by, "comment": None,
                          "superseded_by": None})
             if len(rows) >= batch:
@@ -476,13 +512,15 @@ def _write_new(url: str, events: list[NewEvent], batch: int = 2000) -> None:
             session.execute(sa.insert(table), rows)
 
 
-def export_rows(url: str) -> list[dict[str, str]]:
-    """Live report receipts in the import format, ordered by party, kind, year, date."""
+def export_rows(url: str, pack: str | None = None, home: str | None = None) -> list[dict[str, str]]:
+    """Live report receipts in the import format, ordered by party, kind, year, date (with ``pack``:
+    that pack's only, so that ``ccm import --treaty`` of the file gives them back)."""
     with reader_session(url) as session:
         rows = session.scalars(sa.select(RecordedEventRow).where(
             RecordedEventRow.superseded_by.is_(None), RecordedEventRow.kind.like("report:%")))
         out = [{"party": r.party, "kind": r.kind.split(":", 1)[1], "year": r.period or "",
-                "received": r.on.isoformat(), "symbol": r.symbol or "", "source": r.source or ""} for r in rows]
+                "received": r.on.isoformat(), "symbol": r.symbol or "", "source": r.source or ""} for r in rows
+               if in_pack(r.extra, pack, home)]
     out.sort(key=lambda r: (r["party"], r["kind"], r["year"], r["received"]))
     return out
 

@@ -23,7 +23,6 @@ from engine.core.model import (
     DECISION_KINDS,
     DECISION_PRECISIONS,
     INSTRUMENT_KINDS,
-    MEETING_KINDS,
     MEETING_PRECISIONS,
     MEETING_STATUSES,
     OBSERVATION_KINDS,
@@ -172,12 +171,19 @@ def _load_treaty(directory: Path, check: _Checker) -> TreatySettings | None:
         check.add(TREATY_FILE, 0, "-", f"is not valid TOML ({error})")
         return None
 
+    # the pack declares how its tables key an article (article_key, {n} the number)
+    key_format = str(data.get("article_key", "{n}"))
+    prefix, _, suffix = key_format.partition("{n}")
+    key_pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + r"(?:_years)?")
+
     def per_article(table: str) -> dict[int, object]:
         found = {}
         for key, value in data.get(table, {}).items():
-            match = re.fullmatch(r"art(\d+)(?:_years)?", key)
+            match = key_pattern.fullmatch(key)
             if not match:
-                check.add(TREATY_FILE, 0, f"{table}.{key}", "keys must look like art3_years or art3")
+                example = key_format.replace("{n}", "1")
+                check.add(TREATY_FILE, 0, f"{table}.{key}", f"keys must look like {example} or {example}_years "
+                          f"(article_key = {key_format!r})")
                 continue
             found[int(match[1])] = value
         return found
@@ -190,6 +196,7 @@ def _load_treaty(directory: Path, check: _Checker) -> TreatySettings | None:
             instruments_for_entry_into_force=int(data["instruments_for_entry_into_force"]),
             positions={k: frozenset(v) for k, v in per_article("positions").items()},
             sources=tuple(Source(href=s["href"], title=s.get("title")) for s in data.get("sources", ())),
+            meeting_kinds=frozenset(data["meeting_kinds"]),
         )
     except KeyError as error:
         check.add(TREATY_FILE, 0, str(error.args[0]), "missing key")
@@ -278,7 +285,7 @@ def load_registry(directory: Path | None = None, rulebook: Rulebook | None = Non
         if code in meetings:
             check.add(file, line, "code", f"duplicate row: {code!r} already appears above")
             continue
-        kind = check.choice(file, line, "kind", row["kind"].strip(), MEETING_KINDS)
+        kind = check.choice(file, line, "kind", row["kind"].strip(), treaty.meeting_kinds)
         precision = check.choice(file, line, "date_precision", row["date_precision"].strip(), MEETING_PRECISIONS)
         start = check.date(file, line, "start_date", row["start_date"], required=True)
         end = check.date(file, line, "end_date", row["end_date"], required=(precision == "day"))

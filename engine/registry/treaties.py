@@ -74,6 +74,19 @@ class Treaties:
         """These packs, or only the one ``name`` (``--treaty``, ``?treaty=``) when given."""
         return self if name is None else Treaties((self.get(name),), self.home)
 
+    def owner(self, obligation_id: str) -> str | None:
+        """The selected pack an obligation id's prefix names (``<pack>.<article>.<role>``), None for a
+        title or a bare role; a prefix naming a rule pack that is not selected raises PackError."""
+        if "." not in obligation_id:
+            return None
+        prefix = packs.pack_of(obligation_id)
+        if prefix in self.names:
+            return prefix
+        if prefix in packs.discover():
+            raise packs.PackError(f"{obligation_id!r} is an obligation of the rule pack {prefix!r}, which is not "
+                                  f"selected; the selected packs are: {', '.join(self.names)}")
+        return None
+
     def items(self) -> Iterator[tuple[str, Evaluator]]:
         for evaluator in self.evaluators:
             yield pack_name(evaluator), evaluator

@@ -161,6 +161,36 @@ class Service:
 
         return self.cached(("evaluation", pack, iso3, as_of, state.key), compute)
 
+    def evaluator_of(self, pack: str):
+        return self.treaties.get(pack)
+
+    def chosen(self, treaty: str | None) -> list[str]:
+        """Every selected pack, or the one ``?treaty=`` names; 404 for a pack that is not selected."""
+        try:
+            return list(self.treaties.only(treaty).names)
+        except PackError as error:
+            raise ApiError(404, str(error)) from None
+
+    def evaluate_all_in(self, pack: str, as_of: date, state: State):
+        """(evaluations, errors) of every participant of one selected pack; cached as :meth:`evaluate_all`."""
+        tr = self.treaties
+        if pack == tr.names[0]:
+            return self.evaluate_all(as_of, state)
+        evaluator = tr.get(pack)
+
+        def compute():
+            evaluations, errors = [], []
+            events = tr.events(pack, [event for party_events in self.events(state).values() for event in party_events])
+            for iso3, evaluation, error in evaluator.each(as_of, events):
+                if evaluation is not None:
+                    evaluations.append(self.cached(("evaluation", pack, iso3, as_of, state.key), lambda e=evaluation: e))
+                else:
+                    name = evaluator.registry.participant(iso3).name
+                    errors.append((iso3, f"{name}'s obligations cannot be computed from the recorded facts: {error}."))
+            return evaluations, errors
+
+        return self.cached(("all", pack, as_of, state.key), compute)
+
     def packs_of(self, iso3: str, treaty: str | None) -> list[str]:
         """The selected packs (or the one ``?treaty=`` names) whose registry lists the party; 404 for none."""
         tr = self.treaties
@@ -246,18 +276,23 @@ class Service:
     def evaluate(self, iso3: str, as_of: date, state: State):
         def compute():
             try:
-                return self.evaluator.evaluate(iso3, as_of, self.events(state).get(iso3, []))
+                return self.evaluator.evaluate(iso3, as_of, self._home_events(self.events(state).get(iso3, [])))
             except EvaluationError as error:
                 name = self.evaluator.registry.participant(iso3).name
                 raise ApiError(409, f"{name}'s obligations cannot be computed from the recorded facts: {error}.") from None
 
         return self.cached(("evaluation", iso3, as_of, state.key), compute)
 
+    def _home_events(self, events: list) -> list:
+        """The first pack's events: with several packs, an event tagged for another is not its."""
+        tr = self.treaties
+        return tr.events(tr.names[0], events) if tr.several else events
+
     def evaluate_all(self, as_of: date, state: State):
         """(evaluations, errors) of every participant, by the engine's one every-party loop."""
         def compute():
             evaluations, errors = [], []
-            events = [event for party_events in self.events(state).values() for event in party_events]
+            events = self._home_events([event for party_events in self.events(state).values() for event in party_events])
             for iso3, evaluation, error in self.evaluator.each(as_of, events):
                 if evaluation is not None:   # a page of one party asked next finds it, as when each went through evaluate()
                     evaluations.append(self.cached(("evaluation", iso3, as_of, state.key), lambda e=evaluation: e))
@@ -467,8 +502,10 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
 
+        home = service.packs_of(participant.iso3, None)[0]   # a party of the second pack only is found there
+
         def build():
-            evaluation = service.evaluate(participant.iso3, day, state)
+            evaluation = service.evaluate_in(home, participant.iso3, day, state)
             code = participant.iso3
             return {"party": evaluation.to_json()["party"], "as_of": day.isoformat(),
                     "names": {lang: display_name(code, lang, participant.localized_name(lang)) for lang in LANGUAGES},
@@ -501,61 +538,97 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
              summary="The chain behind one date (as `ccm explain --json`): facts with sources, rules with quotations, arithmetic.")
     async def explain_obligation(request: Request, iso3: str, obligation_id: str,
                                  period: Optional[str] = Query(None, max_length=MAX_QUERY, description="Year or meeting code (as in the pack's meetings.csv)."),
-                                 as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+                                 as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                                 treaty: Optional[str] = Query(None, description="The rule pack; default the one the "
+                                                               "obligation id's prefix names (<pack>.<article>.<role>).")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
-        obligation = _one_obligation(service, service.evaluate(participant.iso3, day, state), obligation_id, period or None)
+        try:
+            named = treaty or service.treaties.owner(obligation_id)
+        except PackError as error:
+            raise ApiError(404, str(error) + ".") from None
+        pack = service.packs_of(participant.iso3, named)[0]
+        rulebook = service.evaluator_of(pack).rulebook
+        obligation = _one_obligation(service, service.evaluate_in(pack, participant.iso3, day, state), obligation_id,
+                                     period or None, rulebook)
 
         def build():
-            return explain(service.evaluate(participant.iso3, day, state), service.evaluator.rulebook, obligation).to_json()
+            return explain(service.evaluate_in(pack, participant.iso3, day, state), rulebook, obligation).to_json()
 
         return answer(request, state, ("explain", participant.iso3, obligation.id, obligation.period, day), build)
 
     @app.get("/api/parties/{iso3}/history", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Registry facts and recorded events, dated, with sources (who recorded an event: ISU token only).")
-    async def party_history(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def party_history(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                            treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
+                                                        "With several, a list of these objects, each with a `treaty` key.")):
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
         isu = _token_role(request, config) == ("isu", None)
-        items = _history(service, state, participant.iso3, day)
-        if not isu:
-            items = [{k: v for k, v in item.items() if k not in ("recorded_by",)} for item in items]
-        return answer(request, state, ("history", participant.iso3, day, isu),
-                      lambda: {"party": participant.iso3, "as_of": day.isoformat(), "history": items})
+        chosen = service.packs_of(participant.iso3, treaty)
+
+        def one(pack: str) -> dict[str, Any]:
+            items = _history(service, state, participant.iso3, day, pack)
+            if not isu:
+                items = [{k: v for k, v in item.items() if k not in ("recorded_by",)} for item in items]
+            return {"party": participant.iso3, "as_of": day.isoformat(), "history": items}
+
+        if treaty is not None or not service.treaties.several:
+            return answer(request, state, ("history", participant.iso3, day, isu) + ((treaty,) if treaty else ()),
+                          lambda: one(chosen[0]))
+        return answer(request, state, ("history", "*", participant.iso3, day, isu),
+                      lambda: [{"treaty": pack, **one(pack)} for pack in chosen])
 
     @app.get("/api/overdue", responses={**ERRORS, **CACHED}, tags=["read"],
-             summary="Every obligation overdue as of a date, reports first (initial reports first), most days late first.")
-    async def overdue(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+             summary="Every obligation overdue as of a date, reports first (in the rules' order), most days late first.")
+    async def overdue(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                      treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
+                                                        "With several, a list of these objects, each with a `treaty` key.")):
         state, day = service.state(), service.as_of(as_of)
+        chosen = service.chosen(treaty)
 
-        def build():
-            evaluations, errors = service.evaluate_all(day, state)
+        def build_in(pack: str):
+            evaluations, errors = service.evaluate_all_in(pack, day, state)
             rows = [{"party": e.participant.iso3, "name": e.participant.name, **o.to_json(), "days_late": (day - o.due).days}
                     for e in evaluations for o in e.obligations if o.status == "overdue"]
-            reports = {r.id for r in service.evaluator.rulebook.rules if r.is_obligation and r.status == "report"}
-            rows.sort(key=lambda r: (r["id"] not in reports, r["id"] != "ccm.art7.initial_report", -r["days_late"], r["party"]))
+            rules = service.evaluator_of(pack).rulebook.rules
+            reports = {r.id for r in rules if r.is_obligation and r.status == "report"}
+            order = {r.id: r.order for r in rules}     # the rules' `order` key
+            rows.sort(key=lambda r: (r["id"] not in reports, order.get(r["id"], 0), -r["days_late"], r["party"]))
             return {"as_of": day.isoformat(), "count": len(rows), "overdue": rows,
                     "errors": [{"party": p, "message": m} for p, m in errors]}
 
-        return answer(request, state, ("overdue", day), build)
+        if treaty is None and not service.treaties.several:
+            return answer(request, state, ("overdue", day), lambda: build_in(chosen[0]))
+        if treaty is not None:
+            return answer(request, state, ("overdue", treaty, day), lambda: build_in(treaty))
+        return answer(request, state, ("overdue", "*", day), lambda: [{"treaty": p, **build_in(p)} for p in chosen])
 
     @app.get("/api/stats", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Counts like the Meetings of States Parties' progress reports (as `ccm stats --json`).")
-    async def get_stats(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
+    async def get_stats(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
+                        treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
+                                                        "With several, a list of these objects, each with a `treaty` key.")):
         state, day = service.state(), service.as_of(as_of)
+        chosen = service.chosen(treaty)
 
-        def build():
+        def build_in(pack: str):
             from engine.check.run import stats  # lazy: the check's module loads the store (SQLAlchemy)
 
+            tr = service.treaties
             events = [e for party in service.events(state).values() for e in party]
-            return stats(service.evaluator, day, events)
+            return stats(tr.get(pack), day, tr.events(pack, events))
 
-        return answer(request, state, ("stats", day), build)
+        if treaty is None and not service.treaties.several:
+            return answer(request, state, ("stats", day), lambda: build_in(chosen[0]))
+        if treaty is not None:
+            return answer(request, state, ("stats", treaty, day), lambda: build_in(treaty))
+        return answer(request, state, ("stats", "*", day), lambda: [{"treaty": p, **build_in(p)} for p in chosen])
 
     # -- writes (the ISU only)
     @app.post("/api/parties/{iso3}/reports", status_code=201, response_model=Recorded, responses=WRITE_ERRORS,
               tags=["write"], openapi_extra=_body_schema(ReportIn),
-              summary="Record a transparency (Art. 7) or retention (Art. 3(8)) report received. ISU token.")
+              summary="Record a report received (initial, annual or retention). ISU token.")
     async def post_report(request: Request, iso3: str):
         who = _require_isu(request, config)
         body = _parse(ReportIn, await request.body())
@@ -573,7 +646,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.post("/api/parties/{iso3}/decisions", status_code=201, response_model=Recorded, responses=WRITE_ERRORS,
               tags=["write"], openapi_extra=_body_schema(DecisionIn),
-              summary="Record a meeting's decision extending an Art. 3 or 4 deadline (checked against the ceiling). ISU token.")
+              summary="Record a meeting's decision extending a deadline (checked against the ceiling). ISU token.")
     async def post_decision(request: Request, iso3: str):
         who = _require_isu(request, config)
         body = _parse(DecisionIn, await request.body())
@@ -663,8 +736,8 @@ def _conditional(request: Request, body: bytes, etag: str, media_type: str) -> R
     return Response(body, media_type=media_type, headers=headers)
 
 
-def _one_obligation(service: Service, evaluation, obligation_id: str, period: str | None):
-    rulebook = service.evaluator.rulebook
+def _one_obligation(service: Service, evaluation, obligation_id: str, period: str | None, rulebook=None):
+    rulebook = rulebook or service.evaluator.rulebook
     name = evaluation.participant.name
     if obligation_id not in rulebook.ids or not rulebook.rule(obligation_id).is_obligation:
         known = ", ".join(r.id for r in rulebook.rules if r.is_obligation)
@@ -681,17 +754,22 @@ def _one_obligation(service: Service, evaluation, obligation_id: str, period: st
     return found[0]
 
 
-def _history(service: Service, state: State, iso3: str, day: date) -> list[dict[str, Any]]:
+def _history(service: Service, state: State, iso3: str, day: date, pack: str | None = None) -> list[dict[str, Any]]:
+    """One pack's history of the party (the first selected pack's by default)."""
     from engine.record.events import RecordError, history  # lazy: the record's module loads the store (SQLAlchemy)
+
+    tr = service.treaties
+    pack = pack or tr.names[0]
 
     def compute():
         url = service.url if state is not NO_STATE and state.events[0] else None
+        scope = {"pack": pack, "home": tr.home} if tr.several or pack != tr.names[0] else {}
         try:
-            return history(url, service.evaluator, iso3, day)
+            return history(url, tr.get(pack), iso3, day, **scope)
         except RecordError as error:
             raise ApiError(409, str(error)) from None
 
-    return service.cached(("history", iso3, day, state.key), compute)
+    return service.cached(("history", pack, iso3, day, state.key), compute)
 
 
 def _calendar(request: Request, service: Service, state: State, day: date, parties: list[str] | None,
@@ -799,7 +877,7 @@ def _example(model: type[BaseModel]) -> str:
         return str(getattr(model, "EXAMPLE"))
     if model is ReportIn:
         return '{"kind": "annual", "year": 2024, "received": "2025-04-30"}'
-    return '{"article": "4", "meeting": "12MSP", "decided": "2024-09-13", "granted": "2030-08-01"}'
+    return str(wording.load()["api"]["decision_example"])   # names an article and a meeting: the pack's
 
 
 def _sentence(errors: list[dict[str, Any]]) -> str:
@@ -921,15 +999,41 @@ def _render_error(request: Request, status: int, detail: str) -> str:
     return _jinja().get_template("error.html.j2").render(status=status, detail=detail, **_page_context(request, lang))
 
 
-def _last_check(service: Service, state: State) -> dict[str, Any] | None:
+def _pack_checks(service: Service, state: State) -> dict[str, dict[str, Any]]:
+    """Each selected pack's last check run, and whether it was that pack's first: a run without a
+    pack (stored before runs had one) counts for the first pack, as its events do."""
     if state.check_id is None:
-        return None
-    return {"id": state.check_id, "as_of": state.check_as_of, "first": state.first_check}
+        return {}
+
+    def compute():
+        # lazy: database code stays off importing the app (tests/test_api.py)
+        import sqlalchemy as sa
+
+        from engine.store import database as store
+        names = service.treaties.names
+        R = store.CheckRunRow
+        with store.reader_session(service.url) as session:
+            rows = session.execute(sa.select(R.pack, sa.func.min(R.id), sa.func.max(R.id)).group_by(R.pack)).all()
+            spans: dict[str, list[int]] = {}
+            for pack, low, high in rows:
+                span = spans.setdefault(pack or names[0], [low, high])
+                span[0], span[1] = min(span[0], low), max(span[1], high)
+            as_of = dict(session.execute(sa.select(R.id, R.as_of).where(R.id.in_([h for _, h in spans.values()]))).all())
+        return {pack: {"id": high, "as_of": as_of[high], "first": high == low}
+                for pack, (low, high) in spans.items() if pack in names}
+
+    return service.cached(("pack_checks", state.key), compute)
 
 
-def _changes(service: Service, state: State) -> list[dict[str, Any]]:
-    """The change log of the last check run."""
-    if state.check_id is None or state.first_check:
+def _last_check(service: Service, state: State, pack: str | None = None) -> dict[str, Any] | None:
+    """The last check run of ``pack`` (default: the first selected pack)."""
+    return _pack_checks(service, state).get(pack or service.treaties.names[0])
+
+
+def _changes(service: Service, state: State, pack: str | None = None) -> list[dict[str, Any]]:
+    """The change log of ``pack``'s last check run (default: the first selected pack's)."""
+    check = _last_check(service, state, pack)
+    if check is None or check["first"]:
         return []
 
     def compute():
@@ -937,15 +1041,16 @@ def _changes(service: Service, state: State) -> list[dict[str, Any]]:
         import sqlalchemy as sa
 
         from engine.store import database as store
-        names = {iso3: p.name for iso3, p in service.evaluator.registry.participants.items()}
+        registry = service.treaties.get(pack).registry if pack else service.evaluator.registry
+        names = {iso3: p.name for iso3, p in registry.participants.items()}
         C = store.ChangeRow
         with store.reader_session(service.url) as session:
             rows = session.execute(sa.select(C.party, C.obligation_id, C.period, C.field, C.old, C.new, C.reason)
-                                   .where(C.check_run_id == state.check_id)
+                                   .where(C.check_run_id == check["id"])
                                    .order_by(C.party, C.obligation_id, C.period, C.field)).all()
         return [{**r._asdict(), "name": names.get(r.party, r.party)} for r in rows]
 
-    return service.cached(("changes", state.key), compute)
+    return service.cached(("changes", pack, check["id"], state.key), compute)
 
 
 def dashboard_context(service: Service, state: State, day: date) -> dict[str, Any]:
@@ -958,14 +1063,40 @@ def dashboard_context(service: Service, state: State, day: date) -> dict[str, An
         for evaluation in evaluations:
             listed.add_evaluation(evaluation)
         names = {iso3: p.name for iso3, p in service.evaluator.registry.participants.items()}
+        check = _last_check(service, state)
         context = {**digest_sections(listed, service.evaluator, names, errors), "run_id": state.check_id or 0,
-                   "first_check": state.first_check, "counts": {}, "changes": [], "no_contact": None}
+                   "first_check": check["first"] if check else True, "counts": {}, "changes": [], "no_contact": None}
         rows = timeline.rows(evaluations, service.evaluator.rulebook)
         context["timeline_rows"] = rows
         context["parties"] = [{"iso3": e.participant.iso3, "name": e.participant.name} for e in evaluations]
         return context
 
     return service.cached(("dashboard", day, state.key), compute)
+
+
+def treaty_context(service: Service, state: State, day: date, pack: str) -> dict[str, Any]:
+    """A selected pack's dashboard section beside the first's: its digest sections as of ``day``,
+    its rows named by its own rulebook, its last check and that check's changes."""
+    from engine.check.run import digest_sections, next_meeting  # lazy: the check's module loads the store (SQLAlchemy)
+
+    def compute():
+        evaluator = service.treaties.get(pack)
+        evaluations, errors = service.evaluate_all_in(pack, day, state)
+        listed = Listed(evaluator.rulebook, day, next_meeting(evaluator, day))
+        for evaluation in evaluations:
+            listed.add_evaluation(evaluation)
+        names = {iso3: p.name for iso3, p in evaluator.registry.participants.items()}
+        sections = digest_sections(listed, evaluator, names, errors)
+        for key in ("overdue_reports", "overdue_other", "upcoming", "extension_requests", "decisions_to_record", "missed"):
+            for row in sections[key]:
+                row["label"] = evaluator.rulebook.name_of(row["obligation"])
+        changes = _changes(service, state, pack)
+        for change in changes:
+            change["label"] = evaluator.rulebook.name_of(change["obligation_id"])
+        return {**sections, "treaty": pack, "title": evaluator.rulebook.title,
+                "check": _last_check(service, state, pack), "changes": changes}
+
+    return service.cached(("treaty_dashboard", pack, day, state.key), compute)
 
 
 def _register_pages(app: FastAPI, service: Service) -> None:
@@ -979,17 +1110,21 @@ def _register_pages(app: FastAPI, service: Service) -> None:
         context = dashboard_context(service, state, day)
         svg = timeline.render(context["timeline_rows"], day, title=page["t"]("timeline"), date_format=page["fmt_date"],
                               labels={"as_of": page["t"]("as_of")})
+        names = service.treaties.names
+        others = [treaty_context(service, state, day, pack) for pack in names[1:]]   # the first is the page's main part
+        attention = context["attention"] or any(other["attention"] for other in others)
         sections: dict[str, Any] = {"mailings": []}     # plugins fill theirs (the letters: mailings to approve)
         for plugin in load_plugins():
             if plugin.dashboard is not None:
                 sections.update(plugin.dashboard(service))
         html = _jinja().get_template("dashboard.html.j2").render(
-            **{k: v for k, v in context.items() if k not in ("as_of", "changes")}, **page, as_of=day, svg=svg,
-            check=_last_check(service, state), changes=_changes(service, state), **sections)
+            **{k: v for k, v in context.items() if k not in ("as_of", "changes", "attention")}, **page, as_of=day,
+            svg=svg, attention=attention, check=_last_check(service, state), changes=_changes(service, state),
+            other_treaties=others, title=service.evaluator.rulebook.title if len(names) > 1 else None, **sections)
         return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
     @app.get("/timeline.svg", tags=["pages"], responses={**ERRORS, 200: {"content": {"image/svg+xml": {}}}},
-             response_class=Response, summary="The timeline of Art. 3 and 4 deadlines and extensions alone, as SVG.")
+             response_class=Response, summary="The timeline of the extendable deadlines and their extensions alone, as SVG.")
     async def timeline_svg(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
         state, day = service.state(), service.as_of(as_of)
 
@@ -1008,15 +1143,26 @@ def _register_pages(app: FastAPI, service: Service) -> None:
         state, participant = service.state(), service.party(iso3)
         day = service.as_of(as_of)
         lang = _lang(request)
-        evaluation = service.evaluate(participant.iso3, day, state)
-        items = [{"obligation": o, "explanation": explain(evaluation, service.evaluator.rulebook, o)}
+        listed = service.packs_of(participant.iso3, None)   # every selected treaty the party is listed by
+        evaluation = service.evaluate_in(listed[0], participant.iso3, day, state)
+        rulebook = service.evaluator_of(listed[0]).rulebook
+        items = [{"obligation": o, "explanation": explain(evaluation, rulebook, o)}
                  for o in evaluation.obligations]
+        others = []
+        for pack in listed[1:]:   # the first is the page's main section, as with one pack
+            other, its_rules = service.evaluate_in(pack, participant.iso3, day, state), service.evaluator_of(pack).rulebook
+            others.append({"treaty": pack, "title": its_rules.title, "party": other.to_json()["party"],
+                           "obligations": [{"obligation": o, "name": its_rules.name_of(o.id),
+                                            "explanation": explain(other, its_rules, o)} for o in other.obligations],
+                           "history": _history(service, state, participant.iso3, day, pack)})
         page = _page_context(request, lang)
         html = _jinja().get_template("party.html.j2").render(
             **page, iso3=participant.iso3, name=display_name(participant.iso3, lang, participant.localized_name(lang)),
             registry_name=participant.name,
             party=evaluation.to_json()["party"], as_of=day, obligations=items,
-            history=_history(service, state, participant.iso3, day))
+            history=_history(service, state, participant.iso3, day, listed[0]),
+            treaty=listed[0] if len(service.treaties.names) > 1 else None,
+            title=rulebook.title if len(service.treaties.names) > 1 else None, other_treaties=others)
         return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
     @app.get("/static/style.css", include_in_schema=False)
