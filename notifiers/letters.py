@@ -237,7 +237,10 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _cjk(text: str) -> bool:
-    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+    return _CJK.search(text) is not None
+
+
+_CJK = re.compile("[\u4e00-\u9fff]")       # one regex scan, not a Python loop over every character
 
 
 def render_note(note, registry, rulebook, language: str, signer, prefix: str, key: str,
@@ -277,9 +280,35 @@ def _place_date(language: str, day: date, pack: Path) -> str:
     return f"{place}{'，' if language == 'zh' else ', '}{format_day(day, language)}"
 
 
-def _wrap(paragraph: str) -> str:
-    return paragraph if _cjk(paragraph) else textwrap.fill(paragraph, width=76, break_long_words=False,
-                                                            break_on_hyphens=False)
+def _wrap(paragraph: str, width: int = 76) -> str:
+    """``textwrap.fill(paragraph, width, break_long_words=False, break_on_hyphens=False)``, the
+    same lines; Chinese is never wrapped. When single spaces separate the words (every paragraph
+    the templates make), each line ends at the last space that fits, found by ``str.rfind``: the
+    same greedy choice as textwrap's, without its loop over every word."""
+    if _cjk(paragraph):
+        return paragraph
+    if ("  " in paragraph or paragraph[:1] == " " or paragraph[-1:] == " "
+            or (_OTHER_SPACE.search(paragraph) and _NOT_SIMPLE.search(paragraph))):
+        return textwrap.fill(paragraph, width=width, break_long_words=False, break_on_hyphens=False)
+    lines, start, end_of_text = [], 0, len(paragraph)
+    while end_of_text - start > width:
+        end = paragraph.rfind(" ", start, start + width + 1)
+        if end < 0:                      # a word longer than the line: alone on its line, never broken
+            end = paragraph.find(" ", start)
+            if end < 0:
+                break
+        lines.append(paragraph[start:end])
+        start = end + 1
+    lines.append(paragraph[start:])
+    return "\n".join(lines)
+
+
+# What textwrap treats otherwise than single spaces between words: runs of spaces (kept inside a
+# line) and a space at either end (tested above), other ASCII whitespace (replaced by spaces), and a
+# word that is all Unicode whitespace (a lone no-break space), which textwrap drops at a line's ends.
+# _OTHER_SPACE, a plain scan, rules out the slower pattern for most paragraphs.
+_OTHER_SPACE = re.compile(r"[^\S ]")
+_NOT_SIMPLE = re.compile(r"[\t\n\x0b\x0c\r]|(?:^| )[^\S ]+(?: |$)")
 
 
 def computing_rules(rulebook, obligation) -> tuple[Any, Any | None]:

@@ -62,14 +62,10 @@ class KindPolicy:
         found = [(s, due + timedelta(days=s.days)) for s in self.stages]
         found = [(s, d) for s, d in found if d <= until]
         if self.repeat_every_days and self.stages:
-            last = max(s.days for s in self.stages)
-            n = 1
-            while True:
-                day = due + timedelta(days=last + n * self.repeat_every_days)
-                if day > until:
-                    break
-                found.append((Stage(f"repeat{n}", last + n * self.repeat_every_days), day))
-                n += 1
+            last, every = max(s.days for s in self.stages), self.repeat_every_days
+            repeats = ((until - due).days - last) // every       # counted, not stepped date by date
+            found.extend((Stage(f"repeat{n}", last + n * every), due + timedelta(days=last + n * every))
+                         for n in range(1, repeats + 1))
         return sorted(found, key=lambda pair: pair[1])
 
     def tone(self, stage: Stage) -> str:

@@ -172,3 +172,52 @@ def test_explain_of_an_unknown_obligation_exits_2_listing_the_obligations(ccm):
     message = words(result.stderr)
     assert "no rule 'ccm.art7.initial_reports'" in message
     assert "ccm.art7.initial_report," in message
+
+
+# --------------------------------------------------------------------------- the quick path (engine.cli.launch)
+
+QUICK_CASES = [("deadlines", "LAO", "--json", "--as-of", "2019-06-01"), ("deadlines", "lao", "--json", "--backend=reference"),
+               ("explain", "CHE", "ccm.art7.annual_report", "--period", "2015", "--as-of", "2020-01-01"),
+               ("explain", "LAO", "clearance (art. 4)", "--json", "--as-of", "2020-01-01"),
+               # handed to the typer app: its errors and its table
+               ("deadlines", "XXX", "--json"), ("deadlines", "LAO", "--json", "--as-of", "2019-13-01"),
+               ("explain", "CHE", "ccm.art7.annual_report", "--as-of", "2020-01-01"), ("deadlines", "LAO", "--as-of", "2019-06-01"),
+               # two packs: a list with a treaty key, one pack by --treaty, an explanation found in its pack
+               ("deadlines", "KHM", "--json", "--as-of", "2020-01-01", "--pack=ccm,apmbc"),
+               ("deadlines", "KHM", "--json", "--treaty", "apmbc", "--as-of", "2020-01-01"),
+               ("explain", "LAO", "ccm.art4.clearance", "--json", "--as-of", "2020-01-01", "--pack=ccm,apmbc")]
+
+
+@pytest.mark.parametrize("args", QUICK_CASES, ids=" ".join)
+def test_the_entry_point_prints_what_the_typer_app_prints(tmp_path, args):
+    """Output, errors and exit status of `ccm` (engine.cli.launch) equal the typer app's, with and
+    without a record that holds events of the party."""
+    database = tmp_path / "ccm.sqlite"
+    env = {**os.environ, "CCM_DATABASE_URL": f"sqlite:///{database}", "CCM_OUTPUT_FOLDER": str(tmp_path / "out")}
+    if args[-1].startswith("--pack="):                       # the packs selected, as [engine] pack
+        env["CCM_PACK"], args = args[-1].removeprefix("--pack="), args[:-1]
+
+    def both():
+        return [subprocess.run([sys.executable, "-c", code, *args], cwd=PROJECT, env=env, capture_output=True, text=True,
+                               timeout=120)
+                for code in ("from engine.cli.launch import main; main()", "from engine.cli.main import app; app()")]
+
+    quick, typer_app = both()
+    assert (quick.returncode, quick.stdout, quick.stderr) == (typer_app.returncode, typer_app.stdout, typer_app.stderr)
+    if args[1] != "LAO":
+        return
+    recorded = subprocess.run([sys.executable, "-c", "from engine.cli.main import app; app()", "record", "report", "LAO",
+                               "--kind", "annual", "--year", "2018", "--received", "2019-04-20"],
+                              cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
+    assert recorded.returncode == 0, recorded.stderr
+    quick, typer_app = both()
+    assert (quick.returncode, quick.stdout, quick.stderr) == (typer_app.returncode, typer_app.stdout, typer_app.stderr)
+
+
+def test_deadlines_json_imports_neither_the_orm_nor_typer_nor_rich_when_the_record_holds_nothing_for_the_party(tmp_path):
+    env = {**os.environ, "CCM_DATABASE_URL": f"sqlite:///{tmp_path / 'absent.sqlite'}"}
+    code = ("import sys\nfrom engine.cli.launch import answer\nassert answer(['deadlines', 'LAO', '--json'])\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'typer', 'rich', 'pydantic'}))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
+import textwrap
+
 import jinja2
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from notifiers import letters
 from notifiers.notes import consolidate
@@ -33,6 +36,24 @@ def test_the_snapshots_cover_every_kind_of_the_policy_in_every_language():
     assert {o for k in POLICY.kinds for o in k.obligations} - kinds <= {"ccm.art4.clearance_after_eif",
                                                                           "ccm.art3.extension_request"}
     assert len(names) == len(snapshots.CASES)
+
+
+WORDS = st.sampled_from(["a", "Convention", "Article\u00a07,", "x" * 80, "«\u00a0", "\u00a0", "\u2003", "2025", " ",
+                         "  ", "\n", "\t", "self-evident", "y" * 75, "é"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(WORDS, max_size=60).map("".join))
+def test_the_letters_line_wrapping_gives_textwraps_lines_for_any_paragraph(paragraph):
+    """The fast greedy wrap of letters._wrap against the textwrap call it replaces (long words
+    kept whole, no-break spaces never broken, runs of spaces and a lone no-break space as textwrap has them)."""
+    expected = textwrap.fill(paragraph, width=76, break_long_words=False, break_on_hyphens=False)
+    assert letters._wrap(paragraph) == expected
+
+
+def test_chinese_paragraphs_are_never_wrapped():
+    paragraph = "缔约国" * 60
+    assert letters._wrap(paragraph) == paragraph
 
 
 def _letter(party="SSD", obligation="ccm.art7.initial_report", on=date(2024, 7, 30), as_of=date(2024, 7, 31), period=""):

@@ -27,6 +27,10 @@ from typing import Literal
 from dateutil.relativedelta import relativedelta
 from dateutil.rrule import YEARLY, rrule
 
+# English names fixed here: calendar.month_name calls strftime on every lookup (it sits on the
+# path of every annual report's date) and follows the process's locale, which explanations must not.
+_MONTH_NAME = ("", "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+               "November", "December")
 _MONTH_ABBR = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 Rounding = Literal["error", "round_down", "round_up"]
 ROUNDINGS: tuple[str, ...] = ("error", "round_down", "round_up")
@@ -64,7 +68,7 @@ def _shift(anchor: date, delta: relativedelta, rounding: str, what: str) -> date
     if rounding == "round_up":
         return target.replace(day=last) + timedelta(days=1)
     raise AmbiguousDateError(
-        f"{what}: {calendar.month_name[target.month]} {target.year} has no day {anchor.day}; "
+        f"{what}: {_MONTH_NAME[target.month]} {target.year} has no day {anchor.day}; "
         "the rule must say whether to round down or up"
     )
 
@@ -144,7 +148,7 @@ def first_day_of_month_after(anchor: date, months: int) -> Step:
     return Step(
         value,
         f"first day of the {_ordinal(months)} month after "
-        f"{calendar.month_name[anchor.month]} {anchor.year} = {fmt(value)}",
+        f"{_MONTH_NAME[anchor.month]} {anchor.year} = {fmt(value)}",
     )
 
 
@@ -177,7 +181,7 @@ def days_of_following_years(first_year: int, last_year: int, month: int, day: in
     if last_year < first_year:
         return []
     days = rrule(YEARLY, dtstart=datetime(first_year + 1, month, day), count=last_year - first_year + 1)
-    return [Step(d.date(), f"{day} {calendar.month_name[month]} of the year following {d.year - 1} = {fmt(d.date())}")
+    return [Step(d.date(), f"{day} {_MONTH_NAME[month]} of the year following {d.year - 1} = {fmt(d.date())}")
             for d in days]
 
 

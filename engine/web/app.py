@@ -1,9 +1,9 @@
 """The HTTP surface: a JSON API, calendar feeds and server-rendered pages (FastAPI).
 
 ``create_app(settings=None)`` builds the application; nothing happens at import time (no
-database, no registry, no network). The rulebook and registry are loaded on the first request,
-and the database is only read then. The scheduler is never started here (DESIGN.md: one
-scheduler process, never inside the web process).
+database, no registry, no network). The rulebook and registry are loaded when the server starts
+(or by the first request, without a lifespan), and the database is only read then. The scheduler
+is never started here (DESIGN.md: one scheduler process, never inside the web process).
 
 Reads are public: the registry is published data, and a State's deadlines are computed from
 it and from the ISU's record. Writes (a report received, a decision) need the ISU's bearer
@@ -20,6 +20,8 @@ or a recording changes something.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import hashlib
 import hmac
 import json
@@ -29,6 +31,8 @@ import threading
 import time
 import tomllib
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from importlib.resources import files
@@ -118,6 +122,8 @@ class State:
 
 
 NO_STATE = State(None, None, None, True, (0, None, 0))
+ANSWER_KINDS = frozenset({"json", "ics", "svg"})      # cache keys whose values are (bytes, etag)
+OBJECTS_KEPT = 256
 
 
 class Service:
@@ -127,11 +133,51 @@ class Service:
         self.settings, self.config = settings, config
         self.url = settings.database_url
         self._evaluator = None
+        self._treaties = None
         self._lock = threading.RLock()
         self._state: State | None = None
         self._state_read = 0.0
         self._events: tuple[tuple, dict[str, list]] | None = None
-        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()      # evaluations and other objects
+        self._answers: OrderedDict[tuple, Any] = OrderedDict()    # bytes sent: (body, etag)
+        self._executor: ThreadPoolExecutor | None = None
+        self._reading: Future | None = None           # the state being read, awaited by every request that needs it
+
+    # -- off the event loop
+    def _workers(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ccm-evaluate")
+        return self._executor
+
+    async def run(self, work: Callable[[], Any]) -> Any:
+        """``work()`` in one of two worker threads: an evaluation, a database read or the first load
+        of the rulebook takes milliseconds of CPU, during which the event loop would serve no one.
+        Two threads, not starlette's forty: the GIL lets one compute at a time, and more threads
+        would only share it, lengthening every request's wait."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers(), work)
+
+    async def ready_state(self) -> State:
+        """The state, read in a worker thread when it is due (and the engine loaded there the first
+        time). The requests that find it due together wait for one read, not one each."""
+        state = self._state
+        if state is not None and self._evaluator is not None and \
+                time.monotonic() - self._state_read < self.config.state_ttl_seconds:
+            return state
+        with self._lock:
+            if self._reading is None:
+                self._reading = self._workers().submit(self._read_due_state)
+            reading = self._reading
+        return await asyncio.wrap_future(reading)
+
+    def _read_due_state(self) -> State:
+        try:
+            _ = self.evaluator, self.treaties   # loaded here, in the worker thread, the first time
+            return self.state()
+        finally:
+            with self._lock:
+                self._reading = None
 
     # -- the engine
     @property
@@ -143,7 +189,9 @@ class Service:
     @property
     def treaties(self):
         """The selected packs' evaluators (engine/registry/treaties.py); the first is :attr:`evaluator`."""
-        return shared_treaties(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
+        if self._treaties is None:   # kept: shared_treaties selects the packs again on every call, on every hit
+            self._treaties = shared_treaties(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
+        return self._treaties
 
     def evaluate_in(self, pack: str, iso3: str, as_of: date, state: State):
         """One party under one selected pack, with that pack's recorded events; cached as :meth:`evaluate`."""
@@ -261,16 +309,35 @@ class Service:
         return by_party
 
     # -- caching
-    def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+    # Answers are bytes, which the garbage collector never scans: ``cache_size`` of them are kept.
+    # Evaluations are thousands of small objects each, which every full collection walks: with
+    # thousands kept, a collection stalled every request for 100-300 ms on this machine; a few
+    # hundred suffice to serve one day's answers from one evaluation.
+    def _store(self, key: tuple) -> tuple[OrderedDict, int]:
+        if key[0] in ANSWER_KINDS:
+            return self._answers, self.config.cache_size
+        return self._cache, min(self.config.cache_size, OBJECTS_KEPT)
+
+    def peek(self, key: tuple) -> Any:
+        """The cached value, or None (without computing it)."""
+        store, _ = self._store(key)
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+            value = store.get(key)
+            if value is not None:
+                store.move_to_end(key)
+            return value
+
+    def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        store, size = self._store(key)
+        with self._lock:
+            if key in store:
+                store.move_to_end(key)
+                return store[key]
         value = compute()
         with self._lock:
-            self._cache[key] = value
-            while len(self._cache) > self.config.cache_size:
-                self._cache.popitem(last=False)
+            store[key] = value
+            while len(store) > size:
+                store.popitem(last=False)
         return value
 
     def evaluate(self, iso3: str, as_of: date, state: State):
@@ -427,24 +494,63 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff",
                     "Referrer-Policy": "no-referrer"}
 
 
+def _lifespan(service: Service):
+    """While the server runs: the engine loaded before the first request, then every object alive
+    (rulebook, registry, durable_rules, the framework) moved out of the garbage collector's reach
+    with ``gc.freeze``. A full collection otherwise walks them all, and on this 2-core machine
+    stalled every request in flight for 70-180 ms each time; they live as long as the process.
+    ``gc.unfreeze`` at shutdown makes them collectable again (tests start and stop many apps)."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            await service.run(lambda: (service.evaluator, service.treaties))
+        except Exception:   # noqa: BLE001 - a broken rulebook is reported by the first request, as before
+            pass
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
+
+    return lifespan
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every answer that lacks them. A plain ASGI middleware, not
+    ``@app.middleware("http")``, whose per-request task and stream cost about as much as a cached answer."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                         for name, value in SECURITY_HEADERS.items() if name.lower().encode("latin-1") not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: Settings | None = None, config: ApiConfig | None = None) -> FastAPI:
     """The application. ``settings`` default to config.toml and the environment."""
     if settings is None:
         settings = load_settings()
     config = config or load_api_config(settings)
     service = Service(settings, config)
-    app = FastAPI(title="CCM deadlines", version="1", docs_url=None, redoc_url=None,
+    app = FastAPI(title="CCM deadlines", version="1", docs_url=None, redoc_url=None, lifespan=_lifespan(service),
                   description="Deadlines of the Convention on Cluster Munitions for each State Party, with the "
                               "legal basis of each date. Reads are public; recording needs the ISU's bearer token.")
     app.state.service = service
     _register_operations(app, service)
 
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next):
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(SecurityHeaders)
 
     # -- errors: always a sentence, never a stack trace
     def problem(request: Request, status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
@@ -476,30 +582,35 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         return problem(request, 500, "The server failed on this request; the error was logged.")
 
     # -- helpers
-    def answer(request: Request, state: State, key: tuple, build: Callable[[], Any]) -> Response:
+    async def answer(request: Request, state: State, key: tuple, build: Callable[[], Any]) -> Response:
+        """The JSON of ``build()``: from the cache in the loop, else computed in a worker thread."""
         def compute():
             body = json.dumps(build(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             return body, service.etag(state, key)
 
-        body, etag = service.cached(("json",) + key + (state.key,), compute)
+        cache_key = ("json",) + key + (state.key,)
+        found = service.peek(cache_key)
+        body, etag = found if found is not None else await service.run(lambda: service.cached(cache_key, compute))
         return _conditional(request, body, etag, JSON_TYPE)
 
     # -- reads
     @app.get("/api/parties", response_model=PartyList, responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Every participant: ISO3, name, status, entry into force (as `ccm parties --json`).")
     async def list_parties(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today (UTC).")):
-        state, day = service.state(), service.as_of(as_of)
+        state = await service.ready_state()
+        day = service.as_of(as_of)
 
         def build():
             evaluations, errors = service.evaluate_all(day, state)
             return {"as_of": day.isoformat(), "parties": [e.to_json()["party"] for e in evaluations]}
 
-        return answer(request, state, ("parties", day), build)
+        return await answer(request, state, ("parties", day), build)
 
     @app.get("/api/parties/{iso3}", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="One participant: status, entry into force, names in English, French and Spanish, links.")
     async def get_party(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
-        state, participant = service.state(), service.party(iso3)
+        state = await service.ready_state()
+        participant = service.party(iso3)
         day = service.as_of(as_of)
 
         home = service.packs_of(participant.iso3, None)[0]   # a party of the second pack only is found there
@@ -514,25 +625,26 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                     "links": {"obligations": f"/api/parties/{code}/obligations", "calendar": f"/parties/{code}/calendar.ics",
                               "page": f"/parties/{code}", "history": f"/api/parties/{code}/history"}}
 
-        return answer(request, state, ("party", participant.iso3, day), build)
+        return await answer(request, state, ("party", participant.iso3, day), build)
 
     @app.get("/api/parties/{iso3}/obligations", response_model=Deadlines, responses={**ERRORS, **CACHED}, tags=["read"],
              summary="A party's obligations as of a date: exactly the JSON of `ccm deadlines PARTY --json`.")
     async def obligations(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
                           treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every "
                                                         "selected pack. With several, a list of these objects, each with a `treaty` key.")):
-        state, participant = service.state(), service.party(iso3)
+        state = await service.ready_state()
+        participant = service.party(iso3)
         day = service.as_of(as_of)
         chosen = service.packs_of(participant.iso3, treaty)
         if treaty is None and not service.treaties.several:
-            return answer(request, state, ("obligations", participant.iso3, day),
-                          lambda: service.evaluate(participant.iso3, day, state).to_json())
+            return await answer(request, state, ("obligations", participant.iso3, day),
+                                lambda: service.evaluate(participant.iso3, day, state).to_json())
         if treaty is not None:
-            return answer(request, state, ("obligations", treaty, participant.iso3, day),
-                          lambda: service.evaluate_in(treaty, participant.iso3, day, state).to_json())
-        return answer(request, state, ("obligations", "*", participant.iso3, day),
-                      lambda: [{"treaty": pack, **service.evaluate_in(pack, participant.iso3, day, state).to_json()}
-                               for pack in chosen])
+            return await answer(request, state, ("obligations", treaty, participant.iso3, day),
+                                lambda: service.evaluate_in(treaty, participant.iso3, day, state).to_json())
+        return await answer(request, state, ("obligations", "*", participant.iso3, day),
+                            lambda: [{"treaty": pack, **service.evaluate_in(pack, participant.iso3, day, state).to_json()}
+                                     for pack in chosen])
 
     @app.get("/api/parties/{iso3}/obligations/{obligation_id}/explain", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="The chain behind one date (as `ccm explain --json`): facts with sources, rules with quotations, arithmetic.")
@@ -541,7 +653,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                                  as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
                                  treaty: Optional[str] = Query(None, description="The rule pack; default the one the "
                                                                "obligation id's prefix names (<pack>.<article>.<role>).")):
-        state, participant = service.state(), service.party(iso3)
+        state = await service.ready_state()
+        participant = service.party(iso3)
         day = service.as_of(as_of)
         try:
             named = treaty or service.treaties.owner(obligation_id)
@@ -549,20 +662,21 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             raise ApiError(404, str(error) + ".") from None
         pack = service.packs_of(participant.iso3, named)[0]
         rulebook = service.evaluator_of(pack).rulebook
-        obligation = _one_obligation(service, service.evaluate_in(pack, participant.iso3, day, state), obligation_id,
-                                     period or None, rulebook)
+        obligation = await service.run(lambda: _one_obligation(
+            service, service.evaluate_in(pack, participant.iso3, day, state), obligation_id, period or None, rulebook))
 
         def build():
             return explain(service.evaluate_in(pack, participant.iso3, day, state), rulebook, obligation).to_json()
 
-        return answer(request, state, ("explain", participant.iso3, obligation.id, obligation.period, day), build)
+        return await answer(request, state, ("explain", participant.iso3, obligation.id, obligation.period, day), build)
 
     @app.get("/api/parties/{iso3}/history", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Registry facts and recorded events, dated, with sources (who recorded an event: ISU token only).")
     async def party_history(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
                             treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
                                                         "With several, a list of these objects, each with a `treaty` key.")):
-        state, participant = service.state(), service.party(iso3)
+        state = await service.ready_state()
+        participant = service.party(iso3)
         day = service.as_of(as_of)
         isu = _token_role(request, config) == ("isu", None)
         chosen = service.packs_of(participant.iso3, treaty)
@@ -574,9 +688,9 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             return {"party": participant.iso3, "as_of": day.isoformat(), "history": items}
 
         if treaty is not None or not service.treaties.several:
-            return answer(request, state, ("history", participant.iso3, day, isu) + ((treaty,) if treaty else ()),
+            return await answer(request, state, ("history", participant.iso3, day, isu) + ((treaty,) if treaty else ()),
                           lambda: one(chosen[0]))
-        return answer(request, state, ("history", "*", participant.iso3, day, isu),
+        return await answer(request, state, ("history", "*", participant.iso3, day, isu),
                       lambda: [{"treaty": pack, **one(pack)} for pack in chosen])
 
     @app.get("/api/overdue", responses={**ERRORS, **CACHED}, tags=["read"],
@@ -584,7 +698,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     async def overdue(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
                       treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
                                                         "With several, a list of these objects, each with a `treaty` key.")):
-        state, day = service.state(), service.as_of(as_of)
+        state = await service.ready_state()
+        day = service.as_of(as_of)
         chosen = service.chosen(treaty)
 
         def build_in(pack: str):
@@ -599,17 +714,18 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                     "errors": [{"party": p, "message": m} for p, m in errors]}
 
         if treaty is None and not service.treaties.several:
-            return answer(request, state, ("overdue", day), lambda: build_in(chosen[0]))
+            return await answer(request, state, ("overdue", day), lambda: build_in(chosen[0]))
         if treaty is not None:
-            return answer(request, state, ("overdue", treaty, day), lambda: build_in(treaty))
-        return answer(request, state, ("overdue", "*", day), lambda: [{"treaty": p, **build_in(p)} for p in chosen])
+            return await answer(request, state, ("overdue", treaty, day), lambda: build_in(treaty))
+        return await answer(request, state, ("overdue", "*", day), lambda: [{"treaty": p, **build_in(p)} for p in chosen])
 
     @app.get("/api/stats", responses={**ERRORS, **CACHED}, tags=["read"],
              summary="Counts like the Meetings of States Parties' progress reports (as `ccm stats --json`).")
     async def get_stats(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
                         treaty: Optional[str] = Query(None, description="Only this rule pack (e.g. apmbc); default every selected pack. "
                                                         "With several, a list of these objects, each with a `treaty` key.")):
-        state, day = service.state(), service.as_of(as_of)
+        state = await service.ready_state()
+        day = service.as_of(as_of)
         chosen = service.chosen(treaty)
 
         def build_in(pack: str):
@@ -620,10 +736,10 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             return stats(tr.get(pack), day, tr.events(pack, events))
 
         if treaty is None and not service.treaties.several:
-            return answer(request, state, ("stats", day), lambda: build_in(chosen[0]))
+            return await answer(request, state, ("stats", day), lambda: build_in(chosen[0]))
         if treaty is not None:
-            return answer(request, state, ("stats", treaty, day), lambda: build_in(treaty))
-        return answer(request, state, ("stats", "*", day), lambda: [{"treaty": p, **build_in(p)} for p in chosen])
+            return await answer(request, state, ("stats", treaty, day), lambda: build_in(treaty))
+        return await answer(request, state, ("stats", "*", day), lambda: [{"treaty": p, **build_in(p)} for p in chosen])
 
     # -- writes (the ISU only)
     @app.post("/api/parties/{iso3}/reports", status_code=201, response_model=Recorded, responses=WRITE_ERRORS,
@@ -674,20 +790,23 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
              summary="A party's deadlines as an iCalendar feed (all-day events, alarms, legal basis).")
     async def party_calendar(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
                              treaty: Optional[str] = Query(None, description="Only this rule pack; default every selected pack.")):
-        state, participant = service.state(), service.party(iso3)
+        state = await service.ready_state()
+        participant = service.party(iso3)
         day = service.as_of(as_of)
         if treaty is None and not service.treaties.several:
-            return _calendar(request, service, state, day, [participant.iso3],
-                             f"CCM deadlines: {participant.name}", ("ics", participant.iso3, day))
+            return await service.run(lambda: _calendar(request, service, state, day, [participant.iso3],
+                                                       f"CCM deadlines: {participant.name}", ("ics", participant.iso3, day)))
         chosen = service.packs_of(participant.iso3, treaty)
-        return _treaty_calendar(request, service, state, day, participant.iso3, chosen,
-                                f"{' + '.join(p.upper() for p in chosen)} deadlines: {participant.name}")
+        return await service.run(lambda: _treaty_calendar(request, service, state, day, participant.iso3, chosen,
+                                                          f"{' + '.join(p.upper() for p in chosen)} deadlines: {participant.name}"))
 
     @app.get("/calendar.ics", responses={**ERRORS, **CACHED, 200: {"content": {"text/calendar": {}}}},
              response_class=Response, tags=["calendar"], summary="The ISU's feed: every party's deadlines.")
     async def all_calendar(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
-        state, day = service.state(), service.as_of(as_of)
-        return _calendar(request, service, state, day, None, "CCM deadlines: all parties", ("ics-all", day))
+        state = await service.ready_state()
+        day = service.as_of(as_of)
+        return await service.run(lambda: _calendar(request, service, state, day, None, "CCM deadlines: all parties",
+                                                   ("ics-all", day)))
 
     _register_pages(app, service)
     return app
@@ -1104,66 +1223,76 @@ def _register_pages(app: FastAPI, service: Service) -> None:
              summary="The ISU dashboard: overdue reports, deadlines ahead, extension requests, changes, timeline.")
     async def dashboard(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
                         lang: Optional[str] = Query(None, description="en, fr or es.")):
-        state, day = service.state(), service.as_of(as_of)
+        state = await service.ready_state()
+        day = service.as_of(as_of)
         lang = _lang(request)
         page = _page_context(request, lang)
-        context = dashboard_context(service, state, day)
-        svg = timeline.render(context["timeline_rows"], day, title=page["t"]("timeline"), date_format=page["fmt_date"],
-                              labels={"as_of": page["t"]("as_of")})
-        names = service.treaties.names
-        others = [treaty_context(service, state, day, pack) for pack in names[1:]]   # the first is the page's main part
-        attention = context["attention"] or any(other["attention"] for other in others)
-        sections: dict[str, Any] = {"mailings": []}     # plugins fill theirs (the letters: mailings to approve)
-        for plugin in load_plugins():
-            if plugin.dashboard is not None:
-                sections.update(plugin.dashboard(service))
-        html = _jinja().get_template("dashboard.html.j2").render(
-            **{k: v for k, v in context.items() if k not in ("as_of", "changes", "attention")}, **page, as_of=day,
-            svg=svg, attention=attention, check=_last_check(service, state), changes=_changes(service, state),
-            other_treaties=others, title=service.evaluator.rulebook.title if len(names) > 1 else None, **sections)
-        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+
+        def render() -> str:
+            context = dashboard_context(service, state, day)
+            svg = timeline.render(context["timeline_rows"], day, title=page["t"]("timeline"), date_format=page["fmt_date"],
+                                  labels={"as_of": page["t"]("as_of")})
+            names = service.treaties.names
+            others = [treaty_context(service, state, day, pack) for pack in names[1:]]   # the first is the page's main part
+            attention = context["attention"] or any(other["attention"] for other in others)
+            sections: dict[str, Any] = {"mailings": []}     # plugins fill theirs (the letters: mailings to approve)
+            for plugin in load_plugins():
+                if plugin.dashboard is not None:
+                    sections.update(plugin.dashboard(service))
+            return _jinja().get_template("dashboard.html.j2").render(
+                **{k: v for k, v in context.items() if k not in ("as_of", "changes", "attention")}, **page, as_of=day,
+                svg=svg, attention=attention, check=_last_check(service, state), changes=_changes(service, state),
+                other_treaties=others, title=service.evaluator.rulebook.title if len(names) > 1 else None, **sections)
+
+        return HTMLResponse(await service.run(render), headers={"Cache-Control": "no-cache"})
 
     @app.get("/timeline.svg", tags=["pages"], responses={**ERRORS, 200: {"content": {"image/svg+xml": {}}}},
              response_class=Response, summary="The timeline of the extendable deadlines and their extensions alone, as SVG.")
     async def timeline_svg(request: Request, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today.")):
-        state, day = service.state(), service.as_of(as_of)
+        state = await service.ready_state()
+        day = service.as_of(as_of)
 
         def compute():
             context = dashboard_context(service, state, day)
             body = timeline.render(context["timeline_rows"], day).encode("utf-8")
             return body, service.etag(state, ("timeline", day))
 
-        body, etag = service.cached(("svg", day, state.key), compute)
+        key = ("svg", day, state.key)
+        body, etag = service.peek(key) or await service.run(lambda: service.cached(key, compute))
         return _conditional(request, body, etag, "image/svg+xml")
 
     @app.get("/parties/{iso3}", response_class=HTMLResponse, tags=["pages"], responses=ERRORS,
              summary="A State's page: status, deadlines with their explanation, history; ?lang=en|fr|es.")
     async def party_page(request: Request, iso3: str, as_of: Optional[str] = Query(None, description="YYYY-MM-DD; default today."),
                          lang: Optional[str] = Query(None, description="en, fr or es.")):
-        state, participant = service.state(), service.party(iso3)
+        state = await service.ready_state()
+        participant = service.party(iso3)
         day = service.as_of(as_of)
         lang = _lang(request)
         listed = service.packs_of(participant.iso3, None)   # every selected treaty the party is listed by
-        evaluation = service.evaluate_in(listed[0], participant.iso3, day, state)
-        rulebook = service.evaluator_of(listed[0]).rulebook
-        items = [{"obligation": o, "explanation": explain(evaluation, rulebook, o)}
-                 for o in evaluation.obligations]
-        others = []
-        for pack in listed[1:]:   # the first is the page's main section, as with one pack
-            other, its_rules = service.evaluate_in(pack, participant.iso3, day, state), service.evaluator_of(pack).rulebook
-            others.append({"treaty": pack, "title": its_rules.title, "party": other.to_json()["party"],
-                           "obligations": [{"obligation": o, "name": its_rules.name_of(o.id),
-                                            "explanation": explain(other, its_rules, o)} for o in other.obligations],
-                           "history": _history(service, state, participant.iso3, day, pack)})
         page = _page_context(request, lang)
-        html = _jinja().get_template("party.html.j2").render(
-            **page, iso3=participant.iso3, name=display_name(participant.iso3, lang, participant.localized_name(lang)),
-            registry_name=participant.name,
-            party=evaluation.to_json()["party"], as_of=day, obligations=items,
-            history=_history(service, state, participant.iso3, day, listed[0]),
-            treaty=listed[0] if len(service.treaties.names) > 1 else None,
-            title=rulebook.title if len(service.treaties.names) > 1 else None, other_treaties=others)
-        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+
+        def render() -> str:
+            evaluation = service.evaluate_in(listed[0], participant.iso3, day, state)
+            rulebook = service.evaluator_of(listed[0]).rulebook
+            items = [{"obligation": o, "explanation": explain(evaluation, rulebook, o)}
+                     for o in evaluation.obligations]
+            others = []
+            for pack in listed[1:]:   # the first is the page's main section, as with one pack
+                other, its_rules = service.evaluate_in(pack, participant.iso3, day, state), service.evaluator_of(pack).rulebook
+                others.append({"treaty": pack, "title": its_rules.title, "party": other.to_json()["party"],
+                               "obligations": [{"obligation": o, "name": its_rules.name_of(o.id),
+                                                "explanation": explain(other, its_rules, o)} for o in other.obligations],
+                               "history": _history(service, state, participant.iso3, day, pack)})
+            return _jinja().get_template("party.html.j2").render(
+                **page, iso3=participant.iso3, name=display_name(participant.iso3, lang, participant.localized_name(lang)),
+                registry_name=participant.name,
+                party=evaluation.to_json()["party"], as_of=day, obligations=items,
+                history=_history(service, state, participant.iso3, day, listed[0]),
+                treaty=listed[0] if len(service.treaties.names) > 1 else None,
+                title=rulebook.title if len(service.treaties.names) > 1 else None, other_treaties=others)
+
+        return HTMLResponse(await service.run(render), headers={"Cache-Control": "no-cache"})
 
     @app.get("/static/style.css", include_in_schema=False)
     async def style():
