@@ -90,7 +90,7 @@ def peak_mb() -> float:
 
 def child(args) -> None:
     """One measurement in this process; prints a JSON line."""
-    from engine.core.evaluate import Evaluator
+    from engine.backends import Evaluator
     from engine.core.rulebook import load_rulebook
     from engine.registry.load import load_registry
     from engine.runtime.settings import load_settings

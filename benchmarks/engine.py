@@ -50,9 +50,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from durable import engine as durable_engine
 
+from engine.backends import (
+    Evaluator,
+    reference,
+)
 from engine.backends import durable as durable_adapter
-from engine.backends import reference
-from engine.core.evaluate import Evaluator
 from engine.core.rulebook import load_rulebook
 from engine.registry.load import load_registry
 

@@ -35,7 +35,7 @@ COLUMNS = ["party", "kind", "year", "received", "symbol", "source"]
 def make_file(path: Path, rows: int, bytes_per_row: int, bad_last: bool) -> int:
     """Valid receipts of the States Parties: annual reports for years after entry into force, received
     on 30 April of the next year; each with its own symbol, padded to about ``bytes_per_row``."""
-    from engine.core.evaluate import Evaluator
+    from engine.backends import Evaluator
     from engine.core.rulebook import load_rulebook
     from engine.registry.load import load_registry
 
@@ -69,7 +69,7 @@ def child(mode: str, file: str, url: str) -> None:
         with open(file, encoding="utf-8", newline="") as handle:
             outcome = f"{sum(1 for _ in csv.reader(handle)) - 1} rows read"
     else:
-        from engine.core.evaluate import Evaluator
+        from engine.backends import Evaluator
         from engine.core.rulebook import load_rulebook
         from engine.record.events import ImportError_, import_file
         from engine.registry.load import load_registry

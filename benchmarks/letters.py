@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.core.evaluate import Evaluator
+from engine.backends import Evaluator
 from engine.core.rulebook import load_rulebook
 from engine.registry.load import load_registry
 from notifiers import letters as letter_text
@@ -70,8 +70,8 @@ def deliver(count: int, evaluator, as_of: date) -> tuple[int, float]:
     """Queue ``count`` letters in a temporary SQLite database and deliver them to a local aiosmtpd."""
     from aiosmtpd.controller import Controller
 
+    from engine.record.contacts import set_contacts, validate
     from engine.store import database as store
-    from engine.store.contacts import set_contacts, validate
     from notifiers import batches, delivery
     from notifiers.config import load_letters_config
     from notifiers.smtp import SmtpNotifier

@@ -9,6 +9,8 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime
 from typing import Protocol
 
+from engine.record.addresses import header_text
+
 
 class DeliveryError(Exception):
     """A delivery that did not happen.
@@ -41,7 +43,6 @@ class Notifier(Protocol):
         """Deliver to ``recipients`` (default: every To and Cc address); returns the recipients
         refused while the others were accepted, each with the server's answer."""
         ...
-
     def close(self) -> None: ...
 
 
@@ -69,11 +70,9 @@ def build_message(*, sender: str, to: list[str], cc: list[str], subject: str, te
                   key: str, reference: str, language: str, date: datetime, reply_to: str = "") -> EmailMessage:
     """A multipart/alternative message (plain text, then HTML), UTF-8 throughout.
 
-    Every header value passes :func:`notifiers.addresses.header_text`: recorded text (an id in
+    Every header value passes :func:`engine.record.addresses.header_text`: recorded text (an id in
     the key, a symbol in the subject) never carries a line break into a header.
     """
-    from notifiers.addresses import header_text
-
     message = EmailMessage()
     message["From"] = header_text(sender)
     message["To"] = header_text(", ".join(to))

@@ -22,14 +22,15 @@ from email.message import EmailMessage
 
 import sqlalchemy as sa
 
-from engine.store.contacts import Contact, load_contacts
+from engine.record.contacts import Contact, load_contacts
 from engine.store.database import is_sqlite, reader_session, writer_session
+from engine.store.mailing import BatchRow, ItemRow, LetterRow
 from notifiers import letters as letter_text
 from notifiers.base import build_message, message_id
 from notifiers.config import LettersConfig
-from notifiers.log import BatchRow, ItemRow, LetterRow
+from notifiers.dues import obligations_as_of
 from notifiers.notes import Note, SentItem, consolidate
-from notifiers.planner import Due, PlannedLetter, plan
+from notifiers.planner import OPEN_STATUSES, Due, PlannedLetter, plan
 
 NOTE_KIND = "note"
 
@@ -71,9 +72,6 @@ class Approval:
 def still_open(url: str, evaluator, items: list[ItemRow], today: date) -> set[str]:
     """The keys of the items whose obligation is still open on ``today`` with the same due date: a report
     recorded, or a deadline moved, between planning and approval leaves the note."""
-    from notifiers.delivery import obligations_as_of
-    from notifiers.planner import OPEN_STATUSES
-
     parties = {row.party for row in items}
     current = {(d.party, d.obligation_id, d.period): d for d in obligations_as_of(url, evaluator, today, parties)}
     keep = set()
@@ -154,7 +152,9 @@ def plan_batch(url: str, config: LettersConfig, as_of: date, dues: list[Due], no
 
 def _insert(session):
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import (
+            insert,  # the dialect's own upsert, for the dialect in use
+        )
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert

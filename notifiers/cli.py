@@ -1,34 +1,40 @@
 """The letters' commands on the ``ccm`` app: contacts, letters plan|batches|preview|approve|discard|deliver|send|log|
 cancel|retry|snapshots, schedule run.
 
-Registered by the last line of engine/cli/main.py. Exit statuses: 0 success; 1 ``letters send`` left a
+Added to the ``ccm`` app by :func:`register`, the letters plugin's cli hook (notifiers/plugin.py). Exit statuses: 0 success; 1 ``letters send`` left a
 letter failed (retried later) or rejected (waits for a contact change or ``letters retry``); 2 an
 error the user can fix (the message says why).
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
+import tempfile
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 
-from engine.cli.main import app, evaluator, fail, find_party, parse_date
+from engine.cli.base import daemon_logging, evaluator, fail, find_party, parse_date
+from engine.record.textsafe import printable
+from engine.runtime.errors import OperationalFailure
+from engine.runtime.settings import load_settings
 
 console = Console()
 contacts_app = typer.Typer(no_args_is_help=True, help="Where each State's letters go (mission, e-mail, language).")
 letters_app = typer.Typer(no_args_is_help=True, help="Reminder notes: plan a batch, preview, approve, send, and the delivery log.")
 schedule_app = typer.Typer(no_args_is_help=True, help="The scheduler process: the daily check, then the letters.")
-app.add_typer(contacts_app, name="contacts")
-app.add_typer(letters_app, name="letters")
-app.add_typer(schedule_app, name="schedule")
 AS_OF_HELP = "Plan as of this date (YYYY-MM-DD); default today (UTC)."
 
 
-def Table(*args, **kwargs):  # rich's Table, imported when a command prints one
+def Table(*args, **kwargs):
+    # lazy: rich's tables load only when this command runs, not on the start-up of ccm
     from rich.table import Table as RichTable
     return RichTable(*args, **kwargs)
 
@@ -42,7 +48,6 @@ def _body(message: EmailMessage, subtype: str) -> str:
 
 
 def _box():
-    from rich import box
     return box
 
 
@@ -52,7 +57,7 @@ def _fitted(title: str | None = None):
 
 
 def _settings():
-    from engine.runtime.settings import load_settings
+    # lazy: keeps notifiers.config off the start-up of ccm
     from notifiers.config import load_letters_config
 
     settings = load_settings()
@@ -60,6 +65,7 @@ def _settings():
 
 
 def _ready(url: str) -> None:
+    # lazy: keeps engine.cli.record off the start-up of ccm
     from engine.cli.record import _ready as ready
 
     ready(url, create=True)
@@ -76,7 +82,8 @@ def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
                  cc: str | None = typer.Option(None, "--cc", help="Copied addresses, comma-separated."),
                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Set (or replace) the contact of one State."""
-    from engine.store.contacts import ContactError, set_contacts, validate
+    # lazy: Alembic, email-validator, SQLAlchemy load only when this command runs, not on the start-up of ccm
+    from engine.record.contacts import ContactError, set_contacts, validate
 
     settings, _ = _settings()
     iso3 = find_party(evaluator(), party).iso3
@@ -98,6 +105,7 @@ def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
 
 def _rerender(parties: list[str], quiet: bool = False) -> list[tuple[str, str]]:
     """A contact changed: its State's unsent letters are rendered again for it (and rejected ones queued again)."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     settings, config = _settings()
@@ -113,7 +121,8 @@ def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
                                                 help="CSV with columns party,email,language,mission,cc."),
                     json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Import contacts from a CSV file: all rows or none."""
-    from engine.store.contacts import ContactError, read_csv, set_contacts
+    # lazy: Alembic, email-validator, SQLAlchemy load only when this command runs, not on the start-up of ccm
+    from engine.record.contacts import ContactError, read_csv, set_contacts
 
     settings, _ = _settings()
     try:
@@ -133,7 +142,8 @@ def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
 @contacts_app.command("list")
 def contacts_list(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every contact."""
-    from engine.store.contacts import load_contacts
+    # lazy: Alembic, email-validator, SQLAlchemy load only when this command runs, not on the start-up of ccm
+    from engine.record.contacts import load_contacts
 
     settings, _ = _settings()
     _ready(settings.database_url)
@@ -155,6 +165,7 @@ def contacts_list(json_output: bool = typer.Option(False, "--json", help="Print 
 # ----------------------------------------------------------------------------- letters
 
 def _plan(as_of: str | None):
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     settings, config = _settings()
@@ -188,6 +199,7 @@ def letters_plan(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HE
 
     A date after today only shows what would be planned (nothing is recorded).
     """
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     settings, config, day, the_plan = _plan(as_of)
@@ -227,6 +239,7 @@ def letters_plan(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HE
 
 
 def _dues(settings, day):
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     return delivery.obligations_as_of(settings.database_url, evaluator(), day)
@@ -235,6 +248,7 @@ def _dues(settings, day):
 @letters_app.command("batches")
 def letters_batches(limit: int = typer.Option(20, "--limit"), json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The mailings planned, newest first: items, States, and who approved them."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     settings, _ = _settings()
@@ -269,7 +283,8 @@ def letters_preview(batch: int | None = typer.Argument(None, help="The batch (fr
                     json_output: bool = typer.Option(False, "--json", help="Print JSON: each note's recipient, "
                                                      "subject, text and HTML.")) -> None:
     """Show the notes as they would be sent today: dated today, one per State, in each contact's language."""
-    from engine.store.contacts import Contact, load_contacts
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
+    from engine.record.contacts import Contact, load_contacts
     from notifiers import batches
     from notifiers.notes import consolidate
 
@@ -331,9 +346,7 @@ def letters_preview(batch: int | None = typer.Argument(None, help="The batch (fr
 
 def _preview_sent(url, batch_id, iso3, html, pdf, limit, json_output=False) -> None:
     """An approved batch: its notes as queued (and sent), from the log."""
-    import email
-    import email.policy
-
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     rows = [r for r in batches.batch_letters(url, batch_id) if iso3 is None or r.party == iso3]
@@ -362,6 +375,7 @@ def _preview_sent(url, batch_id, iso3, html, pdf, limit, json_output=False) -> N
 
 
 def _write_pdf(path: Path, rendered) -> None:
+    # lazy: keeps notifiers.pdf off the start-up of ccm
     from notifiers import pdf as pdf_notes
 
     try:
@@ -376,6 +390,7 @@ def letters_approve(batch: int = typer.Argument(..., help="The batch to approve.
                     by: str = typer.Option(..., "--by", help="Who approves (recorded in the delivery log)."),
                     json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Approve a batch: render its notes dated today and queue them; the scheduler (or `ccm letters deliver`) sends them."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     settings, config = _settings()
@@ -405,6 +420,7 @@ def letters_approve(batch: int = typer.Argument(..., help="The batch to approve.
 @letters_app.command("discard")
 def letters_discard(batch: int = typer.Argument(..., help="The planned batch to discard."), json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Discard a batch not yet approved: nothing of it is sent, and its items are planned again next time."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     settings, _ = _settings()
@@ -423,6 +439,7 @@ def letters_discard(batch: int = typer.Argument(..., help="The planned batch to 
 @letters_app.command("deliver")
 def letters_deliver(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Deliver the approved notes that are queued or due for a retry (plans nothing)."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     settings, config = _settings()
@@ -445,6 +462,7 @@ def letters_send(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HE
                  dry_run: bool = typer.Option(False, "--dry-run", help="Plan and render, write and send nothing."),
                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Plan a batch and, unless it needs review (SMTP without auto_send), queue and deliver its notes."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches, delivery
 
     settings, config = _settings()
@@ -458,7 +476,7 @@ def letters_send(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HE
     _ready(settings.database_url)
     url = settings.database_url
     if dry_run:
-        from engine.store.contacts import load_contacts
+        from engine.record.contacts import load_contacts
         from notifiers.notes import consolidate
 
         the_plan = delivery.make_plan(url, evaluator(), config, day)
@@ -520,19 +538,13 @@ def letters_send(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HE
 
 
 def _terminal(text: object) -> str:
-    from engine.record.textsafe import printable
-
     return printable(text)
 
 
 def _require_delivery(config) -> None:
     """An outbox folder that cannot be written, or SMTP chosen but not usable as configured: an
     operational failure (exit 3) before anything is written."""
-    from engine.runtime.errors import OperationalFailure
-
     if config.notifier == "outbox":
-        import tempfile
-
         config.outbox.mkdir(parents=True, exist_ok=True)      # OSError: exit 3, naming the folder
         with tempfile.TemporaryFile(dir=config.outbox):
             pass
@@ -555,10 +567,9 @@ def letters_log(party: str | None = typer.Option(None, "--party"),
                 limit: int = typer.Option(50, "--limit"),
                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The delivery log, newest first: what was sent, to whom (the outcome per recipient), when; failures with their error."""
-    from rich.markup import escape
-
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
+    from engine.store.mailing import STATUSES
     from notifiers import delivery
-    from notifiers.log import STATUSES
 
     if status and status not in STATUSES:
         fail(f"--status {status!r}: give one of {', '.join(STATUSES)}")
@@ -610,6 +621,7 @@ def letters_cancel(letter_id: int | None = typer.Argument(None, help="The letter
                    party: str | None = typer.Option(None, "--party", help="Every unsent letter of this party."),
                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Cancel an unsent letter (or every unsent letter of a party): it is never sent."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     if (letter_id is None) == (party is None):
@@ -635,6 +647,7 @@ def letters_retry(letter_id: int | None = typer.Argument(None, help="The letter'
                   failed: bool = typer.Option(False, "--failed", help="Every failed, rejected or partial letter."),
                   json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Queue a letter again, re-rendered with its State's current contact; the next `letters send` delivers it."""
+    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     if (letter_id is None) == (not failed):
@@ -659,6 +672,7 @@ def letters_retry(letter_id: int | None = typer.Argument(None, help="The letter'
 @letters_app.command("snapshots")
 def letters_snapshots(update: bool = typer.Option(False, "--update", help="Rewrite tests/snapshots/letters.")) -> None:
     """Compare (or with --update rewrite) the golden snapshots of every template in every language."""
+    # lazy: Babel, Jinja2 load only when this command runs, not on the start-up of ccm
     from notifiers import snapshots
 
     changed = snapshots.main(update=update)
@@ -670,8 +684,8 @@ def letters_snapshots(update: bool = typer.Option(False, "--update", help="Rewri
 @schedule_app.command("run")
 def schedule_run() -> None:
     """Run the scheduler in the foreground: the daily check then the letters, at [scheduler] time (UTC)."""
+    # lazy: Alembic, APScheduler, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.check import scheduler
-    from engine.cli.main import daemon_logging
 
     settings, config = _settings()
     daemon_logging(settings)
@@ -683,3 +697,10 @@ def schedule_run() -> None:
         scheduler.run(settings.database_url, config)
     except (KeyboardInterrupt, SystemExit):
         pass
+
+
+def register(app: typer.Typer) -> None:
+    """Add the contacts, letters and schedule commands to the ``ccm`` app (the letters plugin's cli hook)."""
+    app.add_typer(contacts_app, name="contacts")
+    app.add_typer(letters_app, name="letters")
+    app.add_typer(schedule_app, name="schedule")

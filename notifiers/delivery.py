@@ -28,28 +28,40 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
-import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from engine.store.contacts import load_contacts
-from engine.store.database import is_sqlite, reader_session, writer_session
+from engine.record.contacts import load_contacts
+from engine.store.database import (
+    RecordedEventRow,
+    is_sqlite,
+    reader_session,
+    writer_session,
+)
+from engine.store.mailing import UNSENT, AttemptRow, ItemRow, LetterRow, RecipientRow
 from notifiers.base import DeliveryError, Notifier
+from notifiers.batches import (
+    BatchPlan,
+    approve,
+    notes_of,
+    plan_batch,
+    planned_keys,
+    refuse_future,
+    render_note,
+)
 from notifiers.config import LettersConfig
-from notifiers.log import UNSENT, AttemptRow, LetterRow, RecipientRow
-from notifiers.planner import Due, dues_from_evaluation, plan
+from notifiers.dues import obligations_as_of
+from notifiers.outbox import OutboxNotifier
+from notifiers.planner import Due, plan
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
-    from notifiers.batches import Approval, BatchPlan
-
-PAUSE_AFTER_SEND_ENV = "CCM_TEST_PAUSE_AFTER_SEND"   # test hook: seconds to sleep after a send, before recording it
+    from notifiers.batches import Approval
 
 
 @dataclass
@@ -60,29 +72,8 @@ class DeliveryReport:
     not_rendered: list[tuple[str, str]] = field(default_factory=list)   # could not be rendered: not queued
 
 
-def obligations_as_of(url: str | None, evaluator, as_of: date, parties: set[str] | None = None) -> list[Due]:
-    """Every participant's (or only ``parties``') obligations as of the date, with the recorded events of the
-    database (if any)."""
-    events = []
-    if url:
-        from engine.record.events import load_events
-        from engine.store import database as store
-
-        if store.database_exists(url) and store.current_revision(url):
-            events = load_events(url)
-    dues: list[Due] = []
-    chosen = [p for p in evaluator.registry.participants if parties is None or p in parties]
-    for _iso3, evaluation, error in evaluator.each(as_of, events, chosen):
-        if error is not None:
-            raise error
-        dues.extend(dues_from_evaluation(evaluation))
-    return dues
-
-
 def make_plan(url: str, evaluator, config: LettersConfig, as_of: date, dues: list[Due] | None = None):
     """What a batch planned as of the date would hold (nothing is written): a notifiers.batches.BatchPlan."""
-    from notifiers.batches import BatchPlan, planned_keys
-
     dues = obligations_as_of(url, evaluator, as_of) if dues is None else dues
     contacts = load_contacts(url)
     found = plan(dues, planned_keys(url), config.policy, as_of)
@@ -126,16 +117,19 @@ def _record_recipients(session, letter_id: int, outcomes: dict[str, tuple[str, s
         session.add(row)
 
 
-def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime | None = None) -> DeliveryReport:
+def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime | None = None,
+            after_send: Callable[[str], Any] | None = None) -> DeliveryReport:
     """Send every letter queued or failed whose next attempt is due; each in its own transaction.
 
     The row is locked while it is sent (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the write lock
     of BEGIN IMMEDIATE), so two deliveries running at once never send the same letter twice.
     A letter goes only to its recipients that have not accepted it yet.
+
+    ``after_send(message_id)`` is called when the server accepted a letter, before that is
+    recorded (the at-least-once test kills the process there).
     """
     now = now or datetime.now(UTC)
     report = DeliveryReport()
-    pause = os.environ.get(PAUSE_AFTER_SEND_ENV)
     try:
         for letter_id in due_for_delivery(url, now):
             with writer_session(url) as session, session.begin():
@@ -164,9 +158,8 @@ def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime |
                     _failed(session, row, notifier, config, now, report,
                             f"this letter cannot be sent: {error.__class__.__name__}: {error}", False, {})
                     continue
-                if pause:
-                    print(f"{PAUSE_AFTER_SEND_ENV}: sent {row.message_id}, pausing {pause} s", file=sys.stderr, flush=True)
-                    time.sleep(float(pause))
+                if after_send is not None:
+                    after_send(row.message_id)
                 outcomes: dict[str, tuple[str, str | None]] = {a: ("sent", None) for a in pending if a not in refused}
                 deferred = {a: t for a, t in refused.items() if t[:1] == "4"}
                 outcomes.update({a: ("deferred" if a in deferred else "refused", t) for a, t in refused.items()})
@@ -211,10 +204,11 @@ def _failed(session, row: LetterRow, notifier: Notifier, config: LettersConfig, 
 
 def make_notifier(config: LettersConfig) -> Notifier:
     if config.notifier == "smtp":
-        from notifiers.smtp import SmtpNotifier
+        from notifiers.smtp import (
+            SmtpNotifier,  # lazy: smtplib and ssl only for the SMTP notifier
+        )
 
         return SmtpNotifier(config.smtp)
-    from notifiers.outbox import OutboxNotifier
 
     return OutboxNotifier(config.outbox)
 
@@ -249,7 +243,6 @@ def guard_first_run(url: str, config: LettersConfig, letters_to_send: int) -> No
     """
     if config.notifier != "smtp" or config.policy.since is not None or letters_to_send <= config.first_run_limit:
         return
-    from engine.store.database import RecordedEventRow
     with reader_session(url) as session:
         receipts = session.scalar(sa.select(sa.func.count()).select_from(RecordedEventRow)
                                   .where(RecordedEventRow.kind.like("report:%")))
@@ -268,8 +261,6 @@ def send(url: str, evaluator, config: LettersConfig, as_of: date, notifier: Noti
     Raises notifiers.batches.FutureDateRefused for a date after today and :class:`FirstRunRefused`
     (see :func:`guard_first_run`), both before anything is written.
     """
-    from notifiers.batches import approve, plan_batch, refuse_future
-
     now = now or datetime.now(UTC)
     refuse_future(as_of, now.astimezone(UTC).date())
     dues = obligations_as_of(url, evaluator, as_of) if dues is None else dues
@@ -299,9 +290,6 @@ def rerender(url: str, evaluator, config: LettersConfig, where, now: datetime | 
     receiver that already has the note recognises it. Returns (key, problem) for the notes that
     could not be re-rendered (left as they were).
     """
-    from notifiers.batches import notes_of, render_note
-    from notifiers.log import ItemRow
-
     now = now or datetime.now(UTC)
     contacts = load_contacts(url)
     problems: list[tuple[str, str]] = []

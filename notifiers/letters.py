@@ -17,10 +17,15 @@ import textwrap
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from babel.dates import format_date
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
 from engine.core import packs, wording
+from engine.registry import names
 
 LOCALES = {"en": "en_GB", "fr": "fr", "es": "es", "zh": "zh"}
 LABELS = {
@@ -53,8 +58,6 @@ def format_day(day: date, language: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _format_date(day: date, locale: str) -> str:
-    from babel.dates import format_date
-
     return format_date(day, "long", locale=locale)
 
 
@@ -84,8 +87,6 @@ def reference(prefix: str, key: str, party: str, as_of: date) -> str:
 @lru_cache(maxsize=2)
 def environments():
     """(text environment, HTML environment): StrictUndefined; the HTML one autoescapes."""
-    from jinja2 import Environment, PackageLoader, StrictUndefined
-
     loader = PackageLoader("notifiers", "templates")
     common = dict(loader=loader, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                   keep_trailing_newline=False, auto_reload=False)
@@ -96,8 +97,6 @@ def environments():
 
 
 def template_names(kinds: tuple[str, ...] = ()) -> list[str]:
-    from importlib import resources
-
     root = resources.files("notifiers") / "templates"
     return sorted(f"{lang}/{p.name}" for lang in LOCALES for p in (root / lang).iterdir() if p.name.endswith(".j2"))
 
@@ -105,7 +104,6 @@ def template_names(kinds: tuple[str, ...] = ()) -> list[str]:
 def state_names(iso3: str, registry, language: str, pack: Path | None = None) -> tuple[str, str, str]:
     """(the State's name in running text, the same after "of"/"de", its mission): the UN names (engine.registry.names);
     for a party the UN list lacks, CLDR's name without article (a fallback, never for a real State Party)."""
-    from engine.registry import names
     if names.has_official_name(iso3):
         official = names.official_name(iso3, language)
         return official.running, official.of, names.permanent_mission(iso3, language, pack)

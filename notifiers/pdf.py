@@ -7,6 +7,7 @@ note in Chinese printed without a CJK font would show empty boxes, so that is re
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 #: Room left at the top of the first page of each note for the printed letterhead.
@@ -46,7 +47,6 @@ def html_document(pages: list[str]) -> str:
 def _check_fonts(pages: list[str]) -> None:
     if not any('lang="zh"' in page for page in pages):
         return
-    import subprocess
 
     try:
         listed = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=False).stdout
@@ -60,7 +60,7 @@ def _check_fonts(pages: list[str]) -> None:
 def write_html_pages(path: Path, pages: list[str]) -> int:
     """Write the rendered HTML notes to ``path`` as one PDF; returns the number of pages. Raises PdfUnavailable."""
     try:
-        import weasyprint
+        import weasyprint  # optional at run time: its absence is a sentence, not a failed import
     except ImportError as error:        # pragma: no cover - a dependency of the package
         raise PdfUnavailable(f"WeasyPrint cannot be loaded ({error}); install the package's dependencies") from error
     _check_fonts(pages)

@@ -7,7 +7,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
-from notifiers.addresses import AddressError, check_address
+from engine.record.addresses import AddressError, check_address
 from notifiers.base import DeliveryError, wire_policy
 from notifiers.config import SmtpConfig
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from notifiers.planner import dues_from_evaluation, plan
+from engine.backends import Evaluator
+from engine.core.facts import RecordedEvent
+from engine.core.rulebook import load_rulebook
+from engine.registry.load import load_registry
+from notifiers import letters
+from notifiers.config import Signer, defaults
+from notifiers.notes import SentItem, consolidate
+from notifiers.planner import Policy, dues_from_evaluation, plan
 
 LANGUAGES = ("en", "fr", "es", "zh")
 
@@ -75,9 +82,6 @@ def snapshot_dir() -> Path:
 
 def case_note(case: Case, evaluator, policy):
     """The notifiers.notes.Note of a case."""
-    from engine.core.facts import RecordedEvent
-    from notifiers.notes import SentItem, consolidate
-
     recorded = []
     if any(o == "ccm.art8.clarification_response" for o, _, _ in case.items):
         recorded = [RecordedEvent(kind="clarification_request", party=case.party, on=CLARIFICATION_REQUEST,
@@ -111,13 +115,6 @@ def case_note(case: Case, evaluator, policy):
 
 def render_all() -> dict[str, str]:
     """{relative file name: content} for every case, language and format."""
-    from engine.core.evaluate import Evaluator
-    from engine.core.rulebook import load_rulebook
-    from engine.registry.load import load_registry
-    from notifiers import letters
-    from notifiers.config import Signer, defaults
-    from notifiers.planner import Policy
-
     evaluator = Evaluator(load_rulebook(), load_registry(), "reference", receipts_complete_from=RECEIPTS_COMPLETE_FROM)
     letters_table = defaults()["letters"]
     policy = Policy.from_toml(letters_table)

@@ -31,7 +31,7 @@ COMPLETE_RECORD_FROM = "2010-08-01"
 def record_evaluator():
     from datetime import date
 
-    from engine.core.evaluate import Evaluator
+    from engine.backends import Evaluator
     from engine.core.rulebook import load_rulebook
     from engine.registry.load import load_registry
 

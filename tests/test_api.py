@@ -27,8 +27,8 @@ DATES = (date(2011, 8, 20), date(2019, 6, 1), date(2023, 1, 1))
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
     """A SQLite database with its schema and one check run as of 1 Jun 2019."""
+    from engine.backends import Evaluator
     from engine.check.run import run_check
-    from engine.core.evaluate import Evaluator
     from engine.core.rulebook import load_rulebook
     from engine.registry.load import load_registry
     from engine.store import database as store

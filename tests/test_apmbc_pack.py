@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from engine.backends import Evaluator
 from engine.core import packs
-from engine.core.evaluate import Evaluator
 from engine.core.rulebook import load_rulebook
 from engine.registry.load import load_registry
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from engine.backends import Evaluator, reference
 from engine.backends import durable as durable_adapter
-from engine.backends import reference
 from engine.core import dates
 from engine.core.compute import EvaluationError
-from engine.core.evaluate import Evaluator, assemble
+from engine.core.evaluate import assemble
 
 AS_OF_DATES = [date(2010, 8, 1), date(2011, 8, 20), date(2015, 1, 1), date(2019, 6, 1), date(2020, 1, 1),
                date(2023, 9, 15), date(2026, 11, 28)]

@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from engine.check import scheduler
+from engine.record.contacts import set_contacts, validate
 from engine.store import database as store
-from engine.store.contacts import set_contacts, validate
+from engine.store.mailing import BatchRow, ItemRow, LetterRow
 from notifiers import batches, delivery
 from notifiers.config import load_letters_config
-from notifiers.log import BatchRow, ItemRow, LetterRow
 
 TODAY = datetime.now(UTC).date()
 
@@ -82,9 +82,10 @@ def table_counts(url) -> dict[str, int]:
 def test_an_unapproved_batch_is_never_delivered_and_approving_it_delivers_each_note_once(mailing_db, smtp_server):
     url = mailing_db
     day = date(2025, 5, 1)                   # Lebanon's 2024 report is a day late; South Sudan's are outstanding
-    result = scheduler.daily_job(day.isoformat())
+    result = scheduler.daily_job(day.isoformat()).steps["letters"]
     assert result.batch_id is not None and result.awaiting_approval and result.queued == 0 and result.sent == 0
-    assert scheduler.retry_job() == 0 and scheduler.daily_job(day.isoformat()).sent == 0
+    assert scheduler.retry_job().steps["letters"].sent == 0
+    assert scheduler.daily_job(day.isoformat()).steps["letters"].sent == 0
     assert smtp_server.messages == [] and table_counts(url)["letters"] == 0
     with store.reader_session(url) as session:
         parties = sorted(set(session.scalars(sa.select(ItemRow.party).where(ItemRow.batch_id == result.batch_id))))
@@ -93,7 +94,7 @@ def test_an_unapproved_batch_is_never_delivered_and_approving_it_delivers_each_n
     approval = batches.approve(url, result.batch_id, "Coordinator A", engine_evaluator(),
                                load_letters_config(), datetime.now(UTC))
     assert approval.notes == 2 and approval.approved_by == "Coordinator A"
-    assert scheduler.retry_job() == 2 and scheduler.retry_job() == 0
+    assert scheduler.retry_job().steps["letters"].sent == 2 and scheduler.retry_job().steps["letters"].sent == 0
     assert sorted(m["To"] for m in smtp_server.messages) == ["lb@lebanon.example", "mission@ssd.example"]
     with store.reader_session(url) as session:
         notes = list(session.scalars(sa.select(LetterRow)))
@@ -208,7 +209,7 @@ def test_the_isu_approves_a_batch_over_the_api_and_the_dashboard_offers_it(maili
     from engine.web.app import ApiConfig, create_app
 
     monkeypatch.setenv("CCM_ISU_TOKEN", "isu-secret-token")
-    result = scheduler.daily_job("2025-05-01")
+    result = scheduler.daily_job("2025-05-01").steps["letters"]
     assert result.awaiting_approval
     with TestClient(create_app(load_settings(), ApiConfig(state_ttl_seconds=0))) as client:
         page = client.get("/")
@@ -222,7 +223,7 @@ def test_the_isu_approves_a_batch_over_the_api_and_the_dashboard_offers_it(maili
         assert again.status_code == 409 and "already approved by Coordinator A" in again.json()["detail"]
         listed = client.get("/api/letters/batches", headers={"Authorization": "Bearer isu-secret-token"}).json()
         assert listed[0]["approved_by"] == "Coordinator A" and f'data-batch="{result.batch_id}"' not in client.get("/").text
-    assert scheduler.retry_job() == 2 and len(smtp_server.messages) == 2
+    assert scheduler.retry_job().steps["letters"].sent == 2 and len(smtp_server.messages) == 2
 
 
 def test_a_discarded_batch_sends_nothing_and_its_items_are_planned_again(mailing_db, smtp_server, ccm):

@@ -16,7 +16,7 @@ CHECKED = datetime(2025, 1, 2, 6, 30, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def evaluator():
-    from engine.core.evaluate import Evaluator
+    from engine.backends import Evaluator
     from engine.core.rulebook import load_rulebook
     from engine.registry.load import load_registry
 

@@ -221,8 +221,8 @@ def test_a_check_in_chunks_moves_and_logs_what_one_pass_does(db_url, record_eval
 
 
 def test_a_party_that_cannot_be_evaluated_keeps_what_was_stored(db_url, record_evaluator):
+    from engine.backends import Evaluator
     from engine.core.compute import EvaluationError
-    from engine.core.evaluate import Evaluator
 
     class Failing(Evaluator):
         def evaluate(self, iso3, as_of, recorded=()):
@@ -247,7 +247,7 @@ def test_a_party_that_cannot_be_evaluated_keeps_what_was_stored(db_url, record_e
 def test_the_rows_of_a_party_no_longer_in_the_registry_are_removed_and_logged(db_url, record_evaluator):
     from dataclasses import replace
 
-    from engine.core.evaluate import Evaluator
+    from engine.backends import Evaluator
 
     store.upgrade(db_url)
     run_check(db_url, record_evaluator, date(2025, 6, 1))

@@ -6,20 +6,22 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import os
 import signal
 import socket
 import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from engine.record.contacts import set_contacts, validate
 from engine.store import database as store
-from engine.store.contacts import set_contacts, validate
+from engine.store.mailing import AttemptRow, ItemRow, LetterRow
 from notifiers import batches, delivery
 from notifiers.base import message_id
 from notifiers.config import load_letters_config
-from notifiers.log import AttemptRow, ItemRow, LetterRow
 from notifiers.smtp import SmtpNotifier
 
 AS_OF = date(2024, 7, 31)       # the day after South Sudan's initial report fell due
@@ -166,18 +168,34 @@ def test_backoff_doubles_up_to_the_maximum(letters_db):
     assert waits == [60, 120, 240, 480, 960, 1920, 3600, 3600]
 
 
+SENT = "sent, not yet recorded: "
+
+
+def _letters_send_paused(*args: str, env: dict, **popen) -> subprocess.Popen:
+    """``ccm letters send ARGS`` in a child process, with a callback injected into deliver: once the
+    server accepted a letter, and before the database records it, it says so on stderr and sleeps."""
+    code = ("import functools, sys, time\n"
+            "from notifiers import delivery\n"
+            "def pause(message_id):\n"
+            f"    print('{SENT}' + message_id, file=sys.stderr, flush=True)\n"
+            "    time.sleep(60)\n"
+            "delivery.deliver = functools.partial(delivery.deliver, after_send=pause)\n"
+            "from engine.cli.main import app\n"
+            "app()\n")
+    return subprocess.Popen([sys.executable, "-c", code, "letters", "send", *args], env={**os.environ, **env}, **popen)
+
+
 def test_a_process_killed_between_sending_and_recording_sends_the_same_message_id_again(
-        letters_db, record_evaluator, smtp_server, ccm_process, monkeypatch):
+        letters_db, record_evaluator, smtp_server, monkeypatch):
     """At-least-once: the server got the letter, the log did not record it; the re-run sends it again, same Message-ID."""
     set_contacts(letters_db, [validate("LBN", "lb@lebanon.example", "en")])
     with store.writer_session(letters_db) as session, session.begin():
         session.execute(sa.text("DELETE FROM contacts WHERE party <> 'SSD'"))
-    env = {"CCM_NOTIFIER": "smtp", "CCM_SMTP_HOST": "127.0.0.1", "CCM_SMTP_PORT": str(smtp_server.port),
-           delivery.PAUSE_AFTER_SEND_ENV: "60"}
-    process = ccm_process("letters", "send", "--as-of", AS_OF.isoformat(), env=env, stderr=subprocess.PIPE, text=True)
+    env = {"CCM_NOTIFIER": "smtp", "CCM_SMTP_HOST": "127.0.0.1", "CCM_SMTP_PORT": str(smtp_server.port)}
+    process = _letters_send_paused("--as-of", AS_OF.isoformat(), env=env, stderr=subprocess.PIPE, text=True)
     try:
         line = ""
-        while "CCM_TEST_PAUSE_AFTER_SEND: sent" not in line:
+        while SENT not in line:
             line = process.stderr.readline()
             assert line or process.poll() is None, "the child ended before sending"
         process.send_signal(signal.SIGKILL)

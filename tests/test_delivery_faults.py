@@ -16,11 +16,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from engine.record.contacts import ContactError, set_contacts, validate
 from engine.store import database as store
-from engine.store.contacts import ContactError, set_contacts, validate
+from engine.store.mailing import LetterRow, RecipientRow
 from notifiers import delivery
 from notifiers.config import load_letters_config
-from notifiers.log import LetterRow, RecipientRow
 
 AS_OF = date(2024, 7, 31)   # SSD's initial report fell due the day before, Togo's long ago (a bad SSD letter goes first)
 NOW = datetime(2024, 7, 31, 6, 0, tzinfo=UTC)
@@ -274,7 +274,7 @@ def test_a_line_break_in_a_recorded_request_id_never_reaches_a_header_and_stops_
                            dues=dues_of(record_evaluator, url, "SSD", "TGO"))
     assert result.delivery.failed == [] and result.delivery.rejected == [] and result.delivery.not_rendered == []
     assert len(server.received) == 2                                          # both notes went out
-    from notifiers.log import ItemRow
+    from engine.store.mailing import ItemRow
     with store.reader_session(url) as session:                                # and SSD's carried the bad item
         carried = session.scalar(sa.select(ItemRow).where(ItemRow.obligation_id == "ccm.art8.clarification_response"))
     assert carried is not None and carried.period.startswith("REQ-1\r\n") and carried.letter_id is not None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import durable_rules_engine
 
-from engine.core.evaluate import Evaluator
+from engine.backends import Evaluator
 from engine.runtime.settings import load_settings
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -19,8 +19,8 @@ from datetime import date
 import pytest
 from durable import engine as durable_engine
 
+from engine.backends import Evaluator, reference
 from engine.backends import durable as durable_adapter
-from engine.backends import reference
 from engine.backends.durable import (
     DurableBackend,
     HashCollisionError,
@@ -28,7 +28,6 @@ from engine.backends.durable import (
     fnv1a32,
 )
 from engine.core.compute import EvaluationError
-from engine.core.evaluate import Evaluator
 from engine.core.rulebook import load_rulebook
 
 AS_OF = date(2026, 11, 28)
@@ -286,7 +285,7 @@ ADAPTER_INPUT_COLLISION = '''
 import itertools
 from datetime import date
 from engine.backends import durable as da
-from engine.core.evaluate import Evaluator
+from engine.backends import Evaluator
 from engine.registry.load import load_registry
 from engine.core.rulebook import load_rulebook
 rulebook = load_rulebook()

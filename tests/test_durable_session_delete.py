@@ -36,7 +36,7 @@ def test_the_adapter_survives_a_party_whose_facts_fire_no_rule():
     # Afghanistan before its deposit (8 Sep 2011): its facts complete no rule's pattern.
     code = textwrap.dedent('''
         from datetime import date
-        from engine.core.evaluate import Evaluator
+        from engine.backends import Evaluator
         from engine.registry.load import load_registry
         from engine.core.rulebook import load_rulebook
         evaluator = Evaluator(load_rulebook(), load_registry(), "durable")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from datetime import date
 
 import sqlalchemy as sa
 
-from engine.check.run import PAUSE_ENV, run_check
+from engine.check.run import run_check
 from engine.record.events import NewEvent, record
 from engine.store import database as store
 
@@ -28,6 +29,24 @@ def _state(url: str):
     return obligations, changes, runs
 
 
+PAUSED = "half way: wrote "
+
+
+def _paused_check(seconds: float, *args: str, **popen) -> subprocess.Popen:
+    """``ccm check ARGS`` in a child process, with a callback injected into run_check: half-way
+    through the parties, its rows partly written inside the open transaction, it says so on
+    stderr and sleeps (the test kills it, or starts a second check, then)."""
+    code = ("import functools, sys, time\n"
+            "from engine.check import run\n"
+            "def pause(written):\n"
+            f"    print(f'{PAUSED}{{written}} rows, pausing', file=sys.stderr, flush=True)\n"
+            f"    time.sleep({seconds})\n"
+            "run.run_check = functools.partial(run.run_check, half_way=pause)\n"
+            "from engine.cli.main import app\n"
+            "app()\n")
+    return subprocess.Popen([sys.executable, "-c", code, "check", *args], env=dict(os.environ), **popen)
+
+
 def _wait_for_pause(process: subprocess.Popen, timeout: float = 60) -> str:
     """Read the child's stderr until the test hook says it paused inside the transaction."""
     deadline = time.monotonic() + timeout
@@ -37,22 +56,20 @@ def _wait_for_pause(process: subprocess.Popen, timeout: float = 60) -> str:
         if not line and process.poll() is not None:
             break
         seen.append(line)
-        if PAUSE_ENV in line:
+        if PAUSED in line:
             return line
     raise AssertionError(f"the check never paused; it said: {''.join(seen)!r} (exit {process.poll()})")
 
 
-def test_killing_a_check_half_way_through_its_writes_leaves_the_previous_check_intact(db_url, record_evaluator, ccm_process):
-    ccm_subprocess = ccm_process
+def test_killing_a_check_half_way_through_its_writes_leaves_the_previous_check_intact(db_url, record_evaluator):
     store.upgrade(db_url)
     run_check(db_url, record_evaluator, date(2012, 1, 1))
     record(db_url, record_evaluator, NewEvent(party="LBN", kind="report:initial", on=date(2011, 12, 1)))
     before = _state(db_url)
-    child = ccm_subprocess("check", "--as-of", "2013-06-01", env={PAUSE_ENV: "60"},
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = _paused_check(60, "--as-of", "2013-06-01", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         said = _wait_for_pause(child)
-        assert "rows, pausing" in said and not said.startswith(f"{PAUSE_ENV}: wrote 0 ")
+        assert int(said.split(PAUSED)[1].split()[0]) > 0
         assert _state(db_url) == before            # other readers see only committed state
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
@@ -70,8 +87,7 @@ def test_killing_a_check_half_way_through_its_writes_leaves_the_previous_check_i
 def test_two_checks_at_once_on_postgresql_leave_one_consistent_result(postgres_url, ccm_process, record_evaluator, expected_obligations):
     ccm_subprocess = ccm_process
     store.upgrade(postgres_url)
-    first = ccm_subprocess("check", "--as-of", "2025-06-01", env={PAUSE_ENV: "3"},
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = _paused_check(3, "--as-of", "2025-06-01", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_pause(first)     # the first check holds the lock, its rows half written
         second = ccm_subprocess("check", "--as-of", "2025-06-01", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -98,8 +114,7 @@ def test_two_checks_at_once_on_sqlite_are_serialised_too(tmp_path, monkeypatch, 
     monkeypatch.setenv("CCM_OUTPUT_FOLDER", str(tmp_path / "digests"))
     try:
         store.upgrade(url)
-        first = ccm_subprocess("check", "--as-of", "2025-06-01", env={PAUSE_ENV: "2"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        first = _paused_check(2, "--as-of", "2025-06-01", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         _wait_for_pause(first)
         second = ccm_subprocess("check", "--as-of", "2025-06-01", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _out, err = second.communicate(timeout=120)

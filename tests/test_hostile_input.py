@@ -189,7 +189,7 @@ def test_a_contacts_import_that_is_not_utf8_is_refused_with_its_line(db_url, ccm
     path.write_bytes("party,email,language\nCHE,genève@mission.example,fr\n".encode("latin-1"))
     code, out = ccm("contacts", "import", str(path))
     assert code == 2 and "line 2: is not UTF-8" in out
-    from notifiers.log import ContactRow
+    from engine.store.mailing import ContactRow
     store.upgrade(db_url)
     assert count(db_url, ContactRow) == 0
 

@@ -92,7 +92,7 @@ def test_import_of_structured_json_entries(ready, ccm, tmp_path, rows):
 @SETTINGS
 @given(data=st.binary(max_size=400), rows=st.lists(st.tuples(printable, printable, printable), max_size=4))
 def test_contacts_import_of_arbitrary_input(ready, ccm, tmp_path, data, rows):
-    from notifiers.log import ContactRow
+    from engine.store.mailing import ContactRow
 
     def contacts() -> int:
         with store.reader_session(ready) as session:

@@ -70,7 +70,7 @@ def _render(evaluator, note, language="en", mission=None):
 
 @pytest.fixture(scope="module")
 def evaluator():
-    from engine.core.evaluate import Evaluator
+    from engine.backends import Evaluator
     from engine.core.rulebook import load_rulebook
     from engine.registry.load import load_registry
 

@@ -34,7 +34,7 @@ TITLE = {"en": "Anti-Personnel Mines and on their Destruction", "fr": "des mines
 
 @pytest.fixture(scope="module")
 def evaluator():
-    from engine.core.evaluate import Evaluator
+    from engine.backends import Evaluator
     from engine.core.rulebook import load_rulebook
     from engine.registry.load import load_registry
 

@@ -10,7 +10,8 @@ from datetime import date
 
 import pytest
 
-from engine.core.evaluate import PARTY_STATUSES, STATUSES, Evaluator
+from engine.backends import Evaluator
+from engine.core.evaluate import PARTY_STATUSES, STATUSES
 from engine.core.rulebook import load_rulebook
 from engine.registry.load import load_registry
 

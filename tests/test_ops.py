@@ -397,7 +397,7 @@ def test_verbose_and_the_configured_level_and_format_log_the_check(db_url, tmp_p
 
 
 def test_exit_3_when_the_outbox_folder_cannot_be_written_and_no_letter_is_recorded(db_url, tmp_path, monkeypatch):
-    from notifiers.log import LetterRow
+    from engine.store.mailing import LetterRow
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from engine.check import scheduler
+from engine.record.contacts import set_contacts, validate
 from engine.store import database as store
-from engine.store.contacts import set_contacts, validate
-from notifiers.log import ItemRow, LetterRow
+from engine.store.mailing import ItemRow, LetterRow
 
 
 def free_port() -> int:
@@ -75,13 +75,13 @@ def test_down_for_ten_days_the_scheduler_catches_up_with_one_check_and_each_due_
     url = f"sqlite:///{tmp_path / 'ccm.sqlite'}"
     configure(tmp_path, monkeypatch, url, smtp_server.port, auto_send=True)
     first = scheduler.daily_job("2024-07-25")            # the courtesy notice (due 30 June) goes out
-    assert [letter.stage for letter in letters(url)] == ["courtesy"] and first.no_contact
+    assert [letter.stage for letter in letters(url)] == ["courtesy"] and first.steps["letters"].no_contact
     # Down from 26 July to 4 August: the first reminder (31 July) is due; sent once, on return.
     back = scheduler.daily_job("2024-08-04")
     assert [letter.stage for letter in letters(url)] == ["courtesy", "reminder1"]
     again = scheduler.daily_job("2024-08-04")
-    assert again.queued == 0 and again.sent == 0
-    assert len(smtp_server.ids) == len(set(smtp_server.ids)) == back.sent + first.sent
+    assert again.steps["letters"].queued == 0 and again.steps["letters"].sent == 0
+    assert len(smtp_server.ids) == len(set(smtp_server.ids)) == back.steps["letters"].sent + first.steps["letters"].sent
     with store.reader_session(url) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(store.CheckRunRow)) == 3
 

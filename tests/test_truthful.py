@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.backends import Evaluator
 from engine.check.run import digest_context, run_check
-from engine.core.evaluate import Evaluator
 from engine.core.model import Meeting
 from engine.core.rulebook import load_rulebook
 from engine.registry.load import load_registry

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy import delete, insert, update
 
 from engine.check.listed import WINDOW_DAYS, Listed
@@ -30,17 +30,20 @@ from engine.core import packs
 from engine.core.dates import fmt
 from engine.core.evaluate import Evaluator, Obligation
 from engine.core.facts import RecordedEvent
+from engine.record.contacts import load_contacts
+from engine.record.events import to_recorded
+from engine.runtime.logs import get
 from engine.store.database import (
     ChangeRow,
     CheckRunRow,
     ObligationRow,
+    RecordedEventRow,
     lock_for_check,
     reader_session,
     writer_session,
 )
 from engine.store.snapshot import load_snapshot
 
-PAUSE_ENV = "CCM_TEST_PAUSE_IN_CHECK"   # test hook: seconds to sleep half-way through the writes
 TRACKED = ("due", "original_due", "status")
 
 
@@ -142,7 +145,8 @@ def next_meeting(evaluator: Evaluator, as_of: date) -> dict[str, Any] | None:
 
 def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None = None,
               before_commit: Callable[[CheckResult], Any] | None = None, commit: bool = True,
-              session: Any = None, snapshot: bool = True, events: list[RecordedEvent] | None = None) -> CheckResult:
+              session: Any = None, snapshot: bool = True, events: list[RecordedEvent] | None = None,
+              half_way: Callable[[int], Any] | None = None) -> CheckResult:
     """One check, all of it in one transaction: a crash leaves the previous check's state.
 
     With ``commit=False`` (a replay of an earlier day) the transaction is rolled back at the
@@ -172,6 +176,10 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
     in one transaction by engine/check/treaties.py, which passes its open ``session`` (then
     this function neither commits nor rolls back), the pack's recorded ``events``, and
     ``snapshot=False`` for every pack but the first (the registry_* tables hold one registry).
+
+    ``half_way`` is called once, half-way through the parties, after the rows buffered so far were
+    sent to the database, with their number, the transaction still open (the fault tests kill or
+    race the check there; nothing is flushed early without it).
     """
     t0 = time.perf_counter()
     outer = session is not None
@@ -205,7 +213,7 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
         removed_changes: list[tuple[int, Change]] = []   # (row id, change): logged after every party's changes
         participants = sorted(evaluator.registry.participants)
         outcomes = evaluator.each(as_of, events)  # the parties in the same (ISO3) order as the chunks
-        halfway, pause = (len(participants) + 1) // 2, os.environ.get(PAUSE_ENV)
+        halfway = (len(participants) + 1) // 2
         parties = done = changed = 0
         others = sorted(set(stored_parties) - set(participants))
         chunks = [participants[i:i + CHUNK_PARTIES] for i in range(0, len(participants), CHUNK_PARTIES)]
@@ -247,8 +255,8 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
                     if moved:
                         writes.update(old["id"], {**{c: new[c] for c in moved}, "computed_at": now, "check_run_id": run.id})
                 listed.add_party(slim_rows)
-                if pause and done >= halfway and not writes.paused:
-                    writes.pause(pause)
+                if half_way is not None and done >= halfway and not writes.reached_half_way:
+                    writes.half_way(half_way)
             for key, row in stored.items():   # not derived any more (the failed parties' rows were taken out above)
                 removed_changes.append((row["id"], Change(*key, "removed", f"{row['status']}, due {row['due'].isoformat()}",
                                                           None, "no longer derived from the facts (fulfilled elsewhere, "
@@ -300,9 +308,6 @@ def _names(evaluator: Evaluator, parties: Iterable[str]) -> dict[str, str]:
 
 
 def load_events_in(session) -> list[RecordedEvent]:
-    from engine.record.events import to_recorded
-    from engine.store.database import RecordedEventRow
-
     rows = session.scalars(sa.select(RecordedEventRow).where(RecordedEventRow.superseded_by.is_(None))
                            .order_by(RecordedEventRow.on, RecordedEventRow.id))
     return [to_recorded(r) for r in rows]
@@ -340,7 +345,7 @@ class _Writes:
         self.changes: list[dict[str, Any]] = []
         self.pending = self.written = 0
         self.inserted = self.updated = self.removed = 0
-        self.paused = False
+        self.reached_half_way = False
         self._statements: dict[tuple[str, ...], Any] = {}
 
     def insert(self, row: dict[str, Any]) -> None:
@@ -394,16 +399,15 @@ class _Writes:
                                          .values({c: sa.bindparam(f"b_{c}") for c in columns}))
         return self._statements[columns]
 
-    def pause(self, seconds: str) -> None:
-        """The test hook: half-way through the parties, once some rows are written, sleep inside
-        the open transaction (a kill then must leave the previous check's state)."""
+    def half_way(self, callback: Callable[[int], Any]) -> None:
+        """Send the buffered rows and call ``callback(rows written)`` inside the open transaction;
+        not before some rows are written (a kill must find a half-written check to roll back)."""
         self.flush()
         if not self.written:
             return
         self.session.flush()
-        self.paused = True
-        print(f"{PAUSE_ENV}: wrote {self.written} rows, pausing {seconds} s", file=sys.stderr, flush=True)
-        time.sleep(float(seconds))
+        self.reached_half_way = True
+        callback(self.written)
 
 
 def needs_attention(result: CheckResult, evaluator: Evaluator | None = None) -> bool:
@@ -489,8 +493,6 @@ def markdown_text(value: Any) -> Any:
 
 def render_digest(context: dict[str, Any]) -> tuple[str, str]:
     """(Markdown, HTML) of the digest; every value is escaped for its format."""
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
     options: dict[str, Any] = dict(loader=PackageLoader("engine.check", "templates"), undefined=StrictUndefined,
                                    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     html_env = Environment(autoescape=select_autoescape(["html", "html.j2"]), **options)
@@ -557,9 +559,6 @@ def check_and_digest(url: str, evaluator: Evaluator, as_of: date, folder: Path, 
     paths of the Markdown and HTML files (None with ``commit=False``: a replay stores nothing,
     files included).
     """
-    from engine.runtime.logs import get
-    from engine.store.contacts import load_contacts
-
     log = get("check")
     if commit:   # a folder that cannot take the digest stops the check before it spends anything
         check_digest_folder(folder)

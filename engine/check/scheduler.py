@@ -10,19 +10,34 @@ the same database refuse to start. Nothing here runs at import.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
+from engine.check.run import check_and_digest
+from engine.check.treaties import check_treaties
+from engine.core import packs
+from engine.registry.shared import shared_evaluator, shared_treaties
 from engine.runtime.errors import OperationalFailure
+from engine.runtime.logs import get
+from engine.runtime.plugins import DailyRun, StepResult, load_plugins
+from engine.runtime.settings import load_settings
+from engine.store import database as store
+from engine.store.database import SchedulerLockRow, safe_url
 
 DAILY_JOB_ID = "ccm-daily"
 RETRY_JOB_ID = "ccm-retry-deliveries"
@@ -40,17 +55,15 @@ class SchedulerAlreadyRunning(OperationalFailure):
 class DailyResult:
     as_of: date
     check_run_id: int
-    planned: int
-    queued: int
-    sent: int
-    failed: int
-    no_contact: dict[str, int]
-    batch_id: int | None = None          # the mailing planned today
-    awaiting_approval: bool = False      # over SMTP without auto_send: `ccm letters approve BATCH` sends it
-    rejected: int = 0          # refused for good (bad address, 5xx): they wait for a contact change or a retry
     attention: bool = False              # the check found something that needs attention
     digest: tuple[Path, Path] | None = None
+    steps: dict[str, StepResult] = field(default_factory=dict)     # each plugin's daily step, by plugin name
     check_runs: dict[str, int] | None = None   # with several packs: each pack's check run, in the packs' order
+
+
+@dataclass
+class PeriodicResult:
+    steps: dict[str, StepResult] = field(default_factory=dict)     # each plugin's periodic step, by plugin name
 
 
 def _logged(job: str):
@@ -59,8 +72,6 @@ def _logged(job: str):
     def wrap(function):
         @functools.wraps(function)
         def run(*args, **kwargs):
-            from engine.runtime.logs import get
-
             log = get("scheduler")
             log.info("job %s started", job, extra={"event": "job_start", "job": job})
             started = time.perf_counter()
@@ -78,40 +89,28 @@ def _logged(job: str):
     return wrap
 
 
-def _outcome(result) -> str:
+def _outcome(result: DailyResult | PeriodicResult) -> str:
+    steps = "; ".join(step.summary() for step in result.steps.values())
     if isinstance(result, DailyResult):
         return (f"check run {result.check_run_id} as of {result.as_of.isoformat()}"
                 f" ({'needs attention' if result.attention else 'nothing needs attention'}), digest "
-                f"{result.digest[0] if result.digest else 'not written'}; letters: {result.planned} item(s) planned"
-                + (f" in batch {result.batch_id}" + (" (awaiting approval)" if result.awaiting_approval else "")
-                   if result.batch_id else "")
-                + f", {result.queued} note(s) queued, {result.sent} sent, {result.failed} failed, "
-                f"{len(result.no_contact)} part{'y' if len(result.no_contact) == 1 else 'ies'} without a contact")
-    return f"{result} letter(s) sent"
+                f"{result.digest[0] if result.digest else 'not written'}" + (f"; {steps}" if steps else ""))
+    return steps or "no periodic step"
 
 
 @_logged("daily")
 def daily_job(as_of: str | None = None) -> DailyResult:
-    """The daily check with its digest files (as ``ccm check``), then the letters, as of ``as_of``
-    (YYYY-MM-DD; default today, UTC): plans a batch and, unless it awaits the coordinator's
-    approval, queues its notes; delivers every approved note due."""
-    from engine.check.run import check_and_digest
-    from engine.runtime.settings import load_settings
-    from engine.store import database as store
-    from notifiers import delivery
-    from notifiers.config import load_letters_config
-
+    """The daily check with its digest files (as ``ccm check``: with several packs, every selected
+    pack's check in one transaction, one digest), then each plugin's daily step with the first
+    pack's evaluator (the letters: plan a batch and, unless it awaits the coordinator's approval,
+    queue and deliver its notes), as of ``as_of`` (YYYY-MM-DD; default today, UTC)."""
     settings = load_settings()
-    config = load_letters_config(settings)
     day = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
     url = settings.database_url
     if store.current_revision(url) != store.head_revision():
         store.upgrade(url)
     evaluator = _evaluator(settings.backend, settings.receipts_complete_from, settings.packs)
     if len(settings.packs) > 1:   # every selected pack's check in one transaction, one digest (as ``ccm check``)
-        from engine.check.treaties import check_treaties
-        from engine.registry.shared import shared_treaties
-
         tr = shared_treaties(settings.backend, settings.receipts_complete_from, settings.packs)
         checks, contexts, paths = check_treaties(url, tr, day, settings.output_folder)
         check = checks[0]
@@ -120,32 +119,22 @@ def daily_job(as_of: str | None = None) -> DailyResult:
     else:
         check, context, paths = check_and_digest(url, evaluator, day, settings.output_folder)
         runs = None
-    result = delivery.send(url, evaluator, config, day)   # the letters: the first pack's (not yet per treaty)
-    return DailyResult(as_of=day, check_run_id=check.run_id, planned=len(result.plan.items), queued=result.queued,
-                       sent=len(result.delivery.sent), failed=len(result.delivery.failed),
-                       no_contact={p: len(ls) for p, ls in result.plan.no_contact.items()},
-                       batch_id=result.plan.batch_id, awaiting_approval=result.awaiting_approval,
-                       rejected=len(result.delivery.rejected), attention=context["attention"], digest=paths,
+    run = DailyRun(url=url, settings=settings, evaluator=evaluator, as_of=day)   # the letters: the first pack's (not yet per treaty)
+    steps = {plugin.name: plugin.daily(run) for plugin in load_plugins() if plugin.daily is not None}
+    return DailyResult(as_of=day, check_run_id=check.run_id, attention=context["attention"], digest=paths, steps=steps,
                        check_runs=runs)
 
 
 @_logged("retry")
-def retry_job() -> int:
-    """Deliver the approved notes whose next attempt is due (between daily runs, and soon after an approval).
-    Returns how many were sent."""
-    from engine.runtime.settings import load_settings
-    from notifiers import delivery
-    from notifiers.config import load_letters_config
-
+def retry_job() -> PeriodicResult:
+    """Each plugin's periodic step, between daily runs (the letters: deliver the approved notes whose
+    next attempt is due, and those approved since the last run)."""
     settings = load_settings()
-    config = load_letters_config(settings)
-    return len(delivery.deliver(settings.database_url, delivery.make_notifier(config), config).sent)
+    return PeriodicResult({plugin.name: plugin.periodic(settings) for plugin in load_plugins()
+                           if plugin.periodic is not None})
 
 
 def _evaluator(backend: str, receipts_complete_from=None, pack_names: tuple[str, ...] | None = None):
-    from engine.core import packs
-    from engine.registry.shared import shared_evaluator
-
     return shared_evaluator(backend, receipts_complete_from, pack_names or packs.DEFAULT)
 
 
@@ -161,17 +150,12 @@ def scheduler_lock(url: str) -> Iterator[None]:
     when the process dies). SQLite: an exclusive lock on ``<database>.scheduler-lock`` (likewise).
     The ``scheduler_lock`` row records who holds it, for the message.
     """
-    from engine.store import database as store
-    from notifiers.log import SchedulerLockRow
-
     engine = store.get_engine(url)
     connection = None
     handle = None
     got = False
     try:
         if store.is_sqlite(url):
-            import fcntl
-
             path = store.sqlite_path(url)
             lock_path = Path(f"{path}.scheduler-lock") if path else Path(".ccm-scheduler-lock")
             lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,9 +191,6 @@ def scheduler_lock(url: str) -> Iterator[None]:
 
 
 def _refusal(url: str) -> str:
-    from engine.store import database as store
-    from notifiers.log import SchedulerLockRow
-
     try:
         with store.reader_session(url) as session:
             row = session.get(SchedulerLockRow, "scheduler")
@@ -221,14 +202,8 @@ def _refusal(url: str) -> str:
 
 
 def build_scheduler(url: str, config, blocking: bool = True):
-    """The scheduler with its two jobs (not started). ``config`` is notifiers.config.LettersConfig."""
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-    from apscheduler.schedulers.background import BackgroundScheduler
-    from apscheduler.schedulers.blocking import BlockingScheduler
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
-    from engine.store import database as store
+    """The scheduler with its two jobs (not started). ``config`` has a ``scheduler`` with its hour,
+    minute, retry interval and misfire grace (notifiers.config.LettersConfig reads them)."""
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(jobstores={"default": SQLAlchemyJobStore(engine=store.get_engine(url), tablename=JOBS_TABLE)},
                     job_defaults={"coalesce": True, "max_instances": 1,
@@ -244,9 +219,6 @@ def build_scheduler(url: str, config, blocking: bool = True):
 
 def run(url: str, config) -> None:
     """Start the blocking scheduler under the lock (raises SchedulerAlreadyRunning)."""
-    from engine.runtime.logs import get
-    from engine.store.database import safe_url
-
     log = get("scheduler")
     with scheduler_lock(url):
         scheduler = build_scheduler(url, config)

@@ -5,18 +5,19 @@ scheduler lock, which rulebook and registry are in use. Reads only; never create
 
 from __future__ import annotations
 
+import fcntl
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from engine.check.scheduler import DAILY_JOB_ID, JOBS_TABLE, SCHEDULER_LOCK_KEY
+from engine.store import database as store
 
 
 def database_state(url: str) -> dict[str, Any]:
     """{"url", "created", "reachable", "schema", "schema_current", "error"}; an absent SQLite file is
     not created (and not reachable)."""
-    import sqlalchemy as sa
-
-    from engine.store import database as store
     state: dict[str, Any] = {"url": store.safe_url(url), "created": True, "reachable": False, "schema": None,
                              "schema_current": False, "error": None}
     if not store.database_exists(url):
@@ -43,9 +44,6 @@ def database_state(url: str) -> dict[str, Any]:
 def last_check(url: str, window_days: int = 90) -> dict[str, Any] | None:
     """The last committed check run: when, as of which day, its counts, and how many obligations
     it left overdue or due within ``window_days``."""
-    import sqlalchemy as sa
-
-    from engine.store import database as store
     with store.reader_session(url) as session:
         run = session.scalars(sa.select(store.CheckRunRow).order_by(store.CheckRunRow.id.desc()).limit(1)).first()
         if run is None:
@@ -67,9 +65,6 @@ def last_check(url: str, window_days: int = 90) -> dict[str, Any] | None:
 def next_run(url: str, hour: int, minute: int, now: datetime | None = None) -> dict[str, Any]:
     """The daily job's next run: from the scheduler's job store when it holds the job, else the next
     [scheduler] time (UTC) after ``now``."""
-    import sqlalchemy as sa
-
-    from engine.store import database as store
     now = now or datetime.now(UTC)
     try:
         with store.reader_session(url) as session:
@@ -88,9 +83,6 @@ def next_run(url: str, hour: int, minute: int, now: datetime | None = None) -> d
 
 def letters(url: str) -> dict[str, int]:
     """How many letters are in each delivery status (every status present, plus queued, failed, sent)."""
-    import sqlalchemy as sa
-
-    from engine.store import database as store
     counts = {"queued": 0, "failed": 0, "sent": 0}
     with store.reader_session(url) as session:
         tables = set(sa.inspect(session.get_bind()).get_table_names())
@@ -109,13 +101,8 @@ def letters(url: str) -> dict[str, int]:
 
 def scheduler_lock(url: str) -> dict[str, Any]:
     """Who last took the scheduler lock, and whether it is held now."""
-    import sqlalchemy as sa
-
-    from engine.store import database as store
     held: bool | None = None
     if store.is_sqlite(url):
-        import fcntl
-
         path = store.sqlite_path(url)
         lock_path = path.with_name(path.name + ".scheduler-lock") if path else None
         held = False

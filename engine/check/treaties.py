@@ -9,12 +9,14 @@ registry_* tables hold one registry: the first pack's.
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from engine.check.run import (
     CheckResult,
+    DigestError,
     check_digest_folder,
     digest_context,
     digest_paths,
@@ -22,7 +24,9 @@ from engine.check.run import (
     render_digest,
     run_check,
 )
+from engine.record.contacts import load_contacts
 from engine.registry.treaties import Treaties
+from engine.runtime.logs import get
 from engine.store.database import writer_session
 
 
@@ -35,9 +39,6 @@ def check_treaties(url: str, treaties: Treaties, as_of: date, folder: Path, now:
                    commit: bool = True) -> tuple[list[CheckResult], list[dict[str, Any]], tuple[Path, Path] | None]:
     """Every selected pack's check and one digest: (results, digest contexts with a ``treaty`` key,
     the Markdown and HTML paths, or None with ``commit=False``)."""
-    from engine.runtime.logs import get
-    from engine.store.contacts import load_contacts
-
     if commit:
         check_digest_folder(folder)
     contacts = load_contacts(url)
@@ -81,10 +82,6 @@ def render_combined(contexts: list[dict[str, Any]]) -> tuple[str, str]:
 
 def write_combined(folder: Path, contexts: list[dict[str, Any]]) -> tuple[Path, Path]:
     """Both files of the combined digest, each written atomically (as engine/check/run.py's)."""
-    import os
-
-    from engine.check.run import DigestError
-
     markdown, html = render_combined(contexts)
     paths = digest_paths(folder, contexts[0]["as_of"])
     try:

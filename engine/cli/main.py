@@ -1,179 +1,45 @@
-"""The ``ccm`` command line: query parties, deadlines and explanations (the record's commands are added by their modules).
+"""The ``ccm`` command line: query parties, deadlines and explanations; the other commands come from their modules and plugins.
 
-Every command runs inside :class:`CcmGroup`, the one place that turns an exception into an exit
-status and a sentence on standard error (engine/runtime/errors.py says which status means what); the
-traceback is printed only with ``ccm --debug``.
+The app itself and what every command shares are in engine/cli/base.py; importing this module
+registers the record's, the web's and the operations' commands, then each plugin's (the letters,
+through the ``ccm_deadlines.plugins`` entry point: engine/runtime/plugins.py).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, date
-from pathlib import Path
+from datetime import date
+from difflib import get_close_matches
 
 import typer
-from rich.console import Console
-from typer.core import TyperGroup
+from rich import box
 
+from engine.cli import ops as cli_ops  # noqa: F401  (status and config show)
+from engine.cli import record as cli_record  # noqa: F401  (the record and the daily check)
+from engine.cli import web as cli_web  # noqa: F401  (the HTTP API, pages and calendar feeds)
+from engine.cli.base import (  # noqa: F401
+    AS_OF_HELP,
+    STATUS_STYLE,
+    TREATY_HELP,
+    app,
+    console,
+    evaluations_of,
+    evaluator,
+    fail,
+    find_in,
+    find_party,
+    parse_date,
+    reset_evaluators,
+    treaties,
+)
 from engine.core import packs
 from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
 from engine.core.evaluate import Evaluator, PartyEvaluation
-from engine.core.model import UnknownPartyError
-from engine.registry.shared import reset as reset_evaluators
-from engine.registry.shared import shared_evaluator, shared_treaties
-from engine.registry.treaties import Treaties
-from engine.runtime.errors import CcmError, exit_for
-from engine.runtime.settings import load_settings
-
-OPTIONS = {"debug": False, "verbose": False}   # the global options of the command being run
-
-
-class CcmGroup(TyperGroup):
-    """The ``ccm`` group: maps whatever a command raises to its exit status (engine.runtime.errors.exit_for)."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except Exception as error:
-            if type(error).__module__.split(".")[0] in ("typer", "click"):   # Exit, Abort, usage errors
-                raise
-            code, message = exit_for(error)
-            if OPTIONS["debug"]:
-                import traceback
-
-                traceback.print_exc()
-            from rich.markup import escape
-
-            err = Console(stderr=True)
-            err.print(f"[bold red]error:[/] {escape(message or type(error).__name__)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code) from None
-        finally:   # the --config of this run ends with it (tests and embedders run several in one process)
-            from engine.runtime.settings import use_config
-
-            use_config(None)
-
-
-app = typer.Typer(cls=CcmGroup, no_args_is_help=True, add_completion=True,
-                  help="Deadlines of the Convention on Cluster Munitions, computed from declarative rules.")
-console = Console()
-AS_OF_HELP = "Evaluate as of this date (YYYY-MM-DD); default today (UTC)."
-TREATY_HELP = "Only this rule pack (e.g. apmbc), selected or not; default: every pack [engine] pack selects."
-STATUS_STYLE = {"overdue": "bold red", "pending": "yellow", "fulfilled": "green", "fulfilled_late": "dark_orange",
-                "lapsed": "dim", "unknown": "magenta", "received": "green", "awaiting_decision": "cyan",
-                "not_needed": "dim", "missed": "red"}
-
-
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            print(f"ccm-deadlines {version('ccm-deadlines')}")
-        except PackageNotFoundError:   # run from a source tree that was never installed
-            print("ccm-deadlines (not installed)")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def main_options(config: Path | None = typer.Option(None, "--config", help="The config file to use (default: $CCM_CONFIG, "
-                                                       "./config.toml, then the user's config folder).", show_default=False),
-                 debug: bool = typer.Option(False, "--debug", help="Log everything, and print the traceback of an error."),
-                 verbose: bool = typer.Option(False, "-v", "--verbose", help="Log what the command does (INFO)."),
-                 version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                              help="Print the version and exit.")) -> None:
-    """Deadlines of the Convention on Cluster Munitions, computed from declarative rules."""
-    from engine.record import source as record_source
-    from engine.runtime import logs
-    from engine.runtime.settings import use_config
-
-    OPTIONS.update(debug=debug, verbose=verbose)
-    use_config(config)
-    record_source._url.cache_clear()
-    reset_evaluators()
-    settings = load_settings()
-    logs.configure(settings.log_level, settings.log_format, verbosity=2 if debug else 1 if verbose else 0)
-
-
-def daemon_logging(settings) -> None:
-    """Logging for a long-running command: INFO unless the config or -v/--debug says otherwise."""
-    from engine.runtime import logs
-    logs.configure(settings.log_level, settings.log_format, daemon=True,
-                   verbosity=2 if OPTIONS["debug"] else 1 if OPTIONS["verbose"] else 0)
-
-
-class UserError(CcmError):
-    """An error the user can fix; printed as a sentence, exit status 2."""
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Stop the command: ``message`` on stderr (by :class:`CcmGroup`), exit status ``code``."""
-    raise CcmError(message, code)
-
-
-def parse_date(text: str | None, what: str = "--as-of", within: Treaties | None = None) -> date:
-    if not text:
-        from datetime import datetime
-        return datetime.now(UTC).date()
-    from engine.record.textsafe import TextError, parse_day
-
-    try:
-        day = parse_day(text, what)
-    except TextError as error:
-        fail(str(error))
-        raise  # unreachable
-    if what == "--as-of":
-        # The API's range: far-future dates are refused at once rather than evaluated for minutes
-        # (thousands of annual reports per State).
-        adopted = min(ev.registry.treaty.adopted for ev in (within or treaties()).evaluators)
-        high = date(adopted.year + 100, 12, 31)
-        if not adopted <= day <= high:
-            fail(f"--as-of {day.isoformat()} is out of range; give a date from {adopted.isoformat()} (the "
-                 f"Convention's adoption) to {high.isoformat()}")
-    return day
-
-
-def evaluator(backend: str | None = None) -> Evaluator:
-    """The process's evaluator for the settings in force (engine.registry.shared: the API and the
-    scheduler started by ``ccm serve`` and ``ccm scheduler`` use the same one)."""
-    settings = load_settings()
-    return shared_evaluator(backend or settings.backend, settings.receipts_complete_from, settings.packs)
-
-
-def treaties(backend: str | None = None, treaty: str | None = None) -> Treaties:
-    """The evaluators of the packs ``[engine] pack`` selects, or of the one ``--treaty`` names (a
-    pack the settings leave out is read for this command; untagged recorded events stay with the
-    settings' first pack)."""
-    settings = load_settings()
-    names = tuple(settings.packs) + ((treaty,) if treaty and treaty not in settings.packs else ())
-    return shared_treaties(backend or settings.backend, settings.receipts_complete_from, names).only(treaty)
-
-
-def find_in(tr: Treaties, query: str):
-    """The participant in the first selected registry that knows it; exit 2 naming the query otherwise."""
-    try:
-        return tr.find(query)
-    except UnknownPartyError as error:
-        fail(str(error))
-
-
-def evaluations_of(tr: Treaties, iso3: str, day: date, recorded) -> list[tuple[str, Evaluator, PartyEvaluation]]:
-    """(pack, evaluator, evaluation) for each selected pack whose registry lists the party."""
-    out = []
-    for name, ev in tr.of_party(iso3):
-        try:
-            out.append((name, ev, ev.evaluate(iso3, day, tr.events(name, recorded))))
-        except EvaluationError as error:
-            fail(f"{ev.registry.participant(iso3).name}: {error}")
-    return out
-
-
-def find_party(ev: Evaluator, query: str):
-    try:
-        return ev.registry.find(query)
-    except UnknownPartyError as error:
-        fail(str(error))
+from engine.core.explain import explain
+from engine.record import source as record_source
+from engine.runtime.plugins import load_plugins
 
 
 @app.command()
@@ -188,7 +54,7 @@ def parties(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
     if json_output:
         print(json.dumps({"as_of": day.isoformat(), "parties": rows}, ensure_ascii=False, indent=1))
         return
-    from rich import box
+    # lazy: rich's tables load only when this command runs, not on the start-up of ccm
     from rich.table import Table
 
     table = Table(title=f"Participants as of {fmt(day)}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
@@ -235,7 +101,7 @@ def _print_deadlines(ev: Evaluator, evaluation: PartyEvaluation, day: date) -> N
                   + (f", bound since {fmt(evaluation.entry_into_force)}" if evaluation.entry_into_force else "")
                   + (f", withdrawal effective {fmt(evaluation.withdrawal_effective)}" if evaluation.withdrawal_effective else ""),
                   highlight=False)
-    from rich import box
+    # lazy: rich's tables load only when this command runs, not on the start-up of ccm
     from rich.table import Table
 
     table = Table(title=f"Obligations as of {fmt(day)} (rulebook {evaluation.rulebook_hash})", box=box.SIMPLE_HEAD,
@@ -297,8 +163,6 @@ def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
     if len(found) > 1 and period is None:
         fail(f"{obligation_id} has {len(found)} periods for {participant.name}; choose one with --period: "
              + ", ".join(o.period or "" for o in found))
-    from engine.core.explain import explain
-
     explanation = explain(evaluation, ev.rulebook, found[0])
     if json_output:
         print(json.dumps(explanation.to_json(), ensure_ascii=False, indent=1))
@@ -316,8 +180,6 @@ def _matching_rule(ev: Evaluator, given: str) -> str | None:
 
 def _obligation_id(ev: Evaluator, given: str) -> str:
     """The obligation's id from its id or its title (any case); else exit 2 with "Did you mean"."""
-    from difflib import get_close_matches
-
     obligations = [r for r in ev.rulebook.rules if r.is_obligation]
     for rule in obligations:
         if given == rule.id or given.casefold() in (rule.id.casefold(), rule.name.casefold()):
@@ -327,12 +189,10 @@ def _obligation_id(ev: Evaluator, given: str) -> str:
     suggestion = list(dict.fromkeys(names[c] for c in close))     # best match first
     hint = f" Did you mean: {', '.join(suggestion)}?" if suggestion else ""
     fail(f"no rule {given!r}.{hint} Obligations are: {', '.join(r.id for r in obligations)}")
-    raise AssertionError  # unreachable
 
 
 def _recorded(iso3: str):
     """Recorded events for a party; the record (database) adds them when it exists."""
-    from engine.record import source as record_source
     return record_source.events_for(iso3)
 
 
@@ -343,7 +203,7 @@ def main() -> None:  # pragma: no cover - console entry point
         sys.exit(130)
 
 
-from engine.cli import ops as cli_ops  # noqa: E402,F401  (status and config show)
-from engine.cli import record as cli_record  # noqa: E402,F401  (the record and the daily check)
-from engine.cli import web as cli_web  # noqa: E402,F401  (the HTTP API, pages and calendar feeds)
-from notifiers import cli as cli_letters  # noqa: E402,F401  (reminder letters, contacts, the scheduler)
+
+for _plugin in load_plugins():
+    if _plugin.cli is not None:
+        _plugin.cli(app)

@@ -1,14 +1,19 @@
-"""Operations commands on the ``ccm`` app: ``status`` and ``config show``. Registered by the last line of engine/cli/main.py."""
+"""Operations commands on the ``ccm`` app: ``status`` and ``config show``. Registered by importing engine/cli/main.py."""
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from engine.cli.main import app, evaluator
+from engine.cli.base import app, evaluator
+from engine.runtime.plugins import load_plugins
+from engine.runtime.schema import SCHEMA, env_value
+from engine.runtime.settings import load_settings
 
 console = Console()
 config_app = typer.Typer(no_args_is_help=True, help="The effective configuration.")
@@ -17,8 +22,8 @@ app.add_typer(config_app, name="config")
 
 def gather_status(settings=None) -> dict[str, Any]:
     """The status as ``ccm status --json`` prints it and ``/api/status`` serves it."""
+    # lazy: the status reads the database and the scheduler's job store (SQLAlchemy, APScheduler)
     from engine.check import status
-    from engine.runtime.settings import load_settings
 
     settings = settings or load_settings()
     return status.gather(settings, evaluator(settings.backend))
@@ -69,8 +74,6 @@ def _print_status(s: dict[str, Any]) -> None:
                       "not running" + (f" (last: {lock['last_holder']})" if lock["last_holder"] else "")))
     lines.append(("Rulebook", s["rulebook_hash"] + (" (changed since the last check)" if s["stale_rulebook"] else "")))
     lines.append(("Registry", s["registry_hash"] + (" (changed since the last check)" if s["stale_registry"] else "")))
-    from rich.markup import escape
-
     for label, text in lines:
         console.print(f"[bold]{label + ':':<11}[/] {escape(text)}", highlight=False)
     if s["attention"]:
@@ -83,8 +86,6 @@ def _print_status(s: dict[str, Any]) -> None:
 def config_show(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The effective settings and where each came from (default, the file, or an environment
     variable); secrets (passwords in URLs) masked, tokens never read."""
-    from engine.runtime.settings import load_settings
-
     settings = load_settings()
     rows = effective(settings)
     if json_output:
@@ -98,13 +99,14 @@ def config_show(json_output: bool = typer.Option(False, "--json", help="Print JS
 
 def effective(settings) -> list[dict[str, Any]]:
     """Every known setting: its key, effective value and source (default | file PATH | env NAME)."""
-    import os
+    from engine.store.database import (
+        safe_url,  # lazy: SQLAlchemy only for `config show`
+    )
 
-    from engine.runtime.schema import SCHEMA, env_value
-    from engine.store.database import safe_url
-    from notifiers.config import defaults
-
-    base = defaults()
+    base: dict[str, Any] = {}
+    for plugin in load_plugins():      # the defaults of the plugins' tables ([letters], [smtp], [scheduler])
+        if plugin.defaults is not None:
+            base.update(plugin.defaults())
     resolved = {"engine.backend": settings.backend, "engine.pack": list(settings.packs), "database.url": safe_url(settings.database_url),
                 "output.folder": str(settings.output_folder), "logging.level": settings.log_level,
                 "logging.format": settings.log_format}
@@ -134,7 +136,7 @@ def effective(settings) -> list[dict[str, Any]]:
 def _api_default(table: str, name: str) -> Any:
     if table != "api":
         return None
-    from engine.web.app import ApiConfig
+    from engine.web.app import ApiConfig  # lazy: FastAPI only for the [api] defaults
 
     value = getattr(ApiConfig(), name, None)
     return list(value) if isinstance(value, tuple) else value

@@ -1,5 +1,5 @@
 """The record's commands on the ``ccm`` app: init, db upgrade, record ..., history, import,
-export, check, stats. Registered by the last line of engine/cli/main.py.
+export, check, stats. Registered by importing engine/cli/main.py.
 
 Exit statuses (engine/runtime/errors.py): 0 success (for ``check``: nothing needs attention); 1 ``check``
 found something that needs attention; 2 a refusal or an error the user can fix; 3 an operational
@@ -18,9 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 import typer
+from rich import box
 from rich.console import Console
 
-from engine.cli.main import TREATY_HELP, app, evaluator, fail, parse_date, treaties
+from engine.cli.base import TREATY_HELP, app, evaluator, fail, parse_date, treaties
+from engine.core.model import RegistryError
+from engine.core.packs import PackError
+from engine.record.textsafe import TextError, parse_year
+from engine.registry.load import load_registry
 from engine.runtime.errors import OperationalFailure
 from engine.runtime.settings import load_settings
 
@@ -42,6 +47,7 @@ def _url() -> str:
 
 def _ready(url: str, create: bool = False) -> None:
     """Make sure the schema is current; with ``create``, initialise a missing SQLite file."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from sqlalchemy.exc import OperationalError
 
     from engine.store import database as store
@@ -76,9 +82,7 @@ def init(registry_dir: Path | None = typer.Option(
     registry changes. The files stay its source of truth: the engine reads them, and each check
     run records the hash of the files it used.
     """
-
-    from engine.core.model import RegistryError
-    from engine.registry.load import load_registry
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.store import database as store
     from engine.store.snapshot import load_snapshot, snapshot_hash
 
@@ -124,7 +128,7 @@ def init(registry_dir: Path | None = typer.Option(
 @db_app.command("upgrade")
 def db_upgrade(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Migrate an existing database to the newest schema."""
-
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.store import database as store
     url = _url()
     if not store.database_exists(url):
@@ -149,8 +153,6 @@ _scope: tuple[str, str, object] | None = None
 def _use(treaty: str | None) -> None:
     """Record for the pack ``--treaty`` names (a selected one), or the settings' first pack."""
     global _scope
-    from engine.core.packs import PackError
-
     tr = treaties()
     home = tr.home
     assert home is not None      # Treaties sets it to its first pack
@@ -178,6 +180,7 @@ def _pack_args() -> _PackArgs:
 
 
 def _record(event: NewEvent, corrects: str | None, json_output: bool = False) -> None:
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import RecordError, pack_tag, record
 
     url = _url()
@@ -205,6 +208,7 @@ def _record(event: NewEvent, corrects: str | None, json_output: bool = False) ->
 
 
 def _party(query: str) -> str:
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import RecordError, resolve_party
 
     try:
@@ -226,6 +230,7 @@ def _article(value: str, kind: str = "decision:extension:art") -> str:
 
 
 def _meeting(code: str) -> str:
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import RecordError, check_meeting
 
     try:
@@ -253,6 +258,7 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
                   json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """A transparency report or a retention report received."""
     _use(treaty)
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import REPORT_KINDS, NewEvent
 
     if kind not in REPORT_KINDS:
@@ -262,8 +268,6 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
     if kind == "initial" and year is not None:
         fail("an initial report has no year; leave out --year")
     if year is not None:
-        from engine.record.textsafe import TextError, parse_year
-
         try:
             year = str(parse_year(year, "--year"))
         except TextError as error:
@@ -283,6 +287,7 @@ def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or
                   json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """An extension request submitted for a meeting (under an article whose deadline can be extended)."""
     _use(treaty)
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     _record(NewEvent(party=_party(party), kind=f"extension_request:art{_article(article)}",
@@ -302,6 +307,7 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
                   json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """A meeting's decision granting an extension (checked against the treaty's ceiling)."""
     _use(treaty)
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     code = _meeting(meeting)
@@ -321,6 +327,7 @@ def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."
                   json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """Stockpile destruction or clearance completed."""
     _use(treaty)
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     if declared_at:
@@ -338,6 +345,7 @@ def record_withdrawal(party: str = typer.Argument(..., help="ISO3 code or name."
                   json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """A withdrawal taking effect."""
     _use(treaty)
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     _record(NewEvent(party=_party(party), kind="withdrawal", on=parse_date(effective, "--effective"), source=source,
@@ -354,6 +362,7 @@ def record_clarification_request(party: str = typer.Argument(..., help="ISO3 cod
                   json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """A request for clarification received by a State; its id names the response's period."""
     _use(treaty)
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     iso3 = _party(party)
@@ -372,6 +381,7 @@ def record_clarification_response(party: str = typer.Argument(..., help="ISO3 co
                   json_output: bool = JSON_OUTPUT, treaty: str | None = TREATY) -> None:
     """A State's response to a request for clarification."""
     _use(treaty)
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import NewEvent
 
     _record(NewEvent(party=_party(party), kind="clarification_response", on=parse_date(submitted, "--submitted"),
@@ -385,6 +395,7 @@ def history(party: str = typer.Argument(..., help="ISO3 code or name."),
             treaty: str | None = TREATY) -> None:
     """A party's dated history: registry facts and recorded events, with their sources (one pack's:
     --treaty, or the first [engine] pack)."""
+    # lazy: Alembic, rich's tables, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from rich.table import Table
 
     from engine.record.events import RecordError
@@ -420,6 +431,7 @@ def import_command(file: Path = typer.Argument(..., exists=True, dir_okay=False,
                    treaty: str | None = TREATY) -> None:
     """Import report receipts (columns party,kind,year,received,symbol,source): all rows or none;
     every row is a receipt under the pack --treaty names (default: the first [engine] pack)."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import ImportError_, import_file
 
     _use(treaty)
@@ -444,6 +456,7 @@ def export(fmt_name: str = typer.Option("csv", "--format", help="csv or json."),
                                                 "default: every receipt recorded.")) -> None:
     """Export the recorded report receipts in the import format (one pack's with --treaty, which
     `ccm import --treaty` takes back)."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.events import export_rows, format_export
     from engine.store import database as store
 
@@ -470,7 +483,7 @@ NO_WRAP = {"party", "period", "due", "days_late", "days_left", "field", "meeting
 
 def _show(title: str, rows: list[dict], columns: list[tuple[str, str]], limit: int) -> None:
     """A digest section as a table that fits 80 columns: names wrap, dates and numbers never do."""
-    from rich import box
+    # lazy: rich's tables load only when this command runs, not on the start-up of ccm
     from rich.table import Table
 
     console.print(f"[bold]{title} ({len(rows)})[/]", highlight=False)
@@ -504,7 +517,9 @@ def check(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
     within 90 days, an extension request due before the next meeting, a party not evaluated);
     2: a mistake in the input; 3: the database or the digest folder cannot be used.
     """
+    # lazy: Alembic, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.check.run import check_and_digest, last_check_as_of
+    from engine.check.treaties import check_treaties, label
 
     url = _url()
     day = parse_date(as_of)
@@ -514,8 +529,6 @@ def check(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
     replay = last is not None and day < last and not store_replay
     tr = treaties()
     if tr.several:   # one transaction, one digest with a section per treaty; --json: a list, one object per treaty
-        from engine.check.treaties import check_treaties, label
-
         results, contexts, files = check_treaties(url, tr, day, folder, commit=not replay)
         if json_output:
             print(json.dumps(contexts, ensure_ascii=False, indent=1, default=str))
@@ -596,6 +609,7 @@ def stats(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
 
     With several packs selected (and no --treaty), one table per treaty; --json then prints a
     list of the one-pack objects, each with a "treaty" key."""
+    # lazy: Alembic, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from sqlalchemy.exc import OperationalError
 
     from engine.check.run import stats as compute
@@ -624,15 +638,15 @@ def stats(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
 
 def _print_stats(counts: dict, day, rulebook, pack: str) -> None:
     """One pack's counts as a table: the sections of its rules, the labels of its wording."""
+    # lazy: Alembic, email-validator, Jinja2, rich's tables, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from rich.table import Table
 
-    from engine.core import packs
+    from engine.check.run import stats_sections
+    from engine.core import packs, wording
 
     table = Table(title=f"States Parties' progress as of {day.isoformat()} ({counts['recorded_events']} recorded events)")
     table.add_column("Measure")
     table.add_column("Count", justify="right")
-    from engine.check.run import stats_sections
-    from engine.core import wording
 
     labels = wording.load(packs.find(pack).directory).get("stats", {})
     rows = [("States Parties", counts["states_parties"]), ("Signatories (not yet bound)", counts["signatories"]),

@@ -1,5 +1,5 @@
 """``ccm serve`` (the HTTP API, calendar feeds and pages) and ``ccm calendar PARTY``.
-Registered by the last line of engine/cli/main.py. FastAPI and uvicorn are imported only when
+Registered by importing engine/cli/main.py. FastAPI and uvicorn are imported only when
 ``ccm serve`` runs, so the other commands stay fast.
 """
 
@@ -9,7 +9,18 @@ import sys
 
 import typer
 
-from engine.cli.main import TREATY_HELP, app, fail, find_in, parse_date, treaties
+from engine.cli.base import (
+    TREATY_HELP,
+    app,
+    daemon_logging,
+    fail,
+    find_in,
+    parse_date,
+    treaties,
+)
+from engine.core import packs
+from engine.core.compute import EvaluationError
+from engine.runtime.settings import load_settings
 
 
 @app.command()
@@ -21,10 +32,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     Reads are public; recording needs the ISU's bearer token (see [api] in config.toml).
     The scheduler is not started here: it runs in its own process.
     """
+    # lazy: uvicorn load only when this command runs, not on the start-up of ccm
     import uvicorn
-
-    from engine.cli.main import daemon_logging
-    from engine.runtime.settings import load_settings
 
     daemon_logging(load_settings())
     uvicorn.run("engine.web.app:create_app", factory=True, host=host, port=port, log_level=log_level, log_config=None)
@@ -39,9 +48,7 @@ def calendar(party: str | None = typer.Argument(None, help="ISO3 code or name; l
     """Print an iCalendar feed of a party's deadlines (or all parties' with --all): `ccm calendar LAO > lao.ics`.
 
     With several packs selected, one feed holds every selected treaty's deadlines (UIDs start with the pack)."""
-    from engine.core import packs
-    from engine.core.compute import EvaluationError
-    from engine.runtime.settings import load_settings
+    # lazy: Alembic, APScheduler, Babel, email-validator, FastAPI, Jinja2, Pydantic, SQLAlchemy, Starlette load only when this command runs, not on the start-up of ccm
     from engine.web import calendar as calendar_feed
     from engine.web.app import load_api_config
 
@@ -85,6 +92,7 @@ def _folder(packs, pack: str, tr):
 
 def _events(url: str):
     """Every live recorded event; none when no database was initialised (a read never creates one)."""
+    # lazy: Alembic, SQLAlchemy load only when this command runs, not on the start-up of ccm
     import sqlalchemy.exc
 
     from engine.store import database as store

@@ -205,16 +205,17 @@ def _next_meeting_after(rule: Rule, binding: dict[str, Fact]) -> Computed:
 @dataclass(frozen=True)
 class DateFunction:
     """A date function a rule may name in ``date_function``: exactly one of ``single`` (one date
-    from a binding) or ``per_period`` (one date per period of an ``each = "calendar_year"`` rule)."""
+    from a binding) or ``per_period`` (one date per period of an ``each = "calendar_year"`` rule, for
+    the periods from the first year to the last, in order)."""
 
     summary: str
     args: str
-    single: Callable[[Rule, dict[str, Fact]], Computed] | None = None
-    per_period: Callable[[Rule, int], Step] | None = None
+    single: Callable[[Rule, dict[str, Fact]], tuple[Step | None, str | None, dict[str, Any]]] | None = None
+    per_period: Callable[[Rule, int, int], list[Step]] | None = None
 
 
-def _day_of_following_year(rule: Rule, year: int) -> Step:
-    return dates.day_of_following_year(year, rule.args["month"], rule.args["day"])
+def _days_of_following_years(rule: Rule, first_year: int, last_year: int) -> list[Step]:
+    return dates.days_of_following_years(first_year, last_year, rule.args["month"], rule.args["day"])
 
 
 #: The one table of date functions: the rulebook loader validates names against it, both
@@ -224,7 +225,7 @@ DATE_FUNCTIONS: dict[str, DateFunction] = {
         "first day of the Nth month after the later of the deposit and the threshold deposit",
         "threshold, months", single=_entry_into_force),
     "day_of_following_year": DateFunction(
-        "a fixed day of the year after each period (a periodic rule)", "month, day", per_period=_day_of_following_year),
+        "a fixed day of the year after each period (a periodic rule)", "month, day", per_period=_days_of_following_years),
     "request_before_last_meeting": DateFunction(
         "N months before the last meeting that opens before the deadline", "deadline, kinds, months", single=_request_before_last_meeting),
     "next_meeting_after": DateFunction(
@@ -252,8 +253,7 @@ def _fire_periodic(rule: Rule, binding: dict[str, Fact]) -> list[Fact]:
                               "one date per period")
     basis, inputs, steps = _provenance(rule, binding)
     derived = []
-    for year in range(first_year, last_year + 1):
-        step = per_period(rule, year)
+    for year, step in zip(range(first_year, last_year + 1), per_period(rule, first_year, last_year), strict=True):
         lead = f"first period {first_year} (year of {first_anchor['k']} + {rule.first_period.get('add_years', 0)}); period {year}"
         derived.append(derived_fact(rule, rule.id, step.value, period=str(year), basis=basis, inputs=inputs,
                                     steps=steps + [f"{lead}: {step.text}"]))

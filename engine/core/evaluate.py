@@ -21,7 +21,6 @@ STATUSES = _VOCABULARY.statuses
 #: Statuses after which nothing more is owed: a withdrawal does not make them lapse.
 DONE = _VOCABULARY.group("done")
 PARTY_STATUSES = ("state_party", "signatory", "former_state_party", "not_party")
-BACKENDS = ("durable", "reference")
 
 
 @dataclass(frozen=True)
@@ -109,24 +108,27 @@ class Outcome(NamedTuple):
 
 
 class Evaluator:
-    """Evaluates parties with one rulebook, registry and backend (``durable`` or ``reference``).
+    """Evaluates parties with one rulebook, registry and inference backend, named ``backend``.
+
+    The backend is chosen in engine/backends (``engine.backends.Evaluator`` takes its name), so
+    that the core imports no backend: ``run(facts, finish)`` derives the facts and calls
+    ``finish(derived, judge)`` with the backend's reading of the declared status conditions
+    (the durable backend keeps its session open for it).
 
     ``receipts_complete_from``: the day from which the record of receipts is complete (the ISU
     imported every receipt since): a report due on or after it with no receipt is ``overdue``;
     one due before it, that no receipt or observation covers, is ``unknown``.
     """
 
-    def __init__(self, rulebook: Rulebook, registry: Registry, backend: str = "durable",
+    def __init__(self, rulebook: Rulebook, registry: Registry, backend: str, run: Runner,
                  receipts_complete_from: date | None = None):
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         self.rulebook = rulebook
         self.registry = registry
         self.backend = backend
         self.receipts_complete_from = receipts_complete_from
         self.meetings: tuple[Meeting, ...] = project(registry.meetings, rulebook.calendar)
         self._meetings_fact = meetings_fact(self.meetings)
-        self._run = _inference(rulebook, backend)
+        self._run = run
 
     def facts(self, iso3: str, as_of: date, recorded: Iterable[RecordedEvent] = ()) -> list[Fact]:
         return party_facts(self.registry, iso3, as_of, recorded, self._meetings_fact)
@@ -180,15 +182,6 @@ def deciding_kinds(rulebook: Rulebook) -> set[str]:
 #: Runs one party: infers from the facts, then ``finish(derived, judge)`` with the backend's reading
 #: of the status conditions (the durable backend keeps its session open for it).
 Runner = Callable[[list[Fact], Callable[[list[Fact], "Judge"], "PartyEvaluation"]], "PartyEvaluation"]
-
-
-def _inference(rulebook: Rulebook, backend: str) -> Runner:
-    """The backend's inference and its reading of the status conditions."""
-    if backend == "reference":
-        from engine.backends import reference
-        return lambda facts, finish: finish(reference.infer(rulebook, facts), reference_judge)
-    from engine.backends import durable as durable_adapter
-    return durable_adapter.backend(rulebook).evaluate
 
 
 def assemble(rulebook: Rulebook, participant: Participant, as_of: date, facts: list[Fact],

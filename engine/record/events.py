@@ -30,6 +30,15 @@ from engine.core.facts import RecordedEvent
 from engine.core.model import UnknownPartyError
 from engine.record.importing import InputError, check_row
 from engine.record.importing import rows as import_rows
+from engine.record.textsafe import (
+    TextError,
+    check_text,
+    from_spreadsheet_cell,
+    parse_day,
+    parse_year,
+    printable,
+    spreadsheet_cell,
+)
 from engine.registry.treaties import TREATY_KEY
 from engine.store.database import RecordedEventRow, reader_session, writer_session
 
@@ -147,8 +156,6 @@ _WHAT = {"report": "a report received", "extension_request": "an extension reque
 def check_fields(event: NewEvent) -> None:
     """Lengths and characters of every text field, checked the same way for SQLite and PostgreSQL
     (which alone would refuse an over-long symbol or a NUL with a DataError). RecordError names the field."""
-    from engine.record.textsafe import TextError, check_text
-
     fields = [("id", event.id), ("period", event.period), ("symbol", event.symbol), ("source", event.source),
               ("corrects", event.corrects), ("recorded_by", event.recorded_by)]
     fields += [(f"extra.{k}", v if isinstance(v, str) else None) for k, v in (event.extra or {}).items()]
@@ -329,13 +336,6 @@ def read_exchange(path: Path) -> tuple[list[tuple[int, dict[str, str]]], str]:
 
 def parse_exchange_row(evaluator: Evaluator, row: dict[str, str], today: date) -> tuple[NewEvent | None, list[tuple[str, str]]]:
     """One import row as a report receipt, or the problems with its fields."""
-    from engine.record.textsafe import (
-        TextError,
-        from_spreadsheet_cell,
-        parse_day,
-        parse_year,
-    )
-
     problems: list[tuple[str, str]] = check_row(row, EXCHANGE_COLUMNS)
     if problems:
         return None, problems
@@ -531,8 +531,6 @@ def format_export(rows: list[dict[str, str]], fmt_name: str, terminal: bool = Fa
     """The rows as CSV or JSON. CSV cells a spreadsheet would run as a formula (= + - @ tab CR first)
     get a leading apostrophe (OWASP); ``ccm import`` takes it off again. For a terminal, control
     characters are shown as escapes."""
-    from engine.record.textsafe import printable, spreadsheet_cell
-
     if terminal:
         rows = [{k: printable(v) for k, v in row.items()} for row in rows]
     if fmt_name == "json":

@@ -13,12 +13,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from engine.core.facts import RecordedEvent
+from engine.runtime.settings import load_settings
 
 
 @lru_cache(maxsize=1)
 def _url() -> str:
-    from engine.runtime.settings import load_settings
-
     return load_settings().database_url
 
 
@@ -27,16 +26,17 @@ def events_for(iso3: str) -> list[RecordedEvent]:
     url = _url()
     if _surely_none(url, iso3.upper()):
         return []
-    # SQLAlchemy (a fifth of a second to import) only when the record may hold the party's events.
+    # lazy: SQLAlchemy (a fifth of a second to import) only when the record may hold the party's events
     from engine.store import database as store
+
     if not store.database_exists(url):
         return []
     try:
-        from engine.record.events import load_events
+        from engine.record.events import load_events  # lazy: as the store above
 
         return load_events(url, iso3.upper())
     except Exception as error:  # no schema yet, or server down: say so once, work on the registry
-        import sqlalchemy.exc
+        import sqlalchemy.exc  # lazy: as the store above
 
         if isinstance(error, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError)):
             return []

@@ -9,6 +9,7 @@ gives the same answer, a sentence, on both.
 from __future__ import annotations
 
 import re
+from datetime import date
 
 #: Longest value per field, from the columns of engine/store/database.py.
 LIMITS = {"id": 80, "period": 80, "symbol": 200, "source": 2000, "comment": 4000,
@@ -102,8 +103,6 @@ def parse_day(text: str, what: str = "date"):
     ...
     engine.record.textsafe.TextError: date '2024-W18-1' is not a date; write it as YYYY-MM-DD, e.g. 2026-11-28
     """
-    from datetime import date
-
     found = _DAY.fullmatch(text.strip()) if isinstance(text, str) else None
     try:
         day = date(*(int(g) for g in found.groups())) if found else None

@@ -21,6 +21,10 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from engine.backends import Evaluator
+from engine.core.rulebook import load_rulebook
+from engine.registry.load import load_registry
+
 #: Before the first Review Conference, at the first clearance deadlines, and after the projected meetings begin.
 DAYS = (date(2015, 1, 1), date(2020, 6, 30), date(2026, 11, 30))
 COLUMNS = ("party", "obligation", "period", "due", "status", "original_due", "estimated")
@@ -48,10 +52,6 @@ def render(evaluator, day: date) -> str:
 
 def render_all(backend: str = "reference", registry=None) -> dict[str, str]:
     """{file name: content} for every day in :data:`DAYS`."""
-    from engine.core.evaluate import Evaluator
-    from engine.core.rulebook import load_rulebook
-    from engine.registry.load import load_registry
-
     evaluator = Evaluator(load_rulebook(), registry or load_registry(), backend)
     return {f"{day.isoformat()}.csv": render(evaluator, day) for day in DAYS}
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from engine.backends import Evaluator
 from engine.core.compute import EvaluationError
-from engine.core.evaluate import Evaluator
 from engine.core.model import Decision, Problem, Registry
 from engine.core.rulebook import Rulebook
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import threading
 from datetime import date
 
+from engine.backends import Evaluator
 from engine.core import packs
-from engine.core.evaluate import Evaluator
+from engine.core.rulebook import load_rulebook
+from engine.registry.load import load_registry
 from engine.registry.treaties import Treaties
 
 _lock = threading.Lock()     # the API builds it from a worker thread on first use
@@ -39,9 +41,6 @@ def _pack_evaluator(backend: str, receipts_complete_from: date | None, name: str
         return found
     with _lock:
         if key not in _evaluators:
-            from engine.core.rulebook import load_rulebook
-            from engine.registry.load import load_registry
-
             # another backend's evaluator of the same pack: the same files, read once
             same = next((ev for k, ev in _evaluators.items() if k[2] == name), None)
             if same:

@@ -8,6 +8,8 @@ sentence on standard error; the traceback only with ``ccm --debug``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 OK, ATTENTION, INPUT, OPERATIONAL = 0, 1, 2, 3
 
 
@@ -39,19 +41,11 @@ def _first_line(text: object) -> str:
     return lines[0] if lines else ""
 
 
-def _configured_database() -> str:
-    """" <url without password>" of the configured database, or "" when the settings cannot say."""
-    try:
-        from engine.runtime.settings import load_settings
-        from engine.store.database import safe_url
-
-        return f" {safe_url(load_settings().database_url)}"
-    except Exception:  # noqa: BLE001 - only a detail of the message
-        return ""
-
-
-def exit_for(error: BaseException) -> tuple[int, str]:
+def exit_for(error: BaseException, database: Callable[[], str] = lambda: "") -> tuple[int, str]:
     """The exit status and the sentence for an exception that reached the command line.
+
+    ``database`` names the configured database (without its password) for a database that cannot
+    be reached; the command line passes it, since this module sits below the store and the settings.
 
     The input errors of the engine's layers (settings, rulebook, registry, records, contacts,
     letter policy) are 2; a database that cannot be reached or used, a file or folder that cannot
@@ -68,7 +62,8 @@ def exit_for(error: BaseException) -> tuple[int, str]:
         return INPUT, f"the database refused a value: {_first_line(orig if orig is not None else error)}"
     if "DBAPIError" in names and names & {"OperationalError", "InterfaceError"}:
         orig = getattr(error, "orig", None)
-        return OPERATIONAL, (f"the database{_configured_database()} cannot be reached or used: "
+        where = database()
+        return OPERATIONAL, (f"the database{' ' + where if where else ''} cannot be reached or used: "
                              f"{_first_line(orig if orig is not None else error)}")
     if isinstance(error, OSError) and error.strerror is None and error.filename is None:   # raised with a sentence
         return OPERATIONAL, str(error)

@@ -56,12 +56,14 @@ def use_config(path: Path | None) -> None:
 
 
 def user_config_file() -> Path:
+    # lazy: platformdirs load only when this command runs, not on the start-up of ccm
     from platformdirs import user_config_dir
 
     return Path(user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
 
 
 def user_data_folder() -> Path:
+    # lazy: platformdirs load only when this command runs, not on the start-up of ccm
     from platformdirs import user_data_dir
 
     return Path(user_data_dir(APP_NAME, appauthor=False))

@@ -13,6 +13,9 @@ Tables:
   (party, obligation id, period), with provenance and the rulebook hash.
 * ``obligation_changes``: the change log, appended by each check run.
 * ``check_runs``: one row per committed ``ccm check`` and pack (several packs: one row each).
+* ``scheduler_lock``: who holds the scheduler's lock (the lock itself is advisory or a file lock).
+* ``contacts``, ``letter_*``, ``letters``: the letters' contacts, batches and delivery log (models in
+  engine/store/mailing.py; the behaviour is in notifiers/).
 
 ``obligations``, ``obligation_changes`` and ``check_runs`` carry the rule ``pack``; a check
 of one pack reads and writes only that pack's rows.
@@ -24,6 +27,7 @@ of one pack reads and writes only that pack's rows.
 
 from __future__ import annotations
 
+import ast
 import threading
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -141,6 +145,16 @@ class CheckRunRow(Base):
     pack: Mapped[str | None] = mapped_column(String(40))          # NULL: a run stored before runs were keyed by pack
 
 
+class SchedulerLockRow(Base):
+    """Who holds the scheduler lock (for the refusal message); the lock itself is an advisory/file lock."""
+
+    __tablename__ = "scheduler_lock"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(Text)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # ----------------------------------------------------------------------------- engines
 
 _engines: dict[str, Engine] = {}
@@ -225,6 +239,7 @@ class DatabaseNotInitialised(RuntimeError):
 
 
 def alembic_config(connection: sa.Connection | None = None):
+    # lazy: Alembic is slow to import, and a check on a current database never needs it (tests/test_store.py)
     from alembic.config import Config
 
     config = Config()
@@ -240,6 +255,7 @@ def head_revision() -> str:
     head = _head_from_files()
     if head is not None:
         return head
+    # lazy: Alembic only when the version files cannot be read as plain constants
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -252,8 +268,6 @@ def head_revision() -> str:
 def _head_from_files() -> str | None:
     """The single head of the migration graph, if every version file assigns ``revision`` and
     ``down_revision`` plain constants (a string, None, or a tuple of strings); else None."""
-    import ast
-
     revisions: dict[str, tuple[str, ...]] = {}
     for path in sorted((MIGRATIONS / "versions").glob("*.py")):
         try:
@@ -303,7 +317,9 @@ def current_revision(url: str) -> str | None:
         versions = connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
         if len(versions) <= 1:
             return versions[0] if versions else None
-        from alembic.runtime.migration import MigrationContext
+        from alembic.runtime.migration import (
+            MigrationContext,  # lazy: Alembic is slow to import (see above)
+        )
 
         return MigrationContext.configure(connection).get_current_revision()
 
@@ -313,7 +329,7 @@ def upgrade(url: str) -> tuple[str | None, str]:
 
     Idempotent. Returns (revision before, revision after).
     """
-    from alembic import command
+    from alembic import command  # lazy: Alembic is slow to import (see alembic_config)
 
     path = sqlite_path(url)
     if path is not None:

@@ -25,6 +25,7 @@ import gc
 import hashlib
 import hmac
 import json
+import logging
 import os
 import threading
 import time
@@ -35,18 +36,36 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from importlib.resources import files
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlencode
 
+from babel.dates import format_date
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
-from engine.core import wording
+# Only modules that load no database code at import (tests/test_api.py): those that do (the
+# store, the record's events, the check, the calendar feeds; SQLAlchemy) are imported where used.
+from engine.check.listed import Listed
+from engine.core import packs, wording
+from engine.core.compute import EvaluationError
+from engine.core.explain import explain
+from engine.core.model import UnknownPartyError
+from engine.core.packs import PackError
+from engine.record.textsafe import TextError, parse_day
 from engine.registry.names import display_name
-from engine.runtime.settings import Settings
+from engine.registry.shared import shared_evaluator, shared_treaties
+from engine.runtime.plugins import load_plugins
+from engine.runtime.settings import Settings, load_settings
+from engine.web import timeline
 
 JSON_TYPE = "application/json"
 ICS_TYPE = "text/calendar; charset=utf-8"
@@ -165,8 +184,6 @@ class Service:
     @property
     def evaluator(self):
         if self._evaluator is None:   # the process's one (engine.registry.shared), as the CLI's and the scheduler's
-            from engine.registry.shared import shared_evaluator
-
             self._evaluator = shared_evaluator(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
         return self._evaluator
 
@@ -174,15 +191,11 @@ class Service:
     def treaties(self):
         """The selected packs' evaluators (engine/registry/treaties.py); the first is :attr:`evaluator`."""
         if self._treaties is None:   # kept: shared_treaties selects the packs again on every call, on every hit
-            from engine.registry.shared import shared_treaties
-
             self._treaties = shared_treaties(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
         return self._treaties
 
     def evaluate_in(self, pack: str, iso3: str, as_of: date, state: State):
         """One party under one selected pack, with that pack's recorded events; cached as :meth:`evaluate`."""
-        from engine.core.compute import EvaluationError
-
         tr = self.treaties
         if pack == tr.names[0]:
             return self.evaluate(iso3, as_of, state)
@@ -202,8 +215,6 @@ class Service:
 
     def chosen(self, treaty: str | None) -> list[str]:
         """Every selected pack, or the one ``?treaty=`` names; 404 for a pack that is not selected."""
-        from engine.core.packs import PackError
-
         try:
             return list(self.treaties.only(treaty).names)
         except PackError as error:
@@ -231,8 +242,6 @@ class Service:
 
     def packs_of(self, iso3: str, treaty: str | None) -> list[str]:
         """The selected packs (or the one ``?treaty=`` names) whose registry lists the party; 404 for none."""
-        from engine.core.packs import PackError
-
         tr = self.treaties
         try:
             chosen = tr.only(treaty)
@@ -258,6 +267,7 @@ class Service:
             self._state = None
 
     def _read_state(self) -> State:
+        # lazy: database code stays off importing the app (tests/test_api.py)
         import sqlalchemy as sa
         import sqlalchemy.exc
 
@@ -286,6 +296,7 @@ class Service:
             return cached[1]
         by_party: dict[str, list] = {}
         if state is not NO_STATE and state.events[0]:
+            # lazy: database code stays off importing the app (tests/test_api.py)
             import sqlalchemy.exc
 
             from engine.record.events import load_events
@@ -331,8 +342,6 @@ class Service:
         return value
 
     def evaluate(self, iso3: str, as_of: date, state: State):
-        from engine.core.compute import EvaluationError
-
         def compute():
             try:
                 return self.evaluator.evaluate(iso3, as_of, self._home_events(self.events(state).get(iso3, [])))
@@ -364,8 +373,6 @@ class Service:
 
     # -- parameters
     def party(self, query: str):
-        from engine.core.model import UnknownPartyError
-
         text = (query or "").strip()
         participants = {iso3: p for ev in reversed(self.treaties.evaluators) for iso3, p in ev.registry.participants.items()}
         if text.upper() in participants:
@@ -381,8 +388,6 @@ class Service:
     def as_of(self, text: str | None, name: str = "as_of") -> date:
         if text is None or text == "":
             return datetime.now(UTC).date()
-        from engine.record.textsafe import TextError, parse_day
-
         try:
             day = parse_day(text)
         except TextError:
@@ -479,13 +484,6 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 401: {"model": Proble
 CACHED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified (If-None-Match matched the ETag)."}}
 
 
-class ApproveIn(BaseModel):
-    """Who approves a mailing (recorded in the delivery log with the time)."""
-
-    model_config = ConfigDict(extra="forbid")
-    by: str = Field(min_length=1, max_length=200, description="Who approves, e.g. the coordinator's name.")
-
-
 #: A request body's model: _parse returns the model it is given.
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -547,8 +545,6 @@ class SecurityHeaders:
 def create_app(settings: Settings | None = None, config: ApiConfig | None = None) -> FastAPI:
     """The application. ``settings`` default to config.toml and the environment."""
     if settings is None:
-        from engine.runtime.settings import load_settings
-
         settings = load_settings()
     config = config or load_api_config(settings)
     service = Service(settings, config)
@@ -586,8 +582,6 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception):  # pragma: no cover - a bug; logged by the server
-        import logging
-
         logging.getLogger("engine.web.app").exception("unexpected error on %s", request.url.path)
         return problem(request, 500, "The server failed on this request; the error was logged.")
 
@@ -663,8 +657,6 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                                  as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
                                  treaty: str | None = Query(None, description="The rule pack; default the one the "
                                                                "obligation id's prefix names (<pack>.<article>.<role>).")):
-        from engine.core.packs import PackError
-
         state = await service.ready_state()
         participant = service.party(iso3)
         day = service.as_of(as_of)
@@ -678,8 +670,6 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             service, service.evaluate_in(pack, participant.iso3, day, state), obligation_id, period or None, rulebook))
 
         def build():
-            from engine.core.explain import explain
-
             return explain(service.evaluate_in(pack, participant.iso3, day, state), rulebook, obligation).to_json()
 
         return await answer(request, state, ("explain", participant.iso3, obligation.id, obligation.period, day), build)
@@ -743,7 +733,9 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         chosen = service.chosen(treaty)
 
         def build_in(pack: str):
-            from engine.check.run import stats
+            from engine.check.run import (
+                stats,  # lazy: the check's module loads the store (SQLAlchemy)
+            )
 
             tr = service.treaties
             events = [e for party in service.events(state).values() for e in party]
@@ -767,7 +759,9 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             raise ApiError(422, f"A {body.kind} report covers a calendar year; give it as \"year\": YYYY.")
         if body.kind == "initial" and body.year is not None:
             raise ApiError(422, "An initial report has no year; leave out \"year\".")
-        from engine.record.events import NewEvent
+        from engine.record.events import (
+            NewEvent,  # lazy: the record's module loads the store (SQLAlchemy)
+        )
 
         event = NewEvent(party=participant.iso3, kind=f"report:{body.kind}", on=body.received,
                          period=str(body.year) if body.year is not None else None, symbol=body.symbol,
@@ -785,7 +779,9 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             service.evaluator.registry.meeting(body.meeting)
         except LookupError as error:
             raise ApiError(422, str(error.args[0])) from None
-        from engine.record.events import NewEvent
+        from engine.record.events import (
+            NewEvent,  # lazy: the record's module loads the store (SQLAlchemy)
+        )
 
         event = NewEvent(party=participant.iso3, kind=f"decision:extension:art{body.article}", on=body.decided,
                          period=body.meeting, symbol=body.document, source=body.source, recorded_by=who,
@@ -793,26 +789,10 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                                 "document": body.document})
         return await _write(service, event)
 
-    # -- mailings: reviewed before they go
-    @app.get("/api/letters/batches", responses=WRITE_ERRORS, tags=["letters"],
-             summary="The mailings planned, newest first, with who approved them. ISU token.")
-    async def get_batches(request: Request):
-        _require_isu(request, config)
-        rows = await run_in_threadpool(_batches, service)
-        return JSONResponse(rows, headers={"Cache-Control": "no-store"})
-
-    @app.post("/api/letters/batches/{batch_id}/approve", responses=WRITE_ERRORS, tags=["letters"],
-              openapi_extra=_body_schema(ApproveIn),
-              summary="Approve a planned mailing: its notes are dated today and queued for delivery. ISU token.")
-    async def approve_batch(request: Request, batch_id: int):
-        _require_isu(request, config)
-        body = _parse(ApproveIn, await request.body())
-        approval = await run_in_threadpool(_approve, service, batch_id, body.by)
-        return JSONResponse({"batch": approval.batch_id, "approved_by": approval.approved_by,
-                             "approved_at": approval.approved_at.isoformat(), "notes": approval.notes,
-                             "items": approval.items, "no_contact": approval.no_contact,
-                             "settled": approval.settled},
-                            headers={"Cache-Control": "no-store"})
+    # -- plugins' routes (the letters: mailings reviewed before they go)
+    for plugin in load_plugins():
+        if plugin.web is not None:
+            plugin.web(app, service)
 
     # -- calendars
     @app.get("/parties/{iso3}/calendar.ics", responses={**ERRORS, **CACHED, 200: {"content": {"text/calendar": {}}}},
@@ -846,10 +826,6 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
 def _register_operations(app: FastAPI, service: Service) -> None:
     """/healthz, /api/status, and /docs with the Swagger UI served from this server (no CDN)."""
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.staticfiles import StaticFiles
-    from swagger_ui_bundle import swagger_ui_path
-
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
 
     @app.get("/docs", include_in_schema=False)
@@ -861,7 +837,9 @@ def _register_operations(app: FastAPI, service: Service) -> None:
 
     @app.get("/healthz", tags=["operations"], summary="200 when the database answers, else 503")
     async def healthz():
-        from engine.check.status import database_state
+        from engine.check.status import (
+            database_state,  # lazy: the status reads the database (SQLAlchemy)
+        )
 
         state = await run_in_threadpool(database_state, service.url)
         ok = state["reachable"]
@@ -871,7 +849,9 @@ def _register_operations(app: FastAPI, service: Service) -> None:
     @app.get("/api/status", tags=["operations"],
              summary="Last check and its outcome, next run, letters, scheduler lock, rulebook and registry hashes")
     async def api_status():
-        from engine.check.status import gather
+        from engine.check.status import (
+            gather,  # lazy: the status reads the database (SQLAlchemy)
+        )
 
         body = await run_in_threadpool(gather, service.settings, service.evaluator)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
@@ -909,7 +889,10 @@ def _one_obligation(service: Service, evaluation, obligation_id: str, period: st
 
 def _history(service: Service, state: State, iso3: str, day: date, pack: str | None = None) -> list[dict[str, Any]]:
     """One pack's history of the party (the first selected pack's by default)."""
-    from engine.record.events import RecordError, history
+    from engine.record.events import (  # lazy: the record's module loads the store (SQLAlchemy)
+        RecordError,
+        history,
+    )
 
     tr = service.treaties
     pack = pack or tr.names[0]
@@ -927,7 +910,9 @@ def _history(service: Service, state: State, iso3: str, day: date, pack: str | N
 
 def _calendar(request: Request, service: Service, state: State, day: date, parties: list[str] | None,
               name: str, key: tuple) -> Response:
-    from engine.web import calendar as calendar_feed
+    from engine.web import (
+        calendar as calendar_feed,  # lazy: the feeds read the database's check runs (SQLAlchemy)
+    )
     def compute():
         if parties is None:
             evaluations, _errors = service.evaluate_all(day, state)
@@ -946,8 +931,9 @@ def _calendar(request: Request, service: Service, state: State, day: date, parti
 def _treaty_calendar(request: Request, service: Service, state: State, day: date, iso3: str, chosen: list[str],
                      name: str) -> Response:
     """One party's feed under these packs (each obligation cited in its own pack's style)."""
-    from engine.core import packs
-    from engine.web import calendar as calendar_feed
+    from engine.web import (
+        calendar as calendar_feed,  # lazy: the feeds read the database's check runs (SQLAlchemy)
+    )
 
     key = ("ics-treaties", iso3, tuple(chosen), day)
 
@@ -998,37 +984,6 @@ def _token_role(request: Request, config: ApiConfig) -> tuple[str, str | None] |
     return ("unknown", None)
 
 
-def _letters_ready(service: Service) -> None:
-    from engine.store import database as store
-    if store.current_revision(service.url) is None:
-        raise ApiError(404, "No mailing was planned: the database holds no letters yet (`ccm letters plan`).")
-    store.require_current(service.url)
-
-
-def _batches(service: Service) -> list[dict[str, Any]]:
-    from notifiers import batches
-
-    _letters_ready(service)
-    return [{"batch": b.id, "as_of": b.as_of.isoformat(), "planned_at": b.created_at.isoformat(), "items": items,
-             "states": states, "status": b.status, "approved_by": b.approved_by,
-             "approved_at": b.approved_at.isoformat() if b.approved_at else None}
-            for b, items, states in batches.list_batches(service.url, 50)]
-
-
-def _approve(service: Service, batch_id: int, by: str):
-    from notifiers import batches
-    from notifiers.config import load_letters_config
-
-    _letters_ready(service)
-    try:
-        return batches.approve(service.url, batch_id, by, service.evaluator,
-                               load_letters_config(service.settings), datetime.now(UTC))
-    except batches.BatchError as error:
-        text = str(error)
-        status = 404 if text.startswith("there is no batch") else 409 if "already approved" in text else 422
-        raise ApiError(status, text[0].upper() + text[1:] + ".") from None
-
-
 def _require_isu(request: Request, config: ApiConfig) -> str:
     role = _token_role(request, config)
     challenge = {"WWW-Authenticate": "Bearer"}
@@ -1058,8 +1013,9 @@ def _parse(model: type[Body], raw: bytes) -> Body:
 
 
 def _example(model: type[BaseModel]) -> str:
-    if model is ApproveIn:
-        return '{"by": "J. Smith"}'
+    example = getattr(model, "EXAMPLE", None)
+    if isinstance(example, str):     # a plugin's body model says its own
+        return example
     if model is ReportIn:
         return '{"kind": "annual", "year": 2024, "received": "2025-04-30"}'
     return str(wording.load()["api"]["decision_example"])   # names an article and a meeting: the pack's
@@ -1081,10 +1037,12 @@ def _sentence(errors: Sequence[Mapping[str, Any]]) -> str:
 
 
 async def _write(service: Service, event) -> Response:
+    # lazy: database code stays off importing the app (tests/test_api.py)
     from engine.record.events import RecordError, record
     from engine.store import database as store
 
     def run():
+        # lazy: database code stays off importing the app (tests/test_api.py)
         import sqlalchemy.exc
 
         try:
@@ -1121,11 +1079,6 @@ def messages() -> dict[str, dict[str, str]]:
     """The pages' message catalogue (engine/web/messages.toml), by language."""
     global _MESSAGES
     if _MESSAGES is None:
-        from importlib.resources import files
-
-        from engine.core import packs, wording
-        from engine.runtime.settings import load_settings
-
         catalogue = tomllib.loads((files("engine") / "web" / "messages.toml").read_text(encoding="utf-8"))
         pack = packs.select(load_settings().packs)[0]
         for lang, texts in wording.messages(pack.directory).items():   # the treaty's own messages win
@@ -1147,13 +1100,6 @@ def translator(lang: str) -> Callable[..., str]:
 def _jinja():
     global _JINJA
     if _JINJA is None:
-        from jinja2 import (
-            Environment,
-            PackageLoader,
-            StrictUndefined,
-            select_autoescape,
-        )
-
         env = Environment(loader=PackageLoader("engine.web", "templates"), undefined=StrictUndefined,
                           autoescape=select_autoescape(["html", "html.j2", "j2"]), trim_blocks=True, lstrip_blocks=True)
         env.filters["safe_href"] = lambda href: href if str(href).startswith(("https://", "http://")) else "#"
@@ -1167,8 +1113,6 @@ def _lang(request: Request) -> str:
 
 
 def _page_context(request: Request, lang: str) -> dict[str, Any]:
-    from babel.dates import format_date
-
     t = translator(lang)
     locale = BABEL_LOCALE[lang]
 
@@ -1187,8 +1131,6 @@ def _page_context(request: Request, lang: str) -> dict[str, Any]:
     for code in LANGUAGES:
         params = dict(request.query_params)
         params["lang"] = code
-        from urllib.parse import urlencode
-
         languages.append((code, messages()[code]["lang_name"], f"{request.url.path}?{urlencode(params)}"))
     return {"t": t, "lang": lang, "fmt_date": fmt_date, "ob": ob, "languages": languages}
 
@@ -1198,14 +1140,6 @@ def _render_error(request: Request, status: int, detail: str) -> str:
     return _jinja().get_template("error.html.j2").render(status=status, detail=detail, **_page_context(request, lang))
 
 
-def _planned_batches(service: Service) -> list[dict[str, Any]]:
-    """The mailings awaiting approval (none before the letters' tables exist)."""
-    from engine.store import database as store
-    if store.current_revision(service.url) != store.head_revision():
-        return []
-    return [b for b in _batches(service) if b["status"] == "planned"]
-
-
 def _pack_checks(service: Service, state: State) -> dict[str, dict[str, Any]]:
     """Each selected pack's last check run, and whether it was that pack's first: a run without a
     pack (stored before runs had one) counts for the first pack, as its events do."""
@@ -1213,6 +1147,7 @@ def _pack_checks(service: Service, state: State) -> dict[str, dict[str, Any]]:
         return {}
 
     def compute() -> dict[str, dict[str, Any]]:
+        # lazy: database code stays off importing the app (tests/test_api.py)
         import sqlalchemy as sa
 
         from engine.store import database as store
@@ -1243,6 +1178,7 @@ def _changes(service: Service, state: State, pack: str | None = None) -> list[di
         return []
 
     def compute():
+        # lazy: database code stays off importing the app (tests/test_api.py)
         import sqlalchemy as sa
 
         from engine.store import database as store
@@ -1260,9 +1196,10 @@ def _changes(service: Service, state: State, pack: str | None = None) -> list[di
 
 def dashboard_context(service: Service, state: State, day: date) -> dict[str, Any]:
     """The dashboard's sections (the daily digest's, computed live as of ``day``) and the timeline."""
-    from engine.check.listed import Listed
-    from engine.check.run import digest_sections, next_meeting
-    from engine.web import timeline
+    from engine.check.run import (  # lazy: the check's module loads the store (SQLAlchemy)
+        digest_sections,
+        next_meeting,
+    )
 
     def compute():
         evaluations, errors = service.evaluate_all(day, state)
@@ -1284,8 +1221,10 @@ def dashboard_context(service: Service, state: State, day: date) -> dict[str, An
 def treaty_context(service: Service, state: State, day: date, pack: str) -> dict[str, Any]:
     """A selected pack's dashboard section beside the first's: its digest sections as of ``day``,
     its rows named by its own rulebook, its last check and that check's changes."""
-    from engine.check.listed import Listed
-    from engine.check.run import digest_sections, next_meeting
+    from engine.check.run import (  # lazy: the check's module loads the store (SQLAlchemy)
+        digest_sections,
+        next_meeting,
+    )
 
     def compute():
         evaluator = service.treaties.get(pack)
@@ -1308,7 +1247,6 @@ def treaty_context(service: Service, state: State, day: date, pack: str) -> dict
 
 
 def _register_pages(app: FastAPI, service: Service) -> None:
-    from engine.web import timeline
     @app.get("/", response_class=HTMLResponse, tags=["pages"], responses=ERRORS,
              summary="The ISU dashboard: overdue reports, deadlines ahead, extension requests, changes, timeline.")
     async def dashboard(request: Request, as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
@@ -1325,11 +1263,14 @@ def _register_pages(app: FastAPI, service: Service) -> None:
             names = service.treaties.names
             others = [treaty_context(service, state, day, pack) for pack in names[1:]]   # the first is the page's main part
             attention = context["attention"] or any(other["attention"] for other in others)
+            sections: dict[str, Any] = {"mailings": []}     # plugins fill theirs (the letters: mailings to approve)
+            for plugin in load_plugins():
+                if plugin.dashboard is not None:
+                    sections.update(plugin.dashboard(service))
             return _jinja().get_template("dashboard.html.j2").render(
                 **{k: v for k, v in context.items() if k not in ("as_of", "changes", "attention")}, **page, as_of=day,
                 svg=svg, attention=attention, check=_last_check(service, state), changes=_changes(service, state),
-                mailings=_planned_batches(service), other_treaties=others,
-                title=service.evaluator.rulebook.title if len(names) > 1 else None)
+                other_treaties=others, title=service.evaluator.rulebook.title if len(names) > 1 else None, **sections)
 
         return HTMLResponse(await service.run(render), headers={"Cache-Control": "no-cache"})
 
@@ -1352,8 +1293,6 @@ def _register_pages(app: FastAPI, service: Service) -> None:
              summary="A State's page: status, deadlines with their explanation, history; ?lang=en|fr|es.")
     async def party_page(request: Request, iso3: str, as_of: str | None = Query(None, description="YYYY-MM-DD; default today."),
                          lang: str | None = Query(None, description="en, fr or es.")):
-        from engine.core.explain import explain
-
         state = await service.ready_state()
         participant = service.party(iso3)
         day = service.as_of(as_of)
@@ -1385,7 +1324,5 @@ def _register_pages(app: FastAPI, service: Service) -> None:
 
     @app.get("/static/style.css", include_in_schema=False)
     async def style():
-        from importlib.resources import files
-
         return Response((files("engine") / "web" / "static" / "style.css").read_bytes(), media_type="text/css",
                         headers={"Cache-Control": "max-age=3600"})

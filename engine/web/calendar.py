@@ -23,11 +23,17 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
+import sqlalchemy.exc
+from icalendar import Alarm, Calendar, Event
+
 from engine.core import wording
 from engine.core.dates import fmt
 from engine.core.evaluate import Obligation, PartyEvaluation
 from engine.core.explain import explain
 from engine.core.rulebook import Rulebook
+from engine.registry.names import display_name
+from engine.store import database as store
 
 DEFAULT_DOMAIN = "ccm-deadlines.local"
 DEFAULT_ALARM_DAYS = (30, 7)
@@ -105,15 +111,12 @@ def build_treaties(items: Iterable[tuple[PartyEvaluation, Rulebook, Path | None]
     """One VCALENDAR of evaluations under several packs: each (evaluation, its pack's rulebook, its
     pack's folder for the citation style; None for the default pack). The UIDs cannot collide:
     obligation ids start with the pack."""
-    from icalendar import Alarm, Calendar, Event
-
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", "PUBLISH")
     calendar.add("x-wr-calname", name)
-    from engine.registry.names import display_name
 
     for evaluation, rulebook, folder in items:
         party = evaluation.participant
@@ -150,10 +153,7 @@ def last_check_finished(url: str | None) -> datetime | None:
     """When the last ``ccm check`` of the database finished; None without a database or check."""
     if not url:
         return None
-    import sqlalchemy as sa
-    import sqlalchemy.exc
 
-    from engine.store import database as store
     if not store.database_exists(url):
         return None
     try:

@@ -8,7 +8,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-import notifiers.log  # noqa: F401  (registers the letters' models on engine.store.database.Base for metadata comparisons)
+import engine.store.mailing  # noqa: F401  (registers the letters' models on engine.store.database.Base for metadata comparisons)
 
 revision = "0002"
 down_revision = "0001"

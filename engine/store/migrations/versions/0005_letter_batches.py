@@ -9,7 +9,7 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
-import notifiers.log  # noqa: F401  (registers the letters' models on engine.store.database.Base for metadata comparisons)
+import engine.store.mailing  # noqa: F401  (registers the letters' models on engine.store.database.Base for metadata comparisons)
 
 revision = "0005"
 down_revision = "0004"

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from engine.record.addresses import AddressError, check_address
+from engine.record.importing import InputError, check_row, csv_rows
 from engine.store.database import reader_session, writer_session
+from engine.store.mailing import ContactRow
 
 LANGUAGES = ("en", "fr", "es", "zh")
 CSV_COLUMNS = ("party", "email", "language", "mission", "cc")
@@ -35,8 +38,6 @@ def _split(text: str | None) -> tuple[str, ...]:
 
 def _addresses(text: str | None, field: str) -> tuple[str, ...]:
     """Each address checked (email-validator) and kept as it will be sent: IDNA domain, local part as given."""
-    from notifiers.addresses import AddressError, check_address
-
     checked = []
     for address in _split(text):
         try:
@@ -63,8 +64,6 @@ def validate(party: str, email: str, language: str, mission: str | None = None, 
 
 def set_contacts(url: str, contacts: list[Contact]) -> int:
     """Insert or replace the contacts, all in one transaction. Returns how many were written."""
-    from notifiers.log import ContactRow
-
     now = datetime.now(UTC)
     with writer_session(url) as session, session.begin():
         for c in contacts:
@@ -78,8 +77,6 @@ def set_contacts(url: str, contacts: list[Contact]) -> int:
 def read_csv(path: Path, known_parties) -> list[Contact]:
     """Parse and validate a contacts CSV (columns: party,email,language,mission,cc); all rows or ContactError
     listing every bad row by line number and field (a file that is not UTF-8 or not CSV included)."""
-    from engine.record.importing import InputError, check_row, csv_rows
-
     problems: list[str] = []
     contacts: list[Contact] = []
     try:
@@ -106,8 +103,6 @@ def read_csv(path: Path, known_parties) -> list[Contact]:
 
 def load_contacts(url: str) -> dict[str, Contact]:
     """Every contact by party (empty when the table has none)."""
-    from notifiers.log import ContactRow
-
     with reader_session(url) as session:
         rows = session.scalars(sa.select(ContactRow)).all()
     # Not re-checked here: an address stored before the checks were stricter fails its own

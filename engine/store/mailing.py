@@ -1,4 +1,4 @@
-"""The letters' tables on engine.store.database.Base: contacts, the delivery log (one row per idempotency key), attempts, the scheduler lock.
+"""The letters' tables on engine.store.database.Base: contacts, batches and their items, the delivery log (one row per idempotency key), attempts, recipients.
 
 The schema is created by the migrations engine/store/migrations/versions/0002_letters.py and
 0005_letter_batches.py (batches, their items, and each note's batch and approver); these models
@@ -148,13 +148,3 @@ class RecipientRow(Base):
     status: Mapped[str] = mapped_column(String(10))         # sent | refused | deferred
     detail: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class SchedulerLockRow(Base):
-    """Who holds the scheduler lock (for the refusal message); the lock itself is an advisory/file lock."""
-
-    __tablename__ = "scheduler_lock"
-
-    name: Mapped[str] = mapped_column(String(40), primary_key=True)
-    holder: Mapped[str] = mapped_column(Text)
-    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
