@@ -20,8 +20,21 @@ from engine.backends import Evaluator
 from engine.cli import ops as cli_ops  # noqa: F401  (status and config show)
 from engine.cli import record as cli_record  # noqa: F401  (the record and the daily check)
 from engine.cli import web as cli_web  # noqa: F401  (the HTTP API, pages and calendar feeds)
-from engine.cli.base import (AS_OF_HELP, STATUS_STYLE, TREATY_HELP, app, console, evaluations_of,  # noqa: F401
-                             evaluator, fail, find_in, find_party, parse_date, reset_evaluators, treaties)
+from engine.cli.base import (  # noqa: F401
+    AS_OF_HELP,
+    STATUS_STYLE,
+    TREATY_HELP,
+    app,
+    console,
+    evaluations_of,
+    evaluator,
+    fail,
+    find_in,
+    find_party,
+    parse_date,
+    reset_evaluators,
+    treaties,
+)
 from engine.core import packs
 from engine.core.compute import EvaluationError
 from engine.core.dates import fmt
@@ -29,6 +42,7 @@ from engine.core.evaluate import PartyEvaluation
 from engine.core.explain import explain
 from engine.record import source as record_source
 from engine.runtime.plugins import load_plugins
+from engine.runtime.settings import load_settings
 
 
 @app.command()
@@ -121,7 +135,10 @@ def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
     """The chain behind one date: facts with sources, rules with articles and quotations, the arithmetic.
 
     With several packs, the obligation's id names its pack (<pack>.<article>.<role>); a title is
-    looked up in each pack the party is listed by, in order."""
+    looked up in each pack the party is listed by, in order. An id of a pack that is not selected
+    names its treaty as --treaty would."""
+    if treaty is None:
+        treaty = packs.unselected_owner(obligation_id, load_settings().packs)
     tr = treaties(None, treaty)
     day = parse_date(as_of, within=tr)
     participant = find_in(tr, party)
