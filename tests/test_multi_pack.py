@@ -200,11 +200,13 @@ def test_import_and_export_per_treaty(db_url, monkeypatch, tmp_path):
     assert code == 2 and "not selected" in out
 
 
-def test_an_obligation_id_of_a_pack_not_selected_is_a_clear_error(monkeypatch):
+def test_an_obligation_id_of_a_pack_not_selected_names_its_treaty(monkeypatch):
     code, out = run(monkeypatch, None, "explain", "AFG", "apmbc.art5.clearance", "--as-of", "2021-01-01")
-    assert code == 2 and "rule pack 'apmbc', which is not selected" in out and "--treaty apmbc" in out
-    code, out = run(monkeypatch, None, "explain", "AFG", "apmbc.art5.clearance", "--treaty", "apmbc", "--as-of", "2021-01-01")
     assert code == 0 and out.startswith("apmbc.art5.clearance for Afghanistan")
+    code, named = run(monkeypatch, None, "explain", "AFG", "apmbc.art5.clearance", "--treaty", "apmbc", "--as-of", "2021-01-01")
+    assert code == 0 and named == out
+    code, out = run(monkeypatch, None, "explain", "AFG", "nosuch.art5.clearance", "--as-of", "2021-01-01")
+    assert code == 2 and "nosuch.art5.clearance" in out
 
 
 def test_stats_per_treaty(monkeypatch, tmp_path):
@@ -356,3 +358,25 @@ def test_the_one_pack_dashboard_reads_its_own_pack_s_runs(tmp_path, monkeypatch)
     assert "The last check (run 1) was the first one" in page        # the CCM's run, not the APMBC's later one
     page = _dashboard(url, tmp_path, ("apmbc",))
     assert "The last check (run 2) was the first one" in page
+
+
+def test_explain_takes_the_pack_an_unselected_id_names(monkeypatch):
+    """With the default selection (ccm only), an apmbc id names its treaty as --treaty would:
+    Cambodia, a party of the Mine Ban Convention only, gets its extended Art. 5 chain."""
+    code, out = run(monkeypatch, None, "explain", "KHM", "apmbc.art5.clearance", "--as-of", "2021-01-01")
+    assert code == 0, out
+    assert "due 31 Dec 2025 (originally 1 Jan 2010)" in out and "4RC decided on 29 Nov 2019" in out
+    code, named = run(monkeypatch, None, "explain", "KHM", "apmbc.art5.clearance", "--as-of", "2021-01-01",
+                      "--treaty", "apmbc")
+    assert named == out
+
+
+def test_the_quick_entry_point_explains_an_unselected_pack_alike(monkeypatch):
+    from engine.cli import launch
+
+    args = ["explain", "KHM", "apmbc.art5.clearance", "--as-of", "2021-01-01", "--json"]
+    code, typer_out = run(monkeypatch, None, *args)
+    assert code == 0 and json.loads(typer_out)["obligation"]["due"] == "2025-12-31"
+    reset()
+    quick = launch.answer(args)          # None would mean: handed to the typer app
+    assert quick is not None and json.loads(quick) == json.loads(typer_out)

@@ -83,6 +83,7 @@ def _answer(command: str, arguments: list[str], options: dict) -> str | None:
     import json
     from datetime import date, datetime
 
+    from engine.core import packs
     from engine.core.model import UnknownPartyError
     from engine.record import source as record_source
     from engine.record.textsafe import TextError, parse_day
@@ -94,6 +95,8 @@ def _answer(command: str, arguments: list[str], options: dict) -> str | None:
     logs.configure(settings.log_level, settings.log_format, verbosity=0)
     # the packs as engine.cli.main.treaties selects them
     treaty = options.get("--treaty") or None
+    if treaty is None and command == "explain":             # an id of an unselected pack names it
+        treaty = packs.unselected_owner(arguments[1], settings.packs)
     names = tuple(settings.packs) + ((treaty,) if treaty and treaty not in settings.packs else ())
     backend = (options.get("--backend") or None) if command == "deadlines" else None
     tr = shared_treaties(str(backend or settings.backend), settings.receipts_complete_from, names).only(treaty)

@@ -40,6 +40,7 @@ from engine.core.evaluate import Evaluator, PartyEvaluation
 from engine.core.explain import explain
 from engine.record import source as record_source
 from engine.runtime.plugins import load_plugins
+from engine.runtime.settings import load_settings
 
 
 @app.command()
@@ -132,7 +133,10 @@ def explain_command(party: str = typer.Argument(..., help="ISO3 code or name."),
     """The chain behind one date: facts with sources, rules with articles and quotations, the arithmetic.
 
     With several packs, the obligation's id names its pack (<pack>.<article>.<role>); a title is
-    looked up in each pack the party is listed by, in order."""
+    looked up in each pack the party is listed by, in order. An id of a pack that is not selected
+    names its treaty as --treaty would."""
+    if treaty is None:
+        treaty = packs.unselected_owner(obligation_id, load_settings().packs)
     tr = treaties(None, treaty)
     day = parse_date(as_of, within=tr)
     participant = find_in(tr, party)

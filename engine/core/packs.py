@@ -98,6 +98,16 @@ def pack_of(obligation_id: str) -> str:
     return obligation_id.split(".", 1)[0]
 
 
+def unselected_owner(obligation_id: str, selected: tuple[str, ...] | list[str]) -> str | None:
+    """The pack an obligation id names when it is an existing pack outside ``selected`` (``ccm explain
+    KHM apmbc.art5.clearance`` with the default selection): the id says which treaty is meant, as
+    ``--treaty`` would. None for a selected pack, a title, or a name no folder carries."""
+    name = pack_of(obligation_id)
+    if "." not in obligation_id or name in selected:
+        return None
+    return name if name in discover() else None
+
+
 def _check_name(pack: Pack) -> None:
     """The manifest's name must be the folder's: obligation ids and settings use it."""
     try:
