@@ -100,8 +100,8 @@ def pack_of(obligation_id: str) -> str:
 
 def unselected_owner(obligation_id: str, selected: tuple[str, ...] | list[str]) -> str | None:
     """The pack an obligation id names when it is an existing pack outside ``selected`` (``ccm explain
-    KHM apmbc.art5.clearance`` with the default selection): the id says which treaty is meant, as
-    ``--treaty`` would. None for a selected pack, a title, or a name no folder carries."""
+    PARTY <pack>.<article>.<role>`` with the default selection): the id says which treaty is meant,
+    as ``--treaty`` would. None for a selected pack, a title, or a name no folder carries."""
     name = pack_of(obligation_id)
     if "." not in obligation_id or name in selected:
         return None
