@@ -368,7 +368,7 @@ def _preview_sent(url, batch_id, iso3, html, pdf, limit, json_output=False) -> N
             print(f"# {row.party}: {row.status}, approved by {row.approved_by}\nTo: {row.recipients}\nSubject: {row.subject}\n")
             print(pages[-1])
     if pdf is not None:
-        from notifiers import pdf as pdf_notes
+        from notifiers import pdf as pdf_notes  # lazy: WeasyPrint only for --pdf
 
         pdf_notes.write_html_pages(pdf, pages)
         console.print(f"Wrote {len(pages)} note(s) to {pdf}.", highlight=False)
@@ -476,6 +476,7 @@ def letters_send(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HE
     _ready(settings.database_url)
     url = settings.database_url
     if dry_run:
+        # lazy: the contacts' store and the notes only for a dry run
         from engine.record.contacts import load_contacts
         from notifiers.notes import consolidate
 

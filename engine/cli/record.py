@@ -278,7 +278,7 @@ def record_report(party: str = typer.Argument(..., help="ISO3 code or name."),
 
 @record_app.command("extension-request")
 def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or name."),
-                             article: str = typer.Option(..., "--article", help="3 or 4."),
+                             article: str = typer.Option(..., "--article", help="The article number, one the pack's rules know for this event."),
                              meeting: str = typer.Option(..., "--meeting", help="Meeting code, as in the pack's meetings.csv."),
                              submitted: str = typer.Option(..., "--submitted", help="Date submitted, YYYY-MM-DD."),
                              symbol: str | None = typer.Option(None, "--symbol", help="Document symbol."),
@@ -297,7 +297,7 @@ def record_extension_request(party: str = typer.Argument(..., help="ISO3 code or
 
 @record_app.command("decision")
 def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
-                    article: str = typer.Option(..., "--article", help="3 or 4."),
+                    article: str = typer.Option(..., "--article", help="The article number, one the pack's rules know for this event."),
                     meeting: str = typer.Option(..., "--meeting", help="Meeting code, as in the pack's meetings.csv."),
                     decided: str = typer.Option(..., "--decided", help="Date decided, YYYY-MM-DD."),
                     granted: str = typer.Option(..., "--granted", help="The new deadline granted, YYYY-MM-DD."),
@@ -319,7 +319,7 @@ def record_decision(party: str = typer.Argument(..., help="ISO3 code or name."),
 
 @record_app.command("completion")
 def record_completion(party: str = typer.Argument(..., help="ISO3 code or name."),
-                      article: str = typer.Option(..., "--article", help="3 or 4."),
+                      article: str = typer.Option(..., "--article", help="The article number, one the pack's rules know for this event."),
                       completed: str = typer.Option(..., "--completed", help="Date completed, YYYY-MM-DD."),
                       declared_at: str | None = typer.Option(None, "--declared-at", help="Meeting code where compliance was declared."),
                       source: str | None = typer.Option(None, "--source", help="URL."),

@@ -99,6 +99,7 @@ def _events(url: str):
     if not store.database_exists(url):
         return []
     try:
+        # lazy: the ORM only once a database exists
         from engine.record.events import load_events
 
         return load_events(url)
