@@ -29,7 +29,7 @@ setup(
         "rich>=13",
         "psycopg[binary]>=3.1",
         "fastapi>=0.110",
-        "uvicorn>=0.29",
+        "uvicorn[standard]>=0.29",   # uvloop and httptools: the server's loop and HTTP parser in C
         "icalendar>=6",
         "platformdirs>=3",     # the user's config and data folders when no config sets them
         "swagger-ui-bundle-v2>=5",   # /docs served from the server, offline (no CDN)

@@ -118,6 +118,16 @@ def minimal_app():
 
 # ----------------------------------------------------------------------------- the driver
 
+def _uvicorn_kind() -> str:
+    """Which event loop and HTTP parser uvicorn's "auto" picks here (uvloop and httptools, installed with
+    uvicorn[standard], or asyncio and h11)."""
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{loop} loop, {http} parser"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -171,7 +181,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--parties", default=DEFAULT_PARTIES, help="ISO3 codes the clients cycle through.")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, the same for both apps.")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="uvicorn worker processes, the same for both apps; default as `ccm serve`: one per CPU core.")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--misses", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -179,6 +190,10 @@ def main() -> None:
     if args.client:
         client_main(args)
         return
+    if args.workers is None:   # asked of a child: this folder's engine.py would shadow the engine package here
+        ask = "from engine.web.app import server_processes; print(server_processes(0))"
+        args.workers = int(subprocess.run([sys.executable, "-c", ask], cwd=Path(__file__).resolve().parent.parent,
+                                          check=True, capture_output=True, text=True).stdout)
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="ccm-api-bench-") as folder:
@@ -206,7 +221,8 @@ def main() -> None:
 
     floor = results["minimal FastAPI app (fixed bytes)"]
     print(f"GET /api/parties/{{iso3}}/obligations, {args.requests} requests, {args.concurrency} keep-alive clients "
-          f"(second process), {len(args.parties.split(','))} parties; uvicorn with {args.workers} worker process(es) each\n")
+          f"(second process), {len(args.parties.split(','))} parties; uvicorn with {args.workers} worker process(es) each, "
+          f"{_uvicorn_kind()}\n")
     width = max(len(name) for name in results)
     print(f"{'server':{width}} | {'req/s':>6} | {'p50 ms':>6} | {'p99 ms':>6} | {'max ms':>6} | errors | "
           f"req/s vs minimal | p99 vs minimal")

@@ -140,6 +140,7 @@ BAD_ENV = [
     ("CCM_SMTP_PORT", "abc", "whole number"),
     ("CCM_BACKEND", "drools", "one of durable, reference"),
     ("CCM_LOG_LEVEL", "LOUD", "one of DEBUG"),
+    ("CCM_API_WORKERS", "-1", "from 0 to 64"),
 ]
 
 

@@ -26,17 +26,24 @@ from engine.runtime.settings import load_settings
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
           port: int = typer.Option(8000, "--port", help="TCP port."),
+          workers: int | None = typer.Option(None, "--workers", min=0,
+                                             help="Server processes; 0: one per CPU core. Default: [api] workers."),
           log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level.")) -> None:
     """Serve the HTTP API (/api, /openapi.json), the calendar feeds and the pages (/ and /parties/ISO3).
 
     Reads are public; recording needs the ISU's bearer token (see [api] in config.toml).
     The scheduler is not started here: it runs in its own process.
     """
-    # lazy: uvicorn load only when this command runs, not on the start-up of ccm
+    # lazy: uvicorn and the web app load only when this command runs, not on the start-up of ccm
     import uvicorn
 
-    daemon_logging(load_settings())
-    uvicorn.run("engine.web.app:create_app", factory=True, host=host, port=port, log_level=log_level, log_config=None)
+    from engine.web.app import load_api_config, server_processes
+
+    settings = load_settings()
+    daemon_logging(settings)
+    processes = server_processes(load_api_config(settings).workers if workers is None else workers)
+    uvicorn.run("engine.web.app:create_app", factory=True, host=host, port=port, log_level=log_level, log_config=None,
+                workers=processes)
 
 
 @app.command()

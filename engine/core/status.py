@@ -18,6 +18,7 @@ followed by ``.start``, ``.end`` or ``.status`` (that meeting's).
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Callable, Iterable
@@ -268,9 +269,15 @@ def parse_mode(file: str, entry: Any, statuses: tuple[str, ...]) -> tuple[Status
 
 def role_kind(role: Role, rule: Any, follows: Any) -> str:
     """The fact kind a role stands for, for one rule."""
-    values = {"fulfilled_by": rule.fulfilled_by or "", "decided_by": rule.decided_by or "",
-              "follows.fulfilled_by": (follows.fulfilled_by or "") if follows is not None else ""}
-    return re.sub(r"\{([^}]*)\}", lambda m: values[m.group(1)], role.kind)
+    return _kind(role.kind, rule.fulfilled_by or "", rule.decided_by or "",
+                 (follows.fulfilled_by or "") if follows is not None else "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _kind(template: str, fulfilled_by: str, decided_by: str, follows_fulfilled_by: str) -> str:
+    # cached: every evaluation asks it for every obligation and role, always of the same few rules
+    values = {"fulfilled_by": fulfilled_by, "decided_by": decided_by, "follows.fulfilled_by": follows_fulfilled_by}
+    return re.sub(r"\{([^}]*)\}", lambda m: values[m.group(1)], template)
 
 
 # ----------------------------------------------------------------------------- subjects
@@ -456,6 +463,26 @@ def chosen(case: Case, subject: Subject, bindings: list[dict[str, Fact]]) -> dic
 _FIELD = re.compile(r"\{([^{}]+)\}")
 
 
+@functools.lru_cache(maxsize=1024)
+def _pieces(template: str) -> tuple[tuple[bool, str], ...]:
+    """A reason's text cut into (False, literal) and (True, expression) pieces, once per template:
+    every evaluation renders the same few templates.
+
+    >>> _pieces("due {date(deadline)}, {days(as_of, deadline)} days")
+    ((False, 'due '), (True, 'date(deadline)'), (False, ', '), (True, 'days(as_of, deadline)'), (False, ' days'))
+    """
+    pieces: list[tuple[bool, str]] = []
+    at = 0
+    for match in _FIELD.finditer(template):
+        if match.start() > at:
+            pieces.append((False, template[at:match.start()]))
+        pieces.append((True, match.group(1).strip()))
+        at = match.end()
+    if at < len(template):
+        pieces.append((False, template[at:]))
+    return tuple(pieces)
+
+
 def _date(text: Any) -> date:
     return date.fromisoformat(str(text))
 
@@ -467,8 +494,7 @@ def verdict(case: Case, subject: Subject, binding: dict[str, Fact], context: Con
     def render(template: str, extra: dict[str, Fact]) -> str:
         scope = {**binding, **extra}
 
-        def one(match: re.Match[str]) -> str:
-            expression = match.group(1).strip()
+        def one(expression: str) -> str:
             if expression.startswith("days(") and expression.endswith(")"):
                 a, b = (part.strip() for part in expression[5:-1].split(","))
                 return str((_date(_value_in(a, scope)) - _date(_value_in(b, scope))).days * -1)
@@ -477,7 +503,7 @@ def verdict(case: Case, subject: Subject, binding: dict[str, Fact], context: Con
             if expression in SCALARS:
                 return fmt(_date(_value_in(expression, scope)))
             return str(_value_in(expression, scope))
-        return _FIELD.sub(one, template)
+        return "".join(one(part) if is_field else part for is_field, part in _pieces(template))
 
     def _value_in(text: str, scope: dict[str, Fact]) -> Any:
         if text in SCALARS:

@@ -113,7 +113,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                 "format": Key("str", env="CCM_LOG_FORMAT", choices=("text", "json"), fold_case=True)},
     "api": {"isu_token_env": Key("str"), "state_tokens_env": Key("str"), "calendar_domain": Key("str", check=_not_blank),
             "alarm_days": Key("list[int]", minimum=0), "state_ttl_seconds": Key("number", minimum=0),
-            "cache_size": Key("int", minimum=0)},
+            "cache_size": Key("int", minimum=0), "workers": Key("int", env="CCM_API_WORKERS", minimum=0, maximum=64)},
     "letters": {"notifier": Key("str", env="CCM_NOTIFIER", choices=("outbox", "smtp")),
                 "outbox": Key("str", env="CCM_OUTBOX_FOLDER", check=_not_blank), "from": Key("str", check=_not_blank),
                 "reply_to": Key("str"), "cc": Key("list[str]"), "reference_prefix": Key("str"),

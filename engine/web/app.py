@@ -64,6 +64,7 @@ from engine.record.textsafe import TextError, parse_day
 from engine.registry.names import display_name
 from engine.registry.shared import shared_evaluator, shared_treaties
 from engine.runtime.plugins import load_plugins
+from engine.runtime.schema import check_env
 from engine.runtime.settings import Settings, load_settings
 from engine.web import timeline
 
@@ -93,6 +94,7 @@ class ApiConfig:
     state_ttl_seconds: float = 1.0
     cache_size: int = 4096
     base_url: str = ""        # the public address (https://deadlines.example.org): calendar links use it, never Host
+    workers: int = 0          # `ccm serve`'s processes; 0: one per CPU core (see server_processes)
 
 
 def load_api_config(settings: Settings) -> ApiConfig:
@@ -100,9 +102,24 @@ def load_api_config(settings: Settings) -> ApiConfig:
     data: dict[str, Any] = settings.file_data.get("api", {})   # type-checked by load_settings
     known = ApiConfig.__dataclass_fields__
     values = {k: v for k, v in data.items() if k in known}
+    env, _problems = check_env(dict(os.environ))        # the problems stopped load_settings already
+    values.update({key: value for (table, key), value in env.items() if table == "api" and key in known})
     if "alarm_days" in values:
         values["alarm_days"] = tuple(int(d) for d in values["alarm_days"])
     return ApiConfig(**values)
+
+
+def server_processes(configured: int, cores: int | None = None) -> int:
+    """How many processes ``ccm serve`` starts: the configured number, or with 0 one per CPU core, at most
+    eight. An evaluation holds the GIL for a millisecond or more, so one process computes one answer at a
+    time; each process keeps its own cache and reads the state at most once per ``state_ttl_seconds``.
+
+    >>> server_processes(0, cores=2), server_processes(3, cores=2), server_processes(0, cores=64)
+    (2, 3, 8)
+    """
+    if configured > 0:
+        return configured
+    return max(1, min(cores if cores is not None else (os.cpu_count() or 1), 8))
 
 
 # ----------------------------------------------------------------------------- the service
