@@ -12,6 +12,9 @@ Guarantees:
 * A batch is approved once; approving it again is refused with a sentence saying by whom and when.
 * Wording follows the log: an item is a "further" reminder only if a note that was *sent*
   already reminded the State of it (notifiers.notes).
+* A batch belongs to one rule pack (``letter_batches.pack``): with several packs selected, a
+  day's mailing is one batch per pack, each note is about one treaty, worded with that pack's
+  wording and signer, and approval re-checks it with that pack's rules and recorded events.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from email.message import EmailMessage
 
 import sqlalchemy as sa
 
+from engine.core import packs
 from engine.record.contacts import Contact, load_contacts
 from engine.store.database import is_sqlite, reader_session, writer_session
 from engine.store.mailing import BatchRow, ItemRow, LetterRow
 from notifiers import letters as letter_text
 from notifiers.base import build_message, message_id
 from notifiers.config import LettersConfig
-from notifiers.dues import obligations_as_of
+from notifiers.dues import Selected, obligations_as_of, treaties_of
 from notifiers.notes import Note, SentItem, consolidate
 from notifiers.planner import OPEN_STATUSES, Due, PlannedLetter, plan
 
@@ -51,6 +55,7 @@ class BatchPlan:
     batch_id: int | None
     items: list[PlannedLetter]
     no_contact: dict[str, list[PlannedLetter]] = field(default_factory=dict)
+    pack: str | None = None          # the rule pack whose items these are (one batch per pack)
 
     @property
     def parties(self) -> list[str]:
@@ -69,11 +74,13 @@ class Approval:
     not_rendered: list[tuple[str, str]] = field(default_factory=list)   # (party, why): its items planned again
 
 
-def still_open(url: str, evaluator, items: list[ItemRow], today: date) -> set[str]:
+def still_open(url: str, evaluator, items: list[ItemRow], today: date, home: str | None = None) -> set[str]:
     """The keys of the items whose obligation is still open on ``today`` with the same due date: a report
-    recorded, or a deadline moved, between planning and approval leaves the note."""
+    recorded, or a deadline moved, between planning and approval leaves the note. ``evaluator`` is the
+    items' pack's; ``home`` owns the recorded events that name no pack (the settings' first pack)."""
     parties = {row.party for row in items}
-    current = {(d.party, d.obligation_id, d.period): d for d in obligations_as_of(url, evaluator, today, parties)}
+    current = {(d.party, d.obligation_id, d.period): d
+               for d in obligations_as_of(url, evaluator, today, parties, home=home)}
     keep = set()
     for row in items:
         due = current.get((row.party, row.obligation_id, row.period))
@@ -120,21 +127,34 @@ def _as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)   # SQLite returns naive UTC
 
 
-def plan_batch(url: str, config: LettersConfig, as_of: date, dues: list[Due], now: datetime) -> BatchPlan:
-    """Record a batch of the items due as of the date for the parties with a contact (none if nothing is new).
+def one_pack(dues: list[Due], pack: str | None = None) -> str | None:
+    """The rule pack of one pack's dues (their obligation ids' prefix), or ``pack`` when given; None for
+    no dues. Raises ValueError for dues of two packs: a batch, like a note, is about one treaty."""
+    found = {packs.pack_of(d.obligation_id) for d in dues} | ({pack} if pack else set())
+    if len(found) > 1:
+        raise ValueError(f"a batch holds the items of one rule pack, not {sorted(found)}")
+    return found.pop() if found else None
+
+
+def plan_batch(url: str, config: LettersConfig, as_of: date, dues: list[Due], now: datetime,
+               pack: str | None = None) -> BatchPlan:
+    """Record a batch of one pack's items due as of the date for the parties with a contact (none if nothing
+    is new); ``dues`` are that pack's (``pack``, or their obligation ids' prefix).
 
     Items of parties without a contact are not recorded: they are planned again once a contact exists.
+    Raises ValueError for dues of two packs.
     """
+    pack = one_pack(dues, pack)
     contacts = load_contacts(url)
     found = plan(dues, planned_keys(url), config.policy, as_of)
-    result = BatchPlan(as_of=as_of, batch_id=None, items=[p for p in found if p.party in contacts])
+    result = BatchPlan(as_of=as_of, batch_id=None, items=[p for p in found if p.party in contacts], pack=pack)
     for p in found:
         if p.party not in contacts:
             result.no_contact.setdefault(p.party, []).append(p)
     if not result.items:
         return result
     with writer_session(url) as session, session.begin():
-        batch = BatchRow(as_of=as_of, created_at=now, status="planned")
+        batch = BatchRow(as_of=as_of, created_at=now, status="planned", pack=pack)
         session.add(batch)
         session.flush()
         insert = _insert(session)
@@ -187,13 +207,14 @@ def get_batch(url: str, batch_id: int) -> tuple[BatchRow, list[ItemRow]]:
     return batch, items
 
 
-def list_batches(url: str, limit: int = 20) -> list[tuple[BatchRow, int, int]]:
-    """(batch, items, States) newest first."""
+def list_batches(url: str, limit: int = 20, pack_names: tuple[str, ...] | None = None) -> list[tuple[BatchRow, int, int]]:
+    """(batch, items, States) newest first (only the batches of ``pack_names`` when given)."""
     with reader_session(url) as session:
-        rows = session.execute(
-            sa.select(BatchRow, sa.func.count(ItemRow.id), sa.func.count(sa.distinct(ItemRow.party)))
-            .join(ItemRow, ItemRow.batch_id == BatchRow.id, isouter=True)
-            .group_by(BatchRow.id).order_by(BatchRow.id.desc()).limit(limit)).all()
+        query = (sa.select(BatchRow, sa.func.count(ItemRow.id), sa.func.count(sa.distinct(ItemRow.party)))
+                 .join(ItemRow, ItemRow.batch_id == BatchRow.id, isouter=True))
+        if pack_names is not None:
+            query = query.where(BatchRow.pack.in_(pack_names))
+        rows = session.execute(query.group_by(BatchRow.id).order_by(BatchRow.id.desc()).limit(limit)).all()
     return [(batch, items, states) for batch, items, states in rows]
 
 
@@ -219,9 +240,11 @@ class RenderedNote:
 
 def render_note(note: Note, contact: Contact, evaluator, config: LettersConfig, batch_id: int, now: datetime,
                 language: str | None = None) -> RenderedNote:
-    """The note rendered in the contact's language (or ``language``) and its RFC 5322 message."""
+    """The note rendered in the contact's language (or ``language``) and its RFC 5322 message: worded with
+    its pack's wording (the evaluator is that pack's), signed and referenced as ``[letters.packs.<pack>]`` says."""
+    config = config.for_pack(packs.pack_of(note.items[0].planned.obligation_id))
     kinds = [config.policy.kind_of(item.planned.obligation_id) for item in note.items]
-    signer = config.signers[next((k.signer for k in kinds if k), "isu")]
+    signer = config.signer_of(next((k.signer for k in kinds if k), None))
     language = language or contact.language
     key = note_key(note.party, batch_id)
     rendered = letter_text.render_note(note, evaluator.registry, evaluator.rulebook, language, signer,
@@ -234,12 +257,16 @@ def render_note(note: Note, contact: Contact, evaluator, config: LettersConfig, 
     return RenderedNote(note=note, contact=contact, rendered=rendered, message=message, key=key)
 
 
-def approve(url: str, batch_id: int, by: str, evaluator, config: LettersConfig, now: datetime) -> Approval:
+def approve(url: str, batch_id: int, by: str, selected: Selected, config: LettersConfig, now: datetime) -> Approval:
     """Approve a planned batch: render one note per State dated today and queue it, recording who approved and when.
 
+    The batch's notes are checked again and worded with its own pack's evaluator, taken from ``selected``
+    (the selected packs, or one pack's evaluator).
+
     Raises BatchError for an unknown batch, one already approved, one planned for a date after today,
-    or an empty name.
+    one of a pack not among ``selected``, or an empty name.
     """
+    tr = treaties_of(selected)
     by = (by or "").strip()
     if not by:
         raise BatchError("say who approves the batch (--by NAME): the delivery log records it")
@@ -258,8 +285,9 @@ def approve(url: str, batch_id: int, by: str, evaluator, config: LettersConfig, 
         if batch.as_of > today:
             raise BatchError(f"batch {batch_id} was planned as of {batch.as_of.isoformat()}, after today "
                              f"({today.isoformat()}); approve it on or after that date")
+        evaluator = pack_evaluator(tr, batch)
         items = list(session.scalars(sa.select(ItemRow).where(ItemRow.batch_id == batch_id).order_by(ItemRow.id)))
-        keep = still_open(url, evaluator, items, today)
+        keep = still_open(url, evaluator, items, today, tr.home)
         settled = [row.key for row in items if row.key not in keep]
         if settled:                   # settled since planning: not sent, and planned again should they reopen
             session.execute(sa.delete(ItemRow).where(ItemRow.key.in_(settled)))
@@ -298,6 +326,15 @@ def approve(url: str, batch_id: int, by: str, evaluator, config: LettersConfig, 
     return Approval(batch_id=batch_id, approved_by=by, approved_at=now, notes=len(rows),
                     items=sum(len(n.items) for n, _ in rows), no_contact=missing, settled=settled,
                     not_rendered=not_rendered)
+
+
+def pack_evaluator(tr, batch: BatchRow):
+    """The evaluator of the batch's pack. Raises BatchError when that pack is not selected."""
+    if batch.pack not in tr.names:
+        raise BatchError(f"batch {batch.id} is a mailing of the rule pack {batch.pack!r}, which is not selected "
+                         f"(selected: {', '.join(tr.names)}); select it in config.toml ([engine] pack) or with "
+                         f"CCM_PACK={','.join((*tr.names, batch.pack))}")
+    return tr.get(batch.pack)
 
 
 def discard(url: str, batch_id: int) -> int:

@@ -21,7 +21,8 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 
-from engine.cli.base import daemon_logging, evaluator, fail, find_party, parse_date
+from engine.cli.base import daemon_logging, fail, find_in, parse_date, treaties
+from engine.core.packs import PackError
 from engine.record.textsafe import printable
 from engine.runtime.errors import OperationalFailure
 from engine.runtime.settings import load_settings
@@ -31,6 +32,24 @@ contacts_app = typer.Typer(no_args_is_help=True, help="Where each State's letter
 letters_app = typer.Typer(no_args_is_help=True, help="Reminder notes: plan a batch, preview, approve, send, and the delivery log.")
 schedule_app = typer.Typer(no_args_is_help=True, help="The scheduler process: the daily check, then the letters.")
 AS_OF_HELP = "Plan as of this date (YYYY-MM-DD); default today (UTC)."
+TREATY = typer.Option(None, "--treaty", help="Only this rule pack's letters (a selected one); default: every selected "
+                      "pack, each with its own batch.")
+
+
+def _selected(treaty: str | None = None):
+    """The selected packs (engine/registry/treaties.py), or only the one ``--treaty`` names; exit 2 for a pack
+    that is not selected."""
+    tr = treaties()
+    try:
+        return tr.only(treaty)
+    except PackError as error:
+        fail(f"{error}. Letters are written for a selected pack only: select it in config.toml ([engine] pack) or "
+             f"with CCM_PACK={','.join((*tr.names, treaty or ''))}")
+
+
+def _headed(tr, name: str, text: str) -> str:
+    """``text``, preceded by the treaty's name when several packs are in play (one pack: as it always was)."""
+    return f"{name.upper()}: {text}" if tr.several else text
 
 
 def Table(*args, **kwargs):
@@ -86,7 +105,7 @@ def contacts_set(party: str = typer.Argument(..., help="ISO3 code or name."),
     from engine.record.contacts import ContactError, set_contacts, validate
 
     settings, _ = _settings()
-    iso3 = find_party(evaluator(), party).iso3
+    iso3 = find_in(_selected(), party).iso3       # a party of any selected treaty
     try:
         contact = validate(iso3, email, language, mission, cc)
     except ContactError as error:
@@ -109,7 +128,7 @@ def _rerender(parties: list[str], quiet: bool = False) -> list[tuple[str, str]]:
     from notifiers import delivery
 
     settings, config = _settings()
-    problems = delivery.rerender_for_parties(settings.database_url, evaluator(), config, parties)
+    problems = delivery.rerender_for_parties(settings.database_url, _selected(), config, parties)
     if not quiet:
         for key, problem in problems:
             console.print(f"[yellow]not re-rendered:[/] {key}: {problem}", highlight=False)
@@ -126,7 +145,7 @@ def contacts_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
 
     settings, _ = _settings()
     try:
-        contacts = read_csv(file, set(evaluator().registry.participants))
+        contacts = read_csv(file, {iso3 for ev in _selected().evaluators for iso3 in ev.registry.participants})
     except ContactError as error:
         fail(str(error))
     _ready(settings.database_url)
@@ -164,14 +183,20 @@ def contacts_list(json_output: bool = typer.Option(False, "--json", help="Print 
 
 # ----------------------------------------------------------------------------- letters
 
-def _plan(as_of: str | None):
+def _plans(tr, as_of: str | None):
+    """(settings, config, day, [(pack, evaluator, its dues, what its batch would hold)]) in the packs' order."""
     # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     settings, config = _settings()
-    day = parse_date(as_of)
+    day = parse_date(as_of, within=tr)
     _ready(settings.database_url)
-    return settings, config, day, delivery.make_plan(settings.database_url, evaluator(), config, day)
+    url = settings.database_url
+    found = []
+    for name, ev in tr.items():
+        dues = delivery.obligations_as_of(url, ev, day, home=tr.home)
+        found.append((name, ev, dues, delivery.make_plan(url, ev, config, day, dues, home=tr.home)))
+    return settings, config, day, found
 
 
 def _print_no_contact(no_contact) -> None:
@@ -194,35 +219,45 @@ def _today():
 @letters_app.command("plan")
 def letters_plan(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
                  limit: int = typer.Option(40, "--limit", help="Rows printed (--json prints all)."),
-                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+                 json_output: bool = typer.Option(False, "--json", help="Print JSON (with several packs, a list: one "
+                                                  "object per pack, with its \"treaty\")."),
+                 treaty: str | None = TREATY) -> None:
     """Plan a mailing: record a batch of the items due and not yet planned (one note per State), to preview and approve.
 
+    With several packs selected, one batch per pack: a note is about one treaty.
     A date after today only shows what would be planned (nothing is recorded).
     """
     # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
-    settings, config, day, the_plan = _plan(as_of)
+    tr = _selected(treaty)
+    settings, config, day, found = _plans(tr, as_of)
     now = datetime.now(UTC)
     future = day > now.date()
-    if not future and the_plan.items:
-        the_plan = batches.plan_batch(settings.database_url, config, day, _dues(settings, day), now)
-    if json_output:
-        print(json.dumps({"as_of": day.isoformat(), "batch": the_plan.batch_id, "recorded": the_plan.batch_id is not None,
-                          "items": [
+    shown = []
+    for name, ev, dues, the_plan in found:
+        if not future and the_plan.items:
+            the_plan = batches.plan_batch(settings.database_url, config, day, dues, now, pack=name)
+        shown.append({**({"treaty": name} if tr.several else {}), "as_of": day.isoformat(), "batch": the_plan.batch_id,
+                      "recorded": the_plan.batch_id is not None, "items": [
             {"key": p.key, "party": p.party, "obligation": p.obligation_id, "period": p.period, "stage": p.stage,
              "kind": p.kind, "due": p.due.isoformat(), "stage_date": p.stage_date.isoformat(),
              "skipped_stages": list(p.skipped)} for p in the_plan.items],
-            "no_contact": {party: [p.key for p in ps] for party, ps in the_plan.no_contact.items()}},
-            ensure_ascii=False, indent=1))
-        return
-    title = (f"Batch {the_plan.batch_id}: " if the_plan.batch_id else "") + \
-        f"items due as of {day.isoformat()} ({len(the_plan.items)} in {len(the_plan.parties)} note(s))"
+            "no_contact": {party: [p.key for p in ps] for party, ps in the_plan.no_contact.items()}})
+        if not json_output:
+            _print_plan(tr, name, ev, the_plan, day, future, limit)
+    if json_output:
+        print(json.dumps(shown if tr.several else shown[0], ensure_ascii=False, indent=1))
+
+
+def _print_plan(tr, name: str, ev, the_plan, day, future: bool, limit: int) -> None:
+    title = _headed(tr, name, (f"Batch {the_plan.batch_id}: " if the_plan.batch_id else "") +
+                    f"items due as of {day.isoformat()} ({len(the_plan.items)} in {len(the_plan.parties)} note(s))")
     table = _fitted(title)
     for column in ("Party", "Obligation", "Period", "Stage", "Due"):    # names wrap; the rest never does
         table.add_column(column, no_wrap=column != "Obligation", overflow="fold", ratio=1 if column == "Obligation" else None,
                          min_width=14 if column == "Obligation" else None)
-    names = evaluator().rulebook.name_of
+    names = ev.rulebook.name_of
     for p in the_plan.items[:limit]:
         table.add_row(p.party, names(p.obligation_id), p.period, p.stage, p.due.isoformat())
     console.print(table)
@@ -234,38 +269,38 @@ def letters_plan(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HE
     elif future:
         console.print(f"{day.isoformat()} is after today: shown only, no batch recorded.", highlight=False)
     else:
-        console.print("Nothing new to plan.", highlight=False)
+        console.print(_headed(tr, name, "Nothing new to plan."), highlight=False)
     _print_no_contact(the_plan.no_contact)
 
 
-def _dues(settings, day):
-    # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
-    from notifiers import delivery
-
-    return delivery.obligations_as_of(settings.database_url, evaluator(), day)
-
-
 @letters_app.command("batches")
-def letters_batches(limit: int = typer.Option(20, "--limit"), json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """The mailings planned, newest first: items, States, and who approved them."""
+def letters_batches(limit: int = typer.Option(20, "--limit"), json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+                    treaty: str | None = typer.Option(None, "--treaty", help="Only this rule pack's batches.")) -> None:
+    """The mailings planned, newest first: the treaty of each, items, States, and who approved them."""
     # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     settings, _ = _settings()
     _ready(settings.database_url)
+    tr = _selected(treaty)
+    # every batch by default (one of a pack no longer selected too); --treaty: that pack's
+    found = batches.list_batches(settings.database_url, limit, (treaty,) if treaty else None)
     if json_output:
-        print(json.dumps([{"batch": batch.id, "as_of": batch.as_of.isoformat(), "planned_at": batch.created_at.isoformat(),
+        print(json.dumps([{"batch": batch.id, "treaty": batch.pack, "as_of": batch.as_of.isoformat(), "planned_at": batch.created_at.isoformat(),
                            "items": items, "states": states, "status": batch.status, "approved_by": batch.approved_by,
                            "approved_at": batch.approved_at.isoformat() if batch.approved_at else None}
-                          for batch, items, states in batches.list_batches(settings.database_url, limit)],
+                          for batch, items, states in found],
                          ensure_ascii=False, indent=1))
         return
     table = _fitted("Batches")
-    for column in ("Batch", "As of", "Planned", "Items", "States", "Status", "Approved by", "Approved at"):
+    # the treaty's column when more than one can appear (one pack, and only its batches: as it always was)
+    treaty_column = tr.several or any(batch.pack != tr.names[0] for batch, _, _ in found)
+    for column in ("Batch", *(("Treaty",) if treaty_column else ()), "As of", "Planned", "Items", "States", "Status",
+                   "Approved by", "Approved at"):
         table.add_column(column, no_wrap=column != "Approved by", overflow="fold")
-    for batch, items, states in batches.list_batches(settings.database_url, limit):
-        table.add_row(str(batch.id), batch.as_of.isoformat(), f"{batch.created_at:%Y-%m-%d %H:%M}", str(items),
-                      str(states), batch.status, batch.approved_by or "",
+    for batch, items, states in found:
+        table.add_row(str(batch.id), *((batch.pack,) if treaty_column else ()), batch.as_of.isoformat(),
+                      f"{batch.created_at:%Y-%m-%d %H:%M}", str(items), str(states), batch.status, batch.approved_by or "",
                       f"{batch.approved_at:%Y-%m-%d %H:%M}" if batch.approved_at else "")
     console.print(table)
 
@@ -281,8 +316,9 @@ def letters_preview(batch: int | None = typer.Argument(None, help="The batch (fr
                                                        "with room for the letterhead."),
                     limit: int = typer.Option(0, "--limit", help="At most this many notes (0: all)."),
                     json_output: bool = typer.Option(False, "--json", help="Print JSON: each note's recipient, "
-                                                     "subject, text and HTML.")) -> None:
-    """Show the notes as they would be sent today: dated today, one per State, in each contact's language."""
+                                                     "subject, text and HTML."),
+                    treaty: str | None = TREATY) -> None:
+    """Show the notes as they would be sent today: dated today, one per State per treaty, in each contact's language."""
     # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.record.contacts import Contact, load_contacts
     from notifiers import batches
@@ -297,41 +333,47 @@ def letters_preview(batch: int | None = typer.Argument(None, help="The batch (fr
     _ready(settings.database_url)
     url = settings.database_url
     now = datetime.now(UTC)
-    iso3 = find_party(evaluator(), party).iso3 if party else None
+    tr = _selected(treaty)
+    iso3 = find_in(tr, party).iso3 if party else None
     if batch is not None:
         if as_of:
             fail("--as-of applies without BATCH only: a batch's notes are dated the day they are approved")
         try:
             row, items = batches.get_batch(url, batch)
+            _batch_of(tr, row, treaty)
         except batches.BatchError as error:
             fail(str(error))
             return
         if row.status == "approved":
             _preview_sent(url, batch, iso3, html, pdf, limit, json_output)
             return
-        notes = batches.notes_of(url, items, max(now.date(), row.as_of))
+        # the batch's notes, worded by its own pack
+        each = [(row.pack, tr.get(row.pack), batches.notes_of(url, items, max(now.date(), row.as_of)))]
         batch_id = batch
     else:
-        _, _, day, the_plan = _plan(as_of)
-        notes = consolidate(the_plan.items + [p for ps in the_plan.no_contact.values() for p in ps],
-                            batches.sent_items(url), max(day, now.date()))
+        _, _, day, found = _plans(tr, as_of)
+        each = [(name, ev, consolidate(the_plan.items + [p for ps in the_plan.no_contact.values() for p in ps],
+                                       batches.sent_items(url), max(day, now.date())))
+                for name, ev, _, the_plan in found]
         batch_id = 0
     contacts = load_contacts(url)
-    notes = [n for n in notes if iso3 is None or n.party == iso3]
+    chosen = [(name, ev, n) for name, ev, notes in each for n in notes if iso3 is None or n.party == iso3]
     if limit:
-        notes = notes[:limit]
+        chosen = chosen[:limit]
+    notes = [n for _, _, n in chosen]
     rendered = []
     shown = []
-    for note in notes:
+    for name, ev, note in chosen:
         contact = contacts.get(note.party) or Contact(note.party, ("no-contact@invalid.example",), language or "en")
-        out = batches.render_note(note, contact, evaluator(), config, batch_id, now, language)
+        out = batches.render_note(note, contact, ev, config, batch_id, now, language)
         rendered.append(out.rendered)
         if json_output:
-            shown.append({"party": note.party, "items": len(note.items), "contact": note.party in contacts,
+            shown.append({"party": note.party, **({"treaty": name} if tr.several else {}), "items": len(note.items),
+                          "contact": note.party in contacts,
                           "batch": batch, "language": language or contact.language, "to": out.message["To"],
                           "subject": out.rendered.subject, "text": out.rendered.text, "html": out.rendered.html})
         elif pdf is None:
-            print(f"# {note.party}: {len(note.items)} item(s)" + ("" if note.party in contacts else "  (no contact)")
+            print(f"# {_headed(tr, name, note.party)}: {len(note.items)} item(s)" + ("" if note.party in contacts else "  (no contact)")
                   + (f", batch {batch}" if batch is not None else " (not recorded)"))
             print(f"To: {out.message['To']}\nSubject: {out.rendered.subject}\n")
             print(out.rendered.html if html else out.rendered.text)
@@ -342,6 +384,16 @@ def letters_preview(batch: int | None = typer.Argument(None, help="The batch (fr
         _write_pdf(pdf, rendered)
     if not notes:
         console.print("No notes.", highlight=False)
+
+
+def _batch_of(tr, row, treaty: str | None) -> None:
+    """Raise BatchError for a batch of another pack than ``--treaty``, or of a pack not selected."""
+    # lazy: as the commands that call it
+    from notifiers import batches
+
+    if treaty and row.pack != treaty:
+        raise batches.BatchError(f"batch {row.id} is a mailing of the rule pack {row.pack!r}, not {treaty!r}")
+    batches.pack_evaluator(tr, row)
 
 
 def _preview_sent(url, batch_id, iso3, html, pdf, limit, json_output=False) -> None:
@@ -388,15 +440,21 @@ def _write_pdf(path: Path, rendered) -> None:
 @letters_app.command("approve")
 def letters_approve(batch: int = typer.Argument(..., help="The batch to approve."),
                     by: str = typer.Option(..., "--by", help="Who approves (recorded in the delivery log)."),
-                    json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Approve a batch: render its notes dated today and queue them; the scheduler (or `ccm letters deliver`) sends them."""
+                    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+                    treaty: str | None = typer.Option(None, "--treaty", help="Refuse the batch unless it is this "
+                                                      "rule pack's mailing.")) -> None:
+    """Approve a batch: render its notes dated today, worded by its own treaty's pack, and queue them; the scheduler
+    (or `ccm letters deliver`) sends them."""
     # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
 
     settings, config = _settings()
     _ready(settings.database_url)
+    tr = _selected(treaty)
     try:
-        approval = batches.approve(settings.database_url, batch, by, evaluator(), config, datetime.now(UTC))
+        if treaty:
+            _batch_of(tr, batches.get_batch(settings.database_url, batch)[0], treaty)
+        approval = batches.approve(settings.database_url, batch, by, tr, config, datetime.now(UTC))
     except batches.BatchError as error:
         fail(str(error))
         return
@@ -418,7 +476,9 @@ def letters_approve(batch: int = typer.Argument(..., help="The batch to approve.
 
 
 @letters_app.command("discard")
-def letters_discard(batch: int = typer.Argument(..., help="The planned batch to discard."), json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def letters_discard(batch: int = typer.Argument(..., help="The planned batch to discard."), json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+                    treaty: str | None = typer.Option(None, "--treaty", help="Refuse the batch unless it is this "
+                                                      "rule pack's mailing.")) -> None:
     """Discard a batch not yet approved: nothing of it is sent, and its items are planned again next time."""
     # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches
@@ -426,6 +486,8 @@ def letters_discard(batch: int = typer.Argument(..., help="The planned batch to 
     settings, _ = _settings()
     _ready(settings.database_url)
     try:
+        if treaty:
+            _batch_of(_selected(treaty), batches.get_batch(settings.database_url, batch)[0], treaty)
         items = batches.discard(settings.database_url, batch)
     except batches.BatchError as error:
         fail(str(error))
@@ -437,14 +499,17 @@ def letters_discard(batch: int = typer.Argument(..., help="The planned batch to 
 
 
 @letters_app.command("deliver")
-def letters_deliver(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def letters_deliver(json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+                    treaty: str | None = typer.Option(None, "--treaty", help="Only this rule pack's notes; default: "
+                                                      "every approved note.")) -> None:
     """Deliver the approved notes that are queued or due for a retry (plans nothing)."""
     # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
 
     settings, config = _settings()
     _ready(settings.database_url)
-    report = delivery.deliver(settings.database_url, delivery.make_notifier(config), config)
+    only = _selected(treaty).names if treaty else None
+    report = delivery.deliver(settings.database_url, delivery.make_notifier(config), config, pack_names=only)
     if json_output:
         print(json.dumps({"sent": report.sent, "failed": [{"letter": k, "why": e} for k, e in report.failed],
                           "rejected": [{"letter": k, "why": e} for k, e in report.rejected]}, ensure_ascii=False))
@@ -460,13 +525,16 @@ def letters_deliver(json_output: bool = typer.Option(False, "--json", help="Prin
 @letters_app.command("send")
 def letters_send(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP + " Not after today."),
                  dry_run: bool = typer.Option(False, "--dry-run", help="Plan and render, write and send nothing."),
-                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Plan a batch and, unless it needs review (SMTP without auto_send), queue and deliver its notes."""
+                 json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+                 treaty: str | None = TREATY) -> None:
+    """Plan a batch (one per selected pack) and, unless it needs review (SMTP without auto_send), queue and deliver
+    its notes."""
     # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import batches, delivery
 
     settings, config = _settings()
-    day = parse_date(as_of)
+    tr = _selected(treaty)
+    day = parse_date(as_of, within=tr)
     now = datetime.now(UTC)
     try:
         batches.refuse_future(day, now.date())
@@ -480,61 +548,78 @@ def letters_send(as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HE
         from engine.record.contacts import load_contacts
         from notifiers.notes import consolidate
 
-        the_plan = delivery.make_plan(url, evaluator(), config, day)
         contacts = load_contacts(url)
-        notes = consolidate(the_plan.items, batches.sent_items(url), now.date())
-        would = []
-        for note in notes:
-            out = batches.render_note(note, contacts[note.party], evaluator(), config, 0, now)
-            would.append({"party": note.party, "items": len(note.items), "to": out.message["To"],
-                          "subject": out.rendered.subject, "needs_approval": config.needs_approval})
-            if json_output:
-                continue
-            console.print(f"would {'await approval for' if config.needs_approval else 'send'} a note to {note.party} "
-                          f"({len(note.items)} item(s)) to {out.message['To']}: {out.rendered.subject}", highlight=False)
-        waiting = delivery.due_for_delivery(url, now)
+        sent = batches.sent_items(url)
+        would, notes = [], []
+        no_contact: dict[str, list] = {}
+        for name, ev in tr.items():
+            the_plan = delivery.make_plan(url, ev, config, day, home=tr.home)
+            for party, ps in the_plan.no_contact.items():
+                no_contact.setdefault(party, []).extend(ps)
+            for note in consolidate(the_plan.items, sent, now.date()):
+                notes.append(note)
+                out = batches.render_note(note, contacts[note.party], ev, config, 0, now)
+                would.append({"party": note.party, **({"treaty": name} if tr.several else {}), "items": len(note.items),
+                              "to": out.message["To"], "subject": out.rendered.subject,
+                              "needs_approval": config.needs_approval})
+                if json_output:
+                    continue
+                console.print(f"would {'await approval for' if config.needs_approval else 'send'} a note to "
+                              f"{_headed(tr, name, note.party)} ({len(note.items)} item(s)) to {out.message['To']}: "
+                              f"{out.rendered.subject}", highlight=False)
+        waiting = delivery.due_for_delivery(url, now, tr.names if treaty else None)
         if json_output:
             print(json.dumps({"as_of": day.isoformat(), "dry_run": True, "would_send": would,
                               "queued_or_failed_waiting": len(waiting),
-                              "no_contact": {party: len(ps) for party, ps in sorted(the_plan.no_contact.items())}},
+                              "no_contact": {party: len(ps) for party, ps in sorted(no_contact.items())}},
                              ensure_ascii=False, indent=1))
             return
         console.print(f"Dry run: {len(notes)} new note(s), {len(waiting)} queued or failed note(s) "
                       "would be delivered; nothing was written.", highlight=False)
-        _print_no_contact(the_plan.no_contact)
+        _print_no_contact(no_contact)
         return
     _require_delivery(config)
     try:
-        result = delivery.send(url, evaluator(), config, day, now=now, dues=None)
+        result = delivery.send(url, tr, config, day, now=now, dues=None)
     except (delivery.FirstRunRefused, batches.FutureDateRefused, batches.BatchError) as error:
         fail(str(error))
         return
     where = config.outbox if config.notifier == "outbox" else f"{config.smtp.host}:{config.smtp.port}"
     d = result.delivery
+    if tr.several:   # each pack's batch; the delivery is one run over every approved note
+        planned: dict = {"batches": [{"treaty": p.pack, "batch": p.batch_id, "items_planned": len(p.items),
+                                      "queued": result.approvals[p.batch_id].notes if p.batch_id in result.approvals else 0,
+                                      "awaiting_approval": p.batch_id in result.awaiting} for p in result.plans]}
+    else:
+        planned = {"batch": result.plans[0].batch_id}
     if json_output:
-        print(json.dumps({"as_of": day.isoformat(), "dry_run": False, "batch": result.plan.batch_id,
-                          "items_planned": len(result.plan.items), "queued": result.queued,
+        print(json.dumps({"as_of": day.isoformat(), "dry_run": False, **planned,
+                          "items_planned": len(result.items), "queued": result.queued,
                           "awaiting_approval": result.awaiting_approval, "notifier": config.notifier, "where": str(where),
                           "sent": list(d.sent),
                           "failed": [{"key": key, "error": error} for key, error in d.failed],
                           "rejected": [{"key": key, "error": error} for key, error in d.rejected],
                           "not_rendered": [{"key": key, "error": error} for key, error in d.not_rendered],
-                          "no_contact": {party: len(ps) for party, ps in sorted(result.plan.no_contact.items())}},
+                          "no_contact": {party: len(ps) for party, ps in sorted(result.no_contact.items())}},
                          ensure_ascii=False, indent=1))
         raise typer.Exit(1 if d.failed or d.rejected or d.not_rendered else 0)
-    console.print(f"Letters as of {day.isoformat()}: {len(result.plan.items)} item(s) planned"
-                  + (f" in batch {result.plan.batch_id}" if result.plan.batch_id else "")
+    if tr.several:
+        where_planned = (" in batches " + ", ".join(f"{p.batch_id} ({p.pack})" for p in result.plans if p.batch_id)
+                         if result.batch_ids else "")
+    else:
+        where_planned = f" in batch {result.plans[0].batch_id}" if result.plans[0].batch_id else ""
+    console.print(f"Letters as of {day.isoformat()}: {len(result.items)} item(s) planned" + where_planned
                   + f", {result.queued} note(s) queued, {len(d.sent)} sent ({config.notifier}: {where}), "
                   f"{len(d.failed)} failed (retried later), {len(d.rejected)} rejected (not retried: fix the contact, "
                   "or `ccm letters retry`).", highlight=False)
-    if result.awaiting_approval:
-        console.print(f"Batch {result.plan.batch_id} awaits review: `ccm letters preview {result.plan.batch_id}`, then "
-                      f"`ccm letters approve {result.plan.batch_id} --by NAME` ([letters] auto_send is false).",
+    for waiting_batch in result.awaiting:
+        console.print(f"Batch {waiting_batch} awaits review: `ccm letters preview {waiting_batch}`, then "
+                      f"`ccm letters approve {waiting_batch} --by NAME` ([letters] auto_send is false).",
                       highlight=False)
     for label, items in (("failed", d.failed), ("rejected", d.rejected), ("not rendered", d.not_rendered)):
         for key, problem in items:
             console.print(f"[red]{label}:[/] {_terminal(key)}: {_terminal(problem)}", highlight=False)
-    _print_no_contact(result.plan.no_contact)
+    _print_no_contact(result.no_contact)
     raise typer.Exit(1 if d.failed or d.rejected or d.not_rendered else 0)
 
 
@@ -566,7 +651,8 @@ def letters_log(party: str | None = typer.Option(None, "--party"),
                 status: str | None = typer.Option(None, "--status",
                                                      help="queued, sent, failed, rejected, partial or cancelled."),
                 limit: int = typer.Option(50, "--limit"),
-                json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+                json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+                treaty: str | None = typer.Option(None, "--treaty", help="Only this rule pack's notes.")) -> None:
     """The delivery log, newest first: what was sent, to whom (the outcome per recipient), when; failures with their error."""
     # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from engine.store.mailing import STATUSES
@@ -576,8 +662,9 @@ def letters_log(party: str | None = typer.Option(None, "--party"),
         fail(f"--status {status!r}: give one of {', '.join(STATUSES)}")
     settings, _ = _settings()
     _ready(settings.database_url)
-    iso3 = find_party(evaluator(), party).iso3 if party else None
-    rows = delivery.log_rows(settings.database_url, iso3, status, limit)
+    tr = _selected(treaty)
+    iso3 = find_in(tr, party).iso3 if party else None
+    rows = delivery.log_rows(settings.database_url, iso3, status, limit, tr.names if treaty else None)
     outcomes = delivery.recipients_of(settings.database_url, [r.id for r in rows])
     if json_output:
         print(json.dumps([{"id": r.id, "key": r.key, "reference": r.reference, "message_id": r.message_id,
@@ -629,7 +716,7 @@ def letters_cancel(letter_id: int | None = typer.Argument(None, help="The letter
         fail("give a letter id or --party PARTY (one of them)")
     settings, _ = _settings()
     _ready(settings.database_url)
-    iso3 = find_party(evaluator(), party).iso3 if party else None
+    iso3 = find_in(_selected(), party).iso3 if party else None
     try:
         keys = delivery.cancel(settings.database_url, letter_id, iso3)
     except delivery.LetterNotFound as error:
@@ -646,7 +733,9 @@ def letters_cancel(letter_id: int | None = typer.Argument(None, help="The letter
 @letters_app.command("retry")
 def letters_retry(letter_id: int | None = typer.Argument(None, help="The letter's id (ccm letters log)."),
                   failed: bool = typer.Option(False, "--failed", help="Every failed, rejected or partial letter."),
-                  json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+                  json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+                  treaty: str | None = typer.Option(None, "--treaty", help="With --failed: only this rule pack's "
+                                                    "letters.")) -> None:
     """Queue a letter again, re-rendered with its State's current contact; the next `letters send` delivers it."""
     # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
@@ -656,7 +745,7 @@ def letters_retry(letter_id: int | None = typer.Argument(None, help="The letter'
     settings, config = _settings()
     _ready(settings.database_url)
     try:
-        keys, problems = delivery.retry(settings.database_url, evaluator(), config, letter_id)
+        keys, problems = delivery.retry(settings.database_url, _selected(treaty), config, letter_id)
     except delivery.LetterNotFound as error:
         fail(str(error))
         return
@@ -671,12 +760,17 @@ def letters_retry(letter_id: int | None = typer.Argument(None, help="The letter'
 
 
 @letters_app.command("snapshots")
-def letters_snapshots(update: bool = typer.Option(False, "--update", help="Rewrite tests/snapshots/letters.")) -> None:
+def letters_snapshots(update: bool = typer.Option(False, "--update", help="Rewrite tests/snapshots/letters."),
+                      treaty: str | None = typer.Option(None, "--treaty", help="Only this rule pack's cases (any pack: "
+                                                        "the snapshots read the packs' files, not the settings).")) -> None:
     """Compare (or with --update rewrite) the golden snapshots of every template in every language."""
     # lazy: Babel, Jinja2 load only when this command runs, not on the start-up of ccm
+    from engine.core import packs
     from notifiers import snapshots
 
-    changed = snapshots.main(update=update)
+    if treaty is not None and treaty not in packs.discover():
+        fail(f"--treaty {treaty}: no such rule pack; the packs are {', '.join(sorted(packs.discover()))}")
+    changed = snapshots.main(update=update, pack=treaty)
     raise typer.Exit(1 if changed and not update else 0)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,11 @@ class SchedulerConfig:
     misfire_grace_seconds: int
 
 
+#: What ``[letters.packs.<pack>]`` may set for one pack's notes, over the [letters] table's own value.
+PACK_KEYS = {"signer": "signer", "reference_prefix": "reference_prefix", "from": "sender_address",
+             "reply_to": "reply_to", "message_id_domain": "message_id_domain", "cc": "cc"}
+
+
 @dataclass(frozen=True)
 class LettersConfig:
     policy: Policy
@@ -65,6 +70,24 @@ class LettersConfig:
     database_url: str
     output_folder: Path
     auto_send: bool = False          # over SMTP: approve each mailing without review
+    # [letters.packs.<pack>]: a pack's own signer, reference prefix, sender... (PACK_KEYS), as given
+    packs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    signer: str | None = None        # the signer of every note (a pack's ``signer``), over each kind's
+
+    def for_pack(self, pack: str) -> LettersConfig:
+        """The mailing's settings for one pack's notes: [letters] with ``[letters.packs.<pack>]`` over it.
+
+        A note is written under one treaty; the pack's table names who signs it and the reference
+        prefix its notes bear ("APMBC/ISU"), so that no note of one treaty goes out under the other's
+        name. A pack without a table takes [letters] as it is.
+        """
+        table = self.packs.get(pack, {})
+        over: dict[str, Any] = {PACK_KEYS[key]: tuple(value) if key == "cc" else value for key, value in table.items()}
+        return replace(self, **over)
+
+    def signer_of(self, kind_signer: str | None) -> Signer:
+        """Who signs a note: the pack's signer when its table names one, else the first item's kind's (isu)."""
+        return self.signers[self.signer or kind_signer or "isu"]
 
     @property
     def needs_approval(self) -> bool:
@@ -112,6 +135,7 @@ def load_letters_config(settings: Settings | None = None, overrides: dict[str, A
         if kind.signer not in signers:
             raise PolicyError(f"[letters.kinds.{kind.kind}] signer: {kind.signer!r} is not among [letters.signers] "
                               f"({', '.join(sorted(signers))})")
+    packs = _pack_tables(letters.get("packs", {}), signers, where)
     security = smtp["security"]
     if security not in SECURITY:
         raise SettingsError(f"{where}: [smtp] security is {security!r}; use starttls, tls or none")
@@ -140,7 +164,30 @@ def load_letters_config(settings: Settings | None = None, overrides: dict[str, A
         scheduler=SchedulerConfig(hour=hour_n, minute=minute_n, retry_every_minutes=int(scheduler["retry_every_minutes"]),
                                   misfire_grace_seconds=int(float(scheduler["misfire_grace_days"]) * 86400)),
         database_url=settings.database_url, output_folder=settings.output_folder,
-        auto_send=_boolean(letters.get("auto_send", False), f"{where}: [letters] auto_send"))
+        auto_send=_boolean(letters.get("auto_send", False), f"{where}: [letters] auto_send"), packs=packs)
+
+
+def _pack_tables(tables: Any, signers: dict[str, Signer], where: object) -> dict[str, dict[str, Any]]:
+    """The [letters.packs.<pack>] tables, checked: known keys of strings (``cc`` a list), a signer that exists.
+    Raises SettingsError naming the key."""
+    if not isinstance(tables, dict):
+        raise SettingsError(f"{where}: [letters] packs must be tables, one per rule pack ([letters.packs.<pack>])")
+    checked: dict[str, dict[str, Any]] = {}
+    for pack, table in tables.items():
+        name = f"{where}: [letters.packs.{pack}]"
+        if not isinstance(table, dict):
+            raise SettingsError(f"{name} must be a table")
+        unknown = sorted(set(table) - set(PACK_KEYS))
+        if unknown:
+            raise SettingsError(f"{name}: unknown key(s) {', '.join(unknown)}; use {', '.join(PACK_KEYS)}")
+        for key, value in table.items():
+            wanted = list if key == "cc" else str
+            if not isinstance(value, wanted) or (key == "cc" and not all(isinstance(v, str) for v in value)):
+                raise SettingsError(f"{name} {key} is {value!r}; write " + ("a list of addresses" if key == "cc" else "a string"))
+        if "signer" in table and table["signer"] not in signers:
+            raise SettingsError(f"{name} signer: {table['signer']!r} is not among [letters.signers] ({', '.join(sorted(signers))})")
+        checked[str(pack)] = dict(table)
+    return checked
 
 
 def _boolean(value: Any, where: str) -> bool:

@@ -22,6 +22,8 @@ Guarantees (see also notifiers/batches.py):
   re-rendered and queued again when its State's contact changes, or by ``ccm letters retry``.
 * The outcome is recorded per recipient (``letter_recipients``): a retry sends only to those
   that have not accepted the letter.
+* With several packs selected, a mailing is one batch per pack (each with that pack's dues and
+  recorded events), and one delivery run sends every approved note, whatever its pack.
 """
 
 from __future__ import annotations
@@ -36,27 +38,36 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from engine.record.contacts import load_contacts
+from engine.registry.treaties import pack_name
 from engine.store.database import (
     RecordedEventRow,
     is_sqlite,
     reader_session,
     writer_session,
 )
-from engine.store.mailing import UNSENT, AttemptRow, ItemRow, LetterRow, RecipientRow
+from engine.store.mailing import (
+    UNSENT,
+    AttemptRow,
+    BatchRow,
+    ItemRow,
+    LetterRow,
+    RecipientRow,
+)
 from notifiers.base import DeliveryError, Notifier
 from notifiers.batches import (
     BatchPlan,
     approve,
     notes_of,
+    one_pack,
     plan_batch,
     planned_keys,
     refuse_future,
     render_note,
 )
 from notifiers.config import LettersConfig
-from notifiers.dues import obligations_as_of
+from notifiers.dues import Selected, obligations_as_of, treaties_of
 from notifiers.outbox import OutboxNotifier
-from notifiers.planner import Due, plan
+from notifiers.planner import Due, PlannedLetter, plan
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -72,12 +83,15 @@ class DeliveryReport:
     not_rendered: list[tuple[str, str]] = field(default_factory=list)   # could not be rendered: not queued
 
 
-def make_plan(url: str, evaluator, config: LettersConfig, as_of: date, dues: list[Due] | None = None):
-    """What a batch planned as of the date would hold (nothing is written): a notifiers.batches.BatchPlan."""
-    dues = obligations_as_of(url, evaluator, as_of) if dues is None else dues
+def make_plan(url: str, evaluator, config: LettersConfig, as_of: date, dues: list[Due] | None = None,
+              home: str | None = None):
+    """What a batch of the evaluator's pack planned as of the date would hold (nothing is written): a
+    notifiers.batches.BatchPlan. ``home`` owns the recorded events naming no pack (default: this pack)."""
+    dues = obligations_as_of(url, evaluator, as_of, home=home) if dues is None else dues
     contacts = load_contacts(url)
     found = plan(dues, planned_keys(url), config.policy, as_of)
-    result = BatchPlan(as_of=as_of, batch_id=None, items=[p for p in found if p.party in contacts])
+    result = BatchPlan(as_of=as_of, batch_id=None, items=[p for p in found if p.party in contacts],
+                       pack=one_pack(dues, pack_name(evaluator)))
     for p in found:
         if p.party not in contacts:
             result.no_contact.setdefault(p.party, []).append(p)
@@ -89,12 +103,13 @@ def backoff(attempts: int, config: LettersConfig) -> timedelta:
     return timedelta(seconds=min(config.retry_first_seconds * 2 ** max(attempts - 1, 0), config.retry_max_seconds))
 
 
-def due_for_delivery(url: str, now: datetime) -> list[int]:
+def due_for_delivery(url: str, now: datetime, pack_names: tuple[str, ...] | None = None) -> list[int]:
     with reader_session(url) as session:
-        return list(session.scalars(
-            sa.select(LetterRow.id).where(LetterRow.status.in_(("queued", "failed")),
-                                          sa.or_(LetterRow.next_attempt_at.is_(None), LetterRow.next_attempt_at <= now))
-            .order_by(LetterRow.id)))
+        query = sa.select(LetterRow.id).where(LetterRow.status.in_(("queued", "failed")),
+                                              sa.or_(LetterRow.next_attempt_at.is_(None), LetterRow.next_attempt_at <= now))
+        if pack_names is not None:
+            query = query.where(of_packs(pack_names))
+        return list(session.scalars(query.order_by(LetterRow.id)))
 
 
 def addresses_of(message: EmailMessage) -> list[str]:
@@ -118,8 +133,9 @@ def _record_recipients(session, letter_id: int, outcomes: dict[str, tuple[str, s
 
 
 def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime | None = None,
-            after_send: Callable[[str], Any] | None = None) -> DeliveryReport:
-    """Send every letter queued or failed whose next attempt is due; each in its own transaction.
+            after_send: Callable[[str], Any] | None = None, pack_names: tuple[str, ...] | None = None) -> DeliveryReport:
+    """Send every letter queued or failed whose next attempt is due (of the batches of ``pack_names``
+    when given: ``ccm letters deliver --treaty``); each in its own transaction.
 
     The row is locked while it is sent (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the write lock
     of BEGIN IMMEDIATE), so two deliveries running at once never send the same letter twice.
@@ -131,7 +147,7 @@ def deliver(url: str, notifier: Notifier, config: LettersConfig, now: datetime |
     now = now or datetime.now(UTC)
     report = DeliveryReport()
     try:
-        for letter_id in due_for_delivery(url, now):
+        for letter_id in due_for_delivery(url, now, pack_names):
             with writer_session(url) as session, session.begin():
                 query = sa.select(LetterRow).where(
                     LetterRow.id == letter_id, LetterRow.status.in_(("queued", "failed")),
@@ -215,17 +231,39 @@ def make_notifier(config: LettersConfig) -> Notifier:
 
 @dataclass
 class SendResult:
-    plan: BatchPlan
-    approval: Approval | None
+    plans: list[BatchPlan]                   # one per pack, in the packs' order
+    approvals: dict[int, Approval]           # by batch id: the batches approved without review
     delivery: DeliveryReport
 
     @property
+    def items(self) -> list[PlannedLetter]:
+        return [p for plan_ in self.plans for p in plan_.items]
+
+    @property
+    def no_contact(self) -> dict[str, list[PlannedLetter]]:
+        found: dict[str, list[PlannedLetter]] = {}
+        for plan_ in self.plans:
+            for party, items in plan_.no_contact.items():
+                found.setdefault(party, []).extend(items)
+        return found
+
+    @property
+    def batch_ids(self) -> list[int]:
+        """The batches planned, in the packs' order."""
+        return [p.batch_id for p in self.plans if p.batch_id is not None]
+
+    @property
+    def awaiting(self) -> list[int]:
+        """The batches planned and not approved (over SMTP without auto_send)."""
+        return [b for b in self.batch_ids if b not in self.approvals]
+
+    @property
     def queued(self) -> int:
-        return self.approval.notes if self.approval else 0
+        return sum(a.notes for a in self.approvals.values())
 
     @property
     def awaiting_approval(self) -> bool:
-        return self.plan.batch_id is not None and self.approval is None
+        return bool(self.awaiting)
 
 
 class FirstRunRefused(RuntimeError):
@@ -253,26 +291,34 @@ def guard_first_run(url: str, config: LettersConfig, letters_to_send: int) -> No
             '[letters] since = "YYYY-MM-DD" in config.toml to chase only obligations due from that date.')
 
 
-def send(url: str, evaluator, config: LettersConfig, as_of: date, notifier: Notifier | None = None,
+def send(url: str, selected: Selected, config: LettersConfig, as_of: date, notifier: Notifier | None = None,
          now: datetime | None = None, dues: list[Due] | None = None) -> SendResult:
-    """Plan a batch as of the date, approve it unless it needs review (SMTP without auto_send), then deliver
-    every approved note due.
+    """Plan one batch per pack as of the date (each pack's dues, with its own recorded events), approve each
+    unless it needs review (SMTP without auto_send), then deliver every approved note due.
+
+    ``selected`` is the selected packs (or one pack's evaluator); ``dues``, when given, replace the
+    evaluation (each pack takes those of its own obligation ids).
 
     Raises notifiers.batches.FutureDateRefused for a date after today and :class:`FirstRunRefused`
     (see :func:`guard_first_run`), both before anything is written.
     """
     now = now or datetime.now(UTC)
     refuse_future(as_of, now.astimezone(UTC).date())
-    dues = obligations_as_of(url, evaluator, as_of) if dues is None else dues
-    guard_first_run(url, config, len(make_plan(url, evaluator, config, as_of, dues).items))
-    batch = plan_batch(url, config, as_of, dues, now)
-    approval = None
-    if batch.batch_id is not None and not config.needs_approval:
-        approval = approve(url, batch.batch_id, "auto_send" if config.notifier == "smtp" else "outbox (no review)",
-                           evaluator, config, now)
+    tr = treaties_of(selected)
+    each = {name: (obligations_as_of(url, ev, as_of, home=tr.home) if dues is None
+                   else [d for d in dues if d.obligation_id.partition(".")[0] == name])
+            for name, ev in tr.items()}
+    guard_first_run(url, config, sum(len(make_plan(url, ev, config, as_of, each[name]).items) for name, ev in tr.items()))
+    plans, approvals = [], {}
+    for name in tr.names:
+        batch = plan_batch(url, config, as_of, each[name], now, pack=name)
+        plans.append(batch)
+        if batch.batch_id is not None and not config.needs_approval:
+            approvals[batch.batch_id] = approve(
+                url, batch.batch_id, "auto_send" if config.notifier == "smtp" else "outbox (no review)", tr, config, now)
     report = deliver(url, notifier or make_notifier(config), config, now)
-    report.not_rendered = list(approval.not_rendered) if approval else []
-    return SendResult(plan=batch, approval=approval, delivery=report)
+    report.not_rendered = [n for a in approvals.values() for n in a.not_rendered]
+    return SendResult(plans=plans, approvals=approvals, delivery=report)
 
 
 # ----------------------------------------------------------------------------- contact changes, cancel, retry
@@ -281,20 +327,23 @@ class LetterNotFound(LookupError):
     """No letter with that id (or none in a state the command acts on); the message says which."""
 
 
-def rerender(url: str, evaluator, config: LettersConfig, where, now: datetime | None = None,
+def rerender(url: str, selected: Selected, config: LettersConfig, where, now: datetime | None = None,
              requeue: tuple[str, ...] = ("rejected", "partial")) -> list[tuple[str, str]]:
     """Render the unsent notes selected by ``where`` again with their State's current contact.
 
-    A note is rebuilt from the items it carries (``letter_items``), as dated when it was approved.
+    A note is rebuilt from the items it carries (``letter_items``), as dated when it was approved,
+    with its batch's pack's evaluator (taken from ``selected``: the selected packs, or one evaluator).
     Notes with status in ``requeue`` are queued again (due at once). The Message-ID is kept, so a
     receiver that already has the note recognises it. Returns (key, problem) for the notes that
     could not be re-rendered (left as they were).
     """
     now = now or datetime.now(UTC)
+    tr = treaties_of(selected)
     contacts = load_contacts(url)
     problems: list[tuple[str, str]] = []
     with writer_session(url) as session, session.begin():
         rows = list(session.scalars(sa.select(LetterRow).where(where, LetterRow.status.in_(UNSENT))))
+        pack_of_batch = dict(session.execute(sa.select(BatchRow.id, BatchRow.pack)).all())
         for row in rows:
             contact = contacts.get(row.party)
             if contact is None:
@@ -306,12 +355,18 @@ def rerender(url: str, evaluator, config: LettersConfig, where, now: datetime | 
                     problems.append((row.key, ("it carries no planned items to render again; cancel it with "
                                                "`ccm letters cancel`")))
                     continue
+                pack = pack_of_batch.get(row.batch_id)
+                if pack not in tr.names:
+                    why = (f"its batch is a mailing of the rule pack {pack!r}, which is not selected "
+                           f"(selected: {', '.join(tr.names)})")
+                    problems.append((row.key, why))
+                    continue
                 dated = (row.approved_at or row.created_at).date()
                 notes = notes_of(url, items, dated)
                 if len(notes) != 1:
                     problems.append((row.key, "its items no longer make one note; cancel it with `ccm letters cancel`"))
                     continue
-                out = render_note(notes[0], contact, evaluator, config, row.batch_id, now)
+                out = render_note(notes[0], contact, tr.get(pack), config, row.batch_id, now)
             except Exception as error:  # noqa: BLE001 - one note never stops the others
                 problems.append((row.key, f"{error.__class__.__name__}: {error}"))
                 continue
@@ -323,9 +378,9 @@ def rerender(url: str, evaluator, config: LettersConfig, where, now: datetime | 
     return problems
 
 
-def rerender_for_parties(url: str, evaluator, config: LettersConfig, parties: list[str]) -> list[tuple[str, str]]:
-    """After a contact change: the State's unsent letters go to the new addresses, in its language."""
-    return rerender(url, evaluator, config, LetterRow.party.in_(parties))
+def rerender_for_parties(url: str, selected: Selected, config: LettersConfig, parties: list[str]) -> list[tuple[str, str]]:
+    """After a contact change: the State's unsent letters (of every selected pack) go to the new addresses, in its language."""
+    return rerender(url, selected, config, LetterRow.party.in_(parties))
 
 
 def cancel(url: str, letter_id: int | None = None, party: str | None = None) -> list[str]:
@@ -344,15 +399,19 @@ def cancel(url: str, letter_id: int | None = None, party: str | None = None) -> 
         return [r.key for r in rows]
 
 
-def retry(url: str, evaluator, config: LettersConfig, letter_id: int | None = None,
+def retry(url: str, selected: Selected, config: LettersConfig, letter_id: int | None = None,
           now: datetime | None = None) -> tuple[list[str], list[tuple[str, str]]]:
     """Queue again one letter (failed, rejected, partial or cancelled) or, without an id, every failed,
-    rejected or partial one, re-rendered with the current contact. Returns (keys queued, problems)."""
+    rejected or partial one of the selected packs' batches, re-rendered with the current contact.
+    Returns (keys queued, problems)."""
+    tr = treaties_of(selected)
     statuses = ("failed", "rejected", "partial", "cancelled") if letter_id is not None else ("failed", "rejected", "partial")
     with reader_session(url) as session:
         query = sa.select(LetterRow.id, LetterRow.key).where(LetterRow.status.in_(statuses))
         if letter_id is not None:
             query = query.where(LetterRow.id == letter_id)
+        else:      # --failed: the selected packs' letters only (--treaty)
+            query = query.where(of_packs(tr.names))
         chosen = dict(session.execute(query).all())
         if letter_id is not None and not chosen:
             found = session.get(LetterRow, letter_id)
@@ -365,7 +424,7 @@ def retry(url: str, evaluator, config: LettersConfig, letter_id: int | None = No
         for row in session.scalars(sa.select(LetterRow).where(LetterRow.id.in_(chosen))):
             if row.status == "cancelled":
                 row.status = "rejected"       # so that rerender queues it again
-    problems = rerender(url, evaluator, config, LetterRow.id.in_(chosen), now, requeue=("failed", "rejected", "partial"))
+    problems = rerender(url, tr, config, LetterRow.id.in_(chosen), now, requeue=("failed", "rejected", "partial"))
     failed_keys = {k for k, _ in problems}
     return [k for k in chosen.values() if k not in failed_keys], problems
 
@@ -379,9 +438,19 @@ def recipients_of(url: str, letter_ids: list[int]) -> dict[int, list[RecipientRo
         return found
 
 
-def log_rows(url: str, party: str | None = None, status: str | None = None, limit: int = 50) -> list[LetterRow]:
+def of_packs(pack_names: tuple[str, ...]):
+    """The condition on ``letters`` rows: a note of a batch of one of these packs (a letter of before
+    batches, with no batch, was the one pack then selected: kept with every selection)."""
+    return sa.or_(LetterRow.batch_id.is_(None),
+                  LetterRow.batch_id.in_(sa.select(BatchRow.id).where(BatchRow.pack.in_(pack_names))))
+
+
+def log_rows(url: str, party: str | None = None, status: str | None = None, limit: int = 50,
+             pack_names: tuple[str, ...] | None = None) -> list[LetterRow]:
     with reader_session(url) as session:
         query = sa.select(LetterRow).order_by(LetterRow.id.desc()).limit(limit)
+        if pack_names is not None:
+            query = query.where(of_packs(pack_names))
         if party:
             query = query.where(LetterRow.party == party)
         if status:

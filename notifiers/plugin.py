@@ -7,7 +7,7 @@ each hook imports what it runs when it runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import typer
@@ -26,14 +26,18 @@ class DailyLetters:
     sent: int
     failed: int
     no_contact: dict[str, int]
-    batch_id: int | None = None          # the mailing planned today
+    batch_id: int | None = None          # the mailing planned today (the first pack's, when several planned one)
     awaiting_approval: bool = False      # over SMTP without auto_send: `ccm letters approve BATCH` sends it
     rejected: int = 0          # refused for good (bad address, 5xx): they wait for a contact change or a retry
+    batches: dict[str, int] = field(default_factory=dict)   # each pack's batch planned today, in the packs' order
 
     def summary(self) -> str:
-        return (f"letters: {self.planned} item(s) planned"
-                + (f" in batch {self.batch_id}" + (" (awaiting approval)" if self.awaiting_approval else "")
-                   if self.batch_id else "")
+        waiting = " (awaiting approval)" if self.awaiting_approval else ""
+        if len(self.batches) > 1:
+            where = " in batches " + ", ".join(f"{b} ({pack})" for pack, b in self.batches.items()) + waiting
+        else:
+            where = f" in batch {self.batch_id}{waiting}" if self.batch_id else ""
+        return (f"letters: {self.planned} item(s) planned{where}"
                 + f", {self.queued} note(s) queued, {self.sent} sent, {self.failed} failed, "
                 f"{len(self.no_contact)} part{'y' if len(self.no_contact) == 1 else 'ies'} without a contact")
 
@@ -59,12 +63,13 @@ def _daily(run: DailyRun) -> DailyLetters:
     # lazy: SQLAlchemy, the templates and SMTP load when the daily job runs, not when ccm starts
     from notifiers import delivery
 
-    result = delivery.send(run.url, run.evaluator, load_letters_config(run.settings), run.as_of)
-    return DailyLetters(planned=len(result.plan.items), queued=result.queued, sent=len(result.delivery.sent),
+    result = delivery.send(run.url, run.treaties, load_letters_config(run.settings), run.as_of)
+    planned = {p.pack or "": p.batch_id for p in result.plans if p.batch_id is not None}
+    return DailyLetters(planned=len(result.items), queued=result.queued, sent=len(result.delivery.sent),
                         failed=len(result.delivery.failed),
-                        no_contact={p: len(ls) for p, ls in result.plan.no_contact.items()},
-                        batch_id=result.plan.batch_id, awaiting_approval=result.awaiting_approval,
-                        rejected=len(result.delivery.rejected))
+                        no_contact={p: len(ls) for p, ls in result.no_contact.items()},
+                        batch_id=next(iter(planned.values()), None), awaiting_approval=result.awaiting_approval,
+                        rejected=len(result.delivery.rejected), batches=planned)
 
 
 def _periodic(settings: Settings) -> Retried:

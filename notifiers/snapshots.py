@@ -1,8 +1,10 @@
-"""Golden snapshots of the consolidated notes in every language, for real cases of the registry.
+"""Golden snapshots of the consolidated notes in every language, for real cases of each pack's registry.
 
 ``python -m notifiers.snapshots --update`` (or ``ccm letters snapshots --update``) rewrites
 tests/snapshots/letters/; without ``--update`` it lists the files that differ. A change to a
-template, a rule's quotation, a UN name or a date therefore shows as a diff of words.
+template, a rule's quotation, a UN name or a date therefore shows as a diff of words. Each case
+is one treaty's note (its pack: its items' obligation ids), rendered with that pack's rules,
+registry and wording, and signed as the defaults' ``[letters.packs.<pack>]`` says.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from engine.backends import Evaluator
+from engine.core import packs
 from engine.core.facts import RecordedEvent
 from engine.core.rulebook import load_rulebook
 from engine.registry.load import load_registry
@@ -38,8 +41,14 @@ class Case:
     sent: tuple[tuple[str, str, str, date], ...] = ()
     note: str = ""
 
+    @property
+    def pack(self) -> str:
+        """The rule pack the note is written under: its items' (a case planning everything: the default pack's)."""
+        return packs.pack_of(self.items[0][0]) if self.items else packs.DEFAULT[0]
+
 
 AR, IR, RR = "ccm.art7.annual_report", "ccm.art7.initial_report", "ccm.art3.retention_report"
+APMBC_AR, APMBC_IR = "apmbc.art7.annual_report", "apmbc.art7.initial_report"
 CASES = (
     Case("initial-report-courtesy-SSD", "SSD", date(2024, 6, 30), ((IR, "", "courtesy"),)),
     Case("initial-report-overdue-SSD", "SSD", date(2024, 7, 31), ((IR, "", "reminder1"),)),
@@ -68,6 +77,20 @@ CASES = (
     Case("annual-reports-COG", "COG", date(2026, 5, 1), ((AR, "2024", "reminder1"), (AR, "2025", "reminder1"))),
     Case("annual-reports-LAO", "LAO", date(2026, 5, 1), ((AR, "2025", "reminder1"),)),
     Case("annual-reports-MDA", "MDA", date(2026, 5, 1), ((AR, "2025", "reminder1"),)),
+    # The Mine Ban Convention's notes: its Art. 7 reports, its Art. 4 and Art. 5 deadlines and the Art. 5
+    # request (timed by the 7MSP's decision), worded from rules/apmbc/wording.toml.
+    Case("apmbc-initial-report-overdue-PSE", "PSE", None, ((APMBC_IR, "", "reminder1"),),
+         note="the State of Palestine's initial report, 180 days after entry into force, a day late"),
+    Case("apmbc-annual-report-courtesy-IRQ-2025", "IRQ", date(2026, 3, 31), ((APMBC_AR, "2025", "courtesy"),),
+         note="a State party to both treaties: this note is the Mine Ban Convention's only"),
+    Case("apmbc-annual-report-further-IRQ-2025", "IRQ", date(2026, 5, 30), ((APMBC_AR, "2025", "reminder2"),),
+         sent=((APMBC_AR, "2025", "APMBC/ISU/2026/IRQ/4D5E6F", date(2026, 5, 1)),),
+         note="it follows the Mine Ban Convention's earlier note, by its reference and date"),
+    Case("apmbc-clearance-and-request-KHM-22MSP", "KHM", date(2024, 11, 1),
+         (("apmbc.art5.extension_request", "22MSP", "advance120"), ("apmbc.art5.clearance", "", "advance365")),
+         note="Cambodia's extended clearance deadline and its request, nine months before the 22MSP"),
+    Case("apmbc-stockpile-BLR", "BLR", date(2007, 3, 1), (("apmbc.art4.stockpile_destruction", "", "advance365"),),
+         note="an Art. 4 deadline the Convention lets no meeting extend: the note says nothing of a request"),
 )
 #: The clarification case needs a recorded request (none is in the registry): received on this date.
 CLARIFICATION_REQUEST = date(2025, 3, 3)
@@ -113,29 +136,44 @@ def case_note(case: Case, evaluator, policy):
     return consolidate(planned, sent, dated)[0]
 
 
-def render_all() -> dict[str, str]:
-    """{relative file name: content} for every case, language and format."""
-    evaluator = Evaluator(load_rulebook(), load_registry(), "reference", receipts_complete_from=RECEIPTS_COMPLETE_FROM)
+def _evaluator(pack: str) -> Evaluator:
+    folder = packs.find(pack).directory
+    return Evaluator(load_rulebook(folder), load_registry(folder / packs.REGISTRY), "reference",
+                     receipts_complete_from=RECEIPTS_COMPLETE_FROM)
+
+
+def render_all(pack: str | None = None) -> dict[str, str]:
+    """{relative file name: content} for every case (of ``pack`` only, when given), language and format."""
     letters_table = defaults()["letters"]
     policy = Policy.from_toml(letters_table)
-    signer = Signer(**{part: dict(letters_table["signers"]["isu"][part]) for part in ("sender", "short", "signature")})
+    evaluators: dict[str, Evaluator] = {}
     out: dict[str, str] = {}
     for case in CASES:
+        if pack is not None and case.pack != pack:
+            continue
+        evaluator = evaluators.get(case.pack) or evaluators.setdefault(case.pack, _evaluator(case.pack))
+        own = letters_table.get("packs", {}).get(case.pack, {})      # the pack's signer and prefix, as a mailing has them
+        signer = Signer(**{part: dict(letters_table["signers"][own.get("signer", "isu")][part])
+                           for part in ("sender", "short", "signature")})
         note = case_note(case, evaluator, policy)
         for language in LANGUAGES:
             rendered = letters.render_note(note, evaluator.registry, evaluator.rulebook, language, signer,
-                                           letters_table["reference_prefix"], key=f"{case.party}|note|{case.name}")
+                                           own.get("reference_prefix", letters_table["reference_prefix"]),
+                                           key=f"{case.party}|note|{case.name}")
             out[f"{case.name}.{language}.txt"] = f"Subject: {rendered.subject}\n\n{rendered.text}"
             out[f"{case.name}.{language}.html"] = rendered.html
     return out
 
 
-def main(update: bool = False, folder: Path | None = None) -> list[str]:
-    """Compare with (or rewrite) the snapshot folder; returns the names that differ (or were written)."""
+def main(update: bool = False, folder: Path | None = None, pack: str | None = None) -> list[str]:
+    """Compare with (or rewrite) the snapshot folder (only ``pack``'s cases when given); returns the names that
+    differ (or were written)."""
     folder = folder or snapshot_dir()
-    rendered = render_all()
+    rendered = render_all(pack)
     changed = []
-    existing = {p.name for p in folder.glob("*")} if folder.exists() else set()
+    ours = {f"{c.name}." for c in CASES if pack is None or c.pack == pack}
+    existing = ({p.name for p in folder.glob("*") if pack is None or p.name.startswith(tuple(ours))}
+                if folder.exists() else set())
     for name, content in sorted(rendered.items()):
         path = folder / name
         if not path.exists() or path.read_text(encoding="utf-8") != content:
@@ -157,5 +195,6 @@ def main(update: bool = False, folder: Path | None = None) -> list[str]:
 if __name__ == "__main__":  # pragma: no cover
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--update", action="store_true", help="rewrite the snapshots")
+    parser.add_argument("--treaty", help="only this rule pack's cases")
     arguments = parser.parse_args()
-    sys.exit(1 if main(update=arguments.update) and not arguments.update else 0)
+    sys.exit(1 if main(update=arguments.update, pack=arguments.treaty) and not arguments.update else 0)

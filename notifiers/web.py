@@ -75,7 +75,7 @@ def _letters_ready(service: Service) -> None:
 
 def _batches(service: Service) -> list[dict[str, Any]]:
     _letters_ready(service)
-    return [{"batch": b.id, "as_of": b.as_of.isoformat(), "planned_at": b.created_at.isoformat(), "items": items,
+    return [{"batch": b.id, "treaty": b.pack, "as_of": b.as_of.isoformat(), "planned_at": b.created_at.isoformat(), "items": items,
              "states": states, "status": b.status, "approved_by": b.approved_by,
              "approved_at": b.approved_at.isoformat() if b.approved_at else None}
             for b, items, states in batches.list_batches(service.url, 50)]
@@ -84,7 +84,8 @@ def _batches(service: Service) -> list[dict[str, Any]]:
 def _approve(service: Service, batch_id: int, by: str) -> batches.Approval:
     _letters_ready(service)
     try:
-        return batches.approve(service.url, batch_id, by, service.evaluator,
+        # the batch's own pack's evaluator words and re-checks its notes
+        return batches.approve(service.url, batch_id, by, service.treaties,
                                load_letters_config(service.settings), datetime.now(UTC))
     except batches.BatchError as error:
         text = str(error)

@@ -101,17 +101,17 @@ def _outcome(result: DailyResult | PeriodicResult) -> str:
 @_logged("daily")
 def daily_job(as_of: str | None = None) -> DailyResult:
     """The daily check with its digest files (as ``ccm check``: with several packs, every selected
-    pack's check in one transaction, one digest), then each plugin's daily step with the first
-    pack's evaluator (the letters: plan a batch and, unless it awaits the coordinator's approval,
-    queue and deliver its notes), as of ``as_of`` (YYYY-MM-DD; default today, UTC)."""
+    pack's check in one transaction, one digest), then each plugin's daily step with every selected
+    pack's evaluator (the letters: plan a batch per pack and, unless they await the coordinator's
+    approval, queue and deliver their notes), as of ``as_of`` (YYYY-MM-DD; default today, UTC)."""
     settings = load_settings()
     day = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
     url = settings.database_url
     if store.current_revision(url) != store.head_revision():
         store.upgrade(url)
     evaluator = _evaluator(settings.backend, settings.receipts_complete_from, settings.packs)
-    if len(settings.packs) > 1:   # every selected pack's check in one transaction, one digest (as ``ccm check``)
-        tr = shared_treaties(settings.backend, settings.receipts_complete_from, settings.packs)
+    tr = shared_treaties(settings.backend, settings.receipts_complete_from, settings.packs)
+    if tr.several:   # every selected pack's check in one transaction, one digest (as ``ccm check``)
         checks, contexts, paths = check_treaties(url, tr, day, settings.output_folder)
         check = checks[0]
         context = {"attention": any(c["attention"] for c in contexts)}
@@ -119,7 +119,7 @@ def daily_job(as_of: str | None = None) -> DailyResult:
     else:
         check, context, paths = check_and_digest(url, evaluator, day, settings.output_folder)
         runs = None
-    run = DailyRun(url=url, settings=settings, evaluator=evaluator, as_of=day)   # the letters: the first pack's (not yet per treaty)
+    run = DailyRun(url=url, settings=settings, treaties=tr, as_of=day)
     steps = {plugin.name: plugin.daily(run) for plugin in load_plugins() if plugin.daily is not None}
     return DailyResult(as_of=day, check_run_id=check.run_id, attention=context["attention"], digest=paths, steps=steps,
                        check_runs=runs)

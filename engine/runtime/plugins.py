@@ -29,6 +29,7 @@ if TYPE_CHECKING:   # types only: the engine's lower layers never import Typer o
     from typer import Typer
 
     from engine.core.evaluate import Evaluator
+    from engine.registry.treaties import Treaties
 
 ENTRY_POINT_GROUP = "ccm_deadlines.plugins"
 
@@ -41,12 +42,18 @@ class StepResult(Protocol):
 
 @dataclass(frozen=True)
 class DailyRun:
-    """What the daily job hands each plugin's step, after the check of ``as_of`` was committed."""
+    """What the daily job hands each plugin's step, after the check of ``as_of`` was committed: every
+    selected pack's evaluator (``treaties``, in the settings' order), so that a step covers each pack."""
 
     url: str
     settings: Settings
-    evaluator: Evaluator
+    treaties: Treaties
     as_of: date
+
+    @property
+    def evaluator(self) -> Evaluator:
+        """The first selected pack's evaluator (the only one, by default)."""
+        return self.treaties.primary
 
 
 @dataclass(frozen=True)

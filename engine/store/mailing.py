@@ -1,7 +1,8 @@
 """The letters' tables on engine.store.database.Base: contacts, batches and their items, the delivery log (one row per idempotency key), attempts, recipients.
 
-The schema is created by the migrations engine/store/migrations/versions/0002_letters.py and
-0005_letter_batches.py (batches, their items, and each note's batch and approver); these models
+The schema is created by the migrations engine/store/migrations/versions/0002_letters.py,
+0005_letter_batches.py (batches, their items, and each note's batch and approver), 0006 (each
+recipient's outcome) and 0008 (each batch's rule pack); these models
 must stay equal to it (tests/test_store.py compares them once this module is imported).
 """
 
@@ -85,11 +86,13 @@ BATCH_STATUSES = ("planned", "approved")
 
 
 class BatchRow(Base):
-    """A mailing: the items planned on one day, reviewed as a whole and approved before any note is queued."""
+    """A mailing of one rule pack: its items planned on one day, reviewed as a whole and approved before any note
+    is queued. With several packs selected, a day's mailing is one batch per pack (migration 0008)."""
 
     __tablename__ = "letter_batches"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pack: Mapped[str] = mapped_column(String(40), index=True)   # the pack whose obligations, wording and rules it takes
     as_of: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(12), index=True)
