@@ -32,6 +32,7 @@ from engine.core.evaluate import Evaluator, Obligation
 from engine.core.facts import RecordedEvent
 from engine.record.contacts import load_contacts
 from engine.record.events import to_recorded
+from engine.registry.treaties import event_pack
 from engine.runtime.logs import get
 from engine.store.database import (
     ChangeRow,
@@ -193,7 +194,9 @@ def run_check(url: str, evaluator: Evaluator, as_of: date, now: datetime | None 
         t = time.perf_counter()
         registry_loaded = snapshot and registry_hash is not None and load_snapshot(work, evaluator.registry, now)
         timings["write"] += time.perf_counter() - t
-        events = load_events_in(work) if events is None else events
+        # with no events given (one pack checked alone), only this pack's: an event tagged for another pack
+        # never settles one of its obligations (untagged events are the first, here the only, pack's)
+        events = own_events(load_events_in(work), pack) if events is None else events
         t = time.perf_counter()
         table = ObligationRow.__table__
         stored_parties = dict(work.execute(sa.select(table.c.party, sa.func.count()).where(table.c.pack == pack)
@@ -305,6 +308,11 @@ def _transaction(url: str, session: Any):
 def _names(evaluator: Evaluator, parties: Iterable[str]) -> dict[str, str]:
     known = evaluator.registry.participants
     return {p: known[p].name for p in parties if p in known}
+
+
+def own_events(events: Iterable[RecordedEvent], pack: str) -> list[RecordedEvent]:
+    """The events of ``pack`` when it is checked alone: those tagged for it and the untagged ones."""
+    return [e for e in events if event_pack(e, pack) == pack]
 
 
 def load_events_in(session) -> list[RecordedEvent]:

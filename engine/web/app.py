@@ -369,9 +369,10 @@ class Service:
         return self.cached(("evaluation", iso3, as_of, state.key), compute)
 
     def _home_events(self, events: list) -> list:
-        """The first pack's events: with several packs, an event tagged for another is not its."""
+        """The first pack's events: an event tagged for another pack is not its, even when that pack is not
+        selected (the letters filter the same way: notifiers/dues.py)."""
         tr = self.treaties
-        return tr.events(tr.names[0], events) if tr.several else events
+        return tr.events(tr.names[0], events)
 
     def evaluate_all(self, as_of: date, state: State):
         """(evaluations, errors) of every participant, by the engine's one every-party loop."""
