@@ -470,6 +470,9 @@ def digest_sections(listed: Listed, evaluator: Evaluator, names: dict[str, str],
         "missed": [{**row(request), "deadline": row(deadline)} for request, deadline in listed.missed_at_risk()],
         "receipts_complete_from": (evaluator.receipts_complete_from.isoformat()
                                    if evaluator.receipts_complete_from else None),
+        # each pack's digest says from which day its record of receipts is taken as complete
+        "receipts_complete_from_text": (fmt(evaluator.receipts_complete_from)
+                                        if evaluator.receipts_complete_from else None),
         "next_meeting": ({**meeting, "start": meeting["start"].isoformat(), "start_text": fmt(meeting["start"])}
                          if meeting else None),
         "errors": [{"party": p, "name": names.get(p, p), "message": m} for p, m in errors],

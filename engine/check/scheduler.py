@@ -109,8 +109,8 @@ def daily_job(as_of: str | None = None) -> DailyResult:
     url = settings.database_url
     if store.current_revision(url) != store.head_revision():
         store.upgrade(url)
-    evaluator = _evaluator(settings.backend, settings.receipts_complete_from, settings.packs)
-    tr = shared_treaties(settings.backend, settings.receipts_complete_from, settings.packs)
+    evaluator = _evaluator(settings.backend, settings.complete_from, settings.packs)
+    tr = shared_treaties(settings.backend, settings.complete_from, settings.packs)
     if tr.several:   # every selected pack's check in one transaction, one digest (as ``ccm check``)
         checks, contexts, paths = check_treaties(url, tr, day, settings.output_folder)
         check = checks[0]

@@ -135,7 +135,7 @@ def evaluator(backend: str | None = None) -> Evaluator:
     """The process's evaluator for the settings in force (engine.registry.shared: the API and the
     scheduler started by ``ccm serve`` and ``ccm scheduler`` use the same one)."""
     settings = load_settings()
-    return shared_evaluator(backend or settings.backend, settings.receipts_complete_from, settings.packs)
+    return shared_evaluator(backend or settings.backend, settings.complete_from, settings.packs)
 
 
 def treaties(backend: str | None = None, treaty: str | None = None) -> Treaties:
@@ -144,7 +144,7 @@ def treaties(backend: str | None = None, treaty: str | None = None) -> Treaties:
     settings' first pack)."""
     settings = load_settings()
     names = tuple(settings.packs) + ((treaty,) if treaty and treaty not in settings.packs else ())
-    return shared_treaties(backend or settings.backend, settings.receipts_complete_from, names).only(treaty)
+    return shared_treaties(backend or settings.backend, settings.complete_from, names).only(treaty)
 
 
 def find_in(tr: Treaties, query: str) -> Participant:

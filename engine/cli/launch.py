@@ -99,7 +99,7 @@ def _answer(command: str, arguments: list[str], options: dict) -> str | None:
         treaty = packs.unselected_owner(arguments[1], settings.packs)
     names = tuple(settings.packs) + ((treaty,) if treaty and treaty not in settings.packs else ())
     backend = (options.get("--backend") or None) if command == "deadlines" else None
-    tr = shared_treaties(str(backend or settings.backend), settings.receipts_complete_from, names).only(treaty)
+    tr = shared_treaties(str(backend or settings.backend), settings.complete_from, names).only(treaty)
     text = options.get("--as-of")
     if not text:
         day = datetime.now(UTC).date()

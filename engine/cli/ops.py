@@ -125,6 +125,13 @@ def effective(settings) -> list[dict[str, Any]]:
             if key.secret and isinstance(value, str):
                 value = safe_url(value) if "://" in value else "***"
             rows.append({"key": dotted, "value": value, "source": source})
+    # each selected pack's day (and any other pack's override): its own, or the global one it takes
+    complete = settings.complete_from
+    for name in dict.fromkeys((*settings.packs, *settings.receipts_complete_from_packs)):
+        dotted = f"record.packs.{name}.receipts_complete_from"
+        day = complete.for_pack(name)
+        source = settings.sources.get(dotted) or f"[record] receipts_complete_from ({settings.sources.get('record.receipts_complete_from', 'default')})"
+        rows.append({"key": dotted, "value": day.isoformat() if day else None, "source": source})
     for table in ("letters",):
         for sub in ("signers", "kinds"):
             names = sorted(settings.file_data.get(table, {}).get(sub) or base.get(table, {}).get(sub, {}))

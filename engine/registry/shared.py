@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from datetime import date
+from typing import Any
 
 from engine.backends import Evaluator
 from engine.core import packs
@@ -21,17 +22,24 @@ _lock = threading.Lock()     # the API builds it from a worker thread on first u
 _evaluators: dict[tuple[str, date | None, str], Evaluator] = {}
 
 
-def shared_evaluator(backend: str, receipts_complete_from: date | None = None,
+def _day(receipts_complete_from: Any, name: str) -> date | None:
+    """One pack's day: a date (every pack), or the settings' CompleteFrom, which knows each pack's."""
+    for_pack = getattr(receipts_complete_from, "for_pack", None)
+    return for_pack(name) if for_pack is not None else receipts_complete_from
+
+
+def shared_evaluator(backend: str, receipts_complete_from: Any = None,
                      pack_names: tuple[str, ...] = packs.DEFAULT) -> Evaluator:
     """The evaluator of the first pack ``[engine] pack`` selects (the only one, by default); built on first use."""
-    return _pack_evaluator(backend, receipts_complete_from, packs.single(tuple(pack_names)).name)
+    name = packs.single(tuple(pack_names)).name
+    return _pack_evaluator(backend, _day(receipts_complete_from, name), name)
 
 
-def shared_treaties(backend: str, receipts_complete_from: date | None = None,
+def shared_treaties(backend: str, receipts_complete_from: Any = None,
                     pack_names: tuple[str, ...] = packs.DEFAULT) -> Treaties:
     """One evaluator per selected pack, in the order ``[engine] pack`` names them."""
     selected = packs.select(tuple(pack_names))
-    return Treaties(tuple(_pack_evaluator(backend, receipts_complete_from, p.name) for p in selected))
+    return Treaties(tuple(_pack_evaluator(backend, _day(receipts_complete_from, p.name), p.name) for p in selected))
 
 
 def _pack_evaluator(backend: str, receipts_complete_from: date | None, name: str) -> Evaluator:

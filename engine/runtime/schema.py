@@ -196,6 +196,9 @@ def check_file(data: dict[str, Any], where: str) -> list[str]:
                 wrong = problem(key, section[name])
                 if wrong:
                     problems.append(f"{where}: [{table}] {name} is {_show(section[name])}; it {wrong}.")
+    record = data.get("record")
+    if isinstance(record, dict):
+        problems += _check_record_packs(record.get("packs"), where)
     letters = data.get("letters")
     if isinstance(letters, dict):
         problems += _check_signers(letters.get("signers"), where) + _check_kinds(letters.get("kinds"), where)
@@ -203,6 +206,27 @@ def check_file(data: dict[str, Any], where: str) -> list[str]:
     if isinstance(smtp, dict) and "password" in smtp:
         problems.append(f"{where}: [smtp] password must not be written in the file; put it in the environment "
                         f"variable named by password_env ({smtp.get('password_env', 'CCM_SMTP_PASSWORD')}).")
+    return problems
+
+
+def _check_record_packs(tables: Any, where: str) -> list[str]:
+    """``[record.packs.<pack>] receipts_complete_from``: a pack name and a date, or empty (not complete)."""
+    if tables is None:
+        return []
+    if not isinstance(tables, dict):
+        return [f"{where}: [record.packs] must be a table of packs ([record.packs.apmbc] with its keys)."]
+    problems = []
+    key = SCHEMA["record"]["receipts_complete_from"]
+    for name, table in tables.items():
+        at = f"{where}: [record.packs.{name}]"
+        if _pack_names([name]):
+            problems.append(f"{at} must be named by a rule pack (lower-case letters, digits, _).")
+        elif not isinstance(table, dict):
+            problems.append(f"{at} must be a table with receipts_complete_from.")
+        elif "receipts_complete_from" in table:
+            wrong = problem(Key(key.kind, check=key.check), table["receipts_complete_from"])
+            if wrong:
+                problems.append(f"{at} receipts_complete_from is {_show(table['receipts_complete_from'])}; it {wrong}.")
     return problems
 
 

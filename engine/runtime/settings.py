@@ -29,6 +29,20 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class CompleteFrom:
+    """``[record] receipts_complete_from`` and its per-pack overrides (``[record.packs.<pack>]``).
+
+    The global day applies to every pack that has no override of its own (see README, "Receipts:
+    complete from when"); an override may be empty, saying that pack's record is not complete."""
+
+    default: date | None = None
+    packs: tuple[tuple[str, date | None], ...] = ()
+
+    def for_pack(self, name: str) -> date | None:
+        return dict(self.packs).get(name, self.default)
+
+
+@dataclass(frozen=True)
 class Settings:
     backend: str = DEFAULT_BACKEND
     packs: tuple[str, ...] = DEFAULT_PACKS
@@ -39,8 +53,15 @@ class Settings:
     log_level: str | None = None                  # None: WARNING for commands, INFO for the scheduler and the server
     log_format: str = "text"
     receipts_complete_from: date | None = None   # [record]: from this day on, no receipt recorded means overdue
+    # [record.packs.<pack>] receipts_complete_from: one pack's own day (None: that pack's record is not complete)
+    receipts_complete_from_packs: dict[str, date | None] = field(default_factory=dict, compare=False, hash=False)
     file_data: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @property
+    def complete_from(self) -> CompleteFrom:
+        """From which day each pack's record of receipts is complete (what the evaluators are built with)."""
+        return CompleteFrom(self.receipts_complete_from, tuple(sorted(self.receipts_complete_from_packs.items())))
 
     def with_overrides(self, **changes) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -165,9 +186,15 @@ def load_settings(path: Path | None = None) -> Settings:
     complete_from = pick("record", "receipts_complete_from", None)
     if isinstance(complete_from, str):      # a TOML date stays a date; text was checked by the schema
         complete_from = date.fromisoformat(complete_from) if complete_from else None
+    per_pack: dict[str, date | None] = {}
+    for name, table in (data.get("record", {}).get("packs") or {}).items():   # checked by the schema
+        if "receipts_complete_from" in table:
+            value = table["receipts_complete_from"]
+            per_pack[name] = (date.fromisoformat(value) if value else None) if isinstance(value, str) else value
+            sources[f"record.packs.{name}.receipts_complete_from"] = f"file {where}"
     level = pick("logging", "level", None)
     log_format = pick("logging", "format", "text")
     return Settings(backend=backend, packs=pack_names, database_url=url, output_folder=folder, config_path=path, config_found_by=found_by,
                     log_level=level.upper() if level else None, log_format=log_format.lower(),
-                    receipts_complete_from=complete_from, file_data=data,
+                    receipts_complete_from=complete_from, receipts_complete_from_packs=per_pack, file_data=data,
                     sources=sources)

@@ -201,14 +201,14 @@ class Service:
     @property
     def evaluator(self):
         if self._evaluator is None:   # the process's one (engine.registry.shared), as the CLI's and the scheduler's
-            self._evaluator = shared_evaluator(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
+            self._evaluator = shared_evaluator(self.settings.backend, self.settings.complete_from, self.settings.packs)
         return self._evaluator
 
     @property
     def treaties(self):
         """The selected packs' evaluators (engine/registry/treaties.py); the first is :attr:`evaluator`."""
         if self._treaties is None:   # kept: shared_treaties selects the packs again on every call, on every hit
-            self._treaties = shared_treaties(self.settings.backend, self.settings.receipts_complete_from, self.settings.packs)
+            self._treaties = shared_treaties(self.settings.backend, self.settings.complete_from, self.settings.packs)
         return self._treaties
 
     def evaluate_in(self, pack: str, iso3: str, as_of: date, state: State):
