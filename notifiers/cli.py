@@ -295,9 +295,16 @@ def letters_batches(limit: int = typer.Option(20, "--limit"), json_output: bool 
     table = _fitted("Batches")
     # the treaty's column when more than one can appear (one pack, and only its batches: as it always was)
     treaty_column = tr.several or any(batch.pack != tr.names[0] for batch, _, _ in found)
+    # 80 columns hold every header whole with the Treaty column: the two "Approved" headers take two lines,
+    # the times wrap at their space (date over time), the approver's name folds; no column is narrower
+    # than its header's longest word, so none is squeezed out
+    wraps = ("Planned", "Approved\nby", "Approved\nat")
+    table.padding = (0, 0, 0, 0)     # the box's own separator leaves one space between columns
     for column in ("Batch", *(("Treaty",) if treaty_column else ()), "As of", "Planned", "Items", "States", "Status",
-                   "Approved by", "Approved at"):
-        table.add_column(column, no_wrap=column != "Approved by", overflow="fold")
+                   "Approved\nby", "Approved\nat"):
+        table.add_column(column, no_wrap=column not in wraps, overflow="fold",
+                         min_width=max(10 if column in ("Planned", "Approved\nat") else 0,
+                                       *(len(word) for word in column.split())))
     for batch, items, states in found:
         table.add_row(str(batch.id), *((batch.pack,) if treaty_column else ()), batch.as_of.isoformat(),
                       f"{batch.created_at:%Y-%m-%d %H:%M}", str(items), str(states), batch.status, batch.approved_by or "",
@@ -707,7 +714,9 @@ def letters_log(party: str | None = typer.Option(None, "--party"),
 @letters_app.command("cancel")
 def letters_cancel(letter_id: int | None = typer.Argument(None, help="The letter's id (ccm letters log)."),
                    party: str | None = typer.Option(None, "--party", help="Every unsent letter of this party."),
-                   json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+                   json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+                   treaty: str | None = typer.Option(None, "--treaty", help="Only this rule pack's letters (a selected "
+                                                     "one); a letter id of another pack is refused.")) -> None:
     """Cancel an unsent letter (or every unsent letter of a party): it is never sent."""
     # lazy: Alembic, Babel, email-validator, Jinja2, SQLAlchemy load only when this command runs, not on the start-up of ccm
     from notifiers import delivery
@@ -716,9 +725,10 @@ def letters_cancel(letter_id: int | None = typer.Argument(None, help="The letter
         fail("give a letter id or --party PARTY (one of them)")
     settings, _ = _settings()
     _ready(settings.database_url)
-    iso3 = find_in(_selected(), party).iso3 if party else None
+    selected = _selected(treaty)
+    iso3 = find_in(selected, party).iso3 if party else None
     try:
-        keys = delivery.cancel(settings.database_url, letter_id, iso3)
+        keys = delivery.cancel(settings.database_url, letter_id, iso3, selected.names if treaty else None)
     except delivery.LetterNotFound as error:
         fail(str(error))
         return

@@ -383,14 +383,21 @@ def rerender_for_parties(url: str, selected: Selected, config: LettersConfig, pa
     return rerender(url, selected, config, LetterRow.party.in_(parties))
 
 
-def cancel(url: str, letter_id: int | None = None, party: str | None = None) -> list[str]:
-    """Cancel one unsent letter, or every unsent letter of a party; returns the keys cancelled."""
+def cancel(url: str, letter_id: int | None = None, party: str | None = None,
+           pack_names: tuple[str, ...] | None = None) -> list[str]:
+    """Cancel one unsent letter, or every unsent letter of a party (with ``pack_names``: of those packs'
+    batches only, ``--treaty``); returns the keys cancelled."""
     with writer_session(url) as session, session.begin():
         query = sa.select(LetterRow).where(LetterRow.status.in_(UNSENT))
         query = query.where(LetterRow.id == letter_id) if letter_id is not None else query.where(LetterRow.party == party)
+        if pack_names is not None:
+            query = query.where(of_packs(pack_names))
         rows = list(session.scalars(query))
         if letter_id is not None and not rows:
             found = session.get(LetterRow, letter_id)
+            if found is not None and found.status in UNSENT:     # unsent, so left out by --treaty: another pack's
+                raise LetterNotFound(f"letter {letter_id} is not a letter of {', '.join(pack_names or ())}; "
+                                     "cancel it without --treaty or with its own")
             raise LetterNotFound(f"there is no letter {letter_id}" if found is None else
                                  f"letter {letter_id} is {found.status}; only a queued, failed, rejected or partial "
                                  "letter can be cancelled")

@@ -77,13 +77,13 @@ def test_a_pack_without_an_override_takes_the_global_day_and_config_show_says_so
     monkeypatch.delenv("CCM_RECEIPTS_COMPLETE_FROM", raising=False)
     configure(tmp_path, monkeypatch, '[record]\nreceipts_complete_from = "2011-01-01"\n'
                                      '[record.packs.apmbc]\nreceipts_complete_from = 2020-01-01\n')
-    code, out = ccm("config", "show", "--json")
+    _, out = ccm("config", "show", "--json")
     rows = {r["key"]: r for r in json.loads(out)["settings"]}
     assert rows["record.packs.ccm.receipts_complete_from"]["value"] == "2011-01-01"
     assert rows["record.packs.ccm.receipts_complete_from"]["source"].startswith("[record] receipts_complete_from")
     assert rows["record.packs.apmbc.receipts_complete_from"]["value"] == "2020-01-01"
     assert rows["record.packs.apmbc.receipts_complete_from"]["source"].startswith("file ")
-    code, out = ccm("deadlines", "IRQ", "--as-of", DAY, "--json")
+    _, out = ccm("deadlines", "IRQ", "--as-of", DAY, "--json")
     assert iraq_2024(out, "ccm") == "overdue" and iraq_2024(out, "apmbc") == "overdue"
 
 

@@ -12,7 +12,6 @@ receipt recorded untagged (the CCM's own) does settle it: the event is one that 
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import sqlalchemy as sa
 from typer.testing import CliRunner
