@@ -139,9 +139,21 @@ def _deadline(rule, rulebook, language: str, pack: Path) -> dict[str, Any] | Non
             phrases = {key: wording.letters_entry(entry, key, language, "[letters.deadlines]", pack)
                        for key in ("title", "task", "own")}
             deadline_rule = rulebook.rule(deadline_id)
+            cited = wording.provision(_article_number(deadline_rule.article), language, pack)
             return {**phrases, "extensible": bool(entry.get("extensible", False)),
-                    "article": under_article(_article_number(deadline_rule.article), language, pack)}
+                    "article": cited[0], "of_article": cited[1]}
     raise wording.WordingError(f"{pack.name}/{packs.WORDING}: no [[letters.deadlines]] entry lists {deadline_id}")
+
+
+def _request(obligation_id: str, language: str, pack: Path) -> dict[str, str] | None:
+    """The pack's own wording of a request whose timing is not the treaty's ([[letters.requests]]: the
+    APMBC's comes from a decision of the States Parties): how an item cites it, how a subject names its
+    provision, and the legal basis ({quote} the rule's quotation); None when the pack gives none."""
+    for entry in wording.letters(pack).get("requests", []):
+        if obligation_id in entry.get("obligations", ()):
+            return {key: wording.letters_entry(entry, key, language, "[letters.requests]", pack)
+                    for key in ("cited", "provision", "of", "basis")}
+    return None
 
 
 def _item_context(item, dated: date, registry, rulebook, language: str, pack: Path) -> dict[str, Any]:
@@ -160,7 +172,10 @@ def _item_context(item, dated: date, registry, rulebook, language: str, pack: Pa
     provision, of_provision = wording.provision(rule.article, language, pack)
     base_provision, of_base_provision = wording.provision(base.article, language, pack) if base else ("", "")
     own = rulebook.rule(planned.obligation_id)
-    return {
+    request = _request(planned.obligation_id, language, pack) if planned.kind == "extension_request" else None
+    if request:      # cited as the pack words it, not from the rule's `article` (which may name a decision)
+        provision, of_provision = request["cited"], request["of"]
+    context = {
         "kind": planned.kind, "wording": item.wording, "period": planned.period,
         "obligation_id": planned.obligation_id, "rule_id": rule.id, "base_id": base.id if base else "",
         "deadline": (_deadline(own, rulebook, language, pack)
@@ -179,7 +194,11 @@ def _item_context(item, dated: date, registry, rulebook, language: str, pack: Pa
         "meeting_past": bool(meeting_start and meeting_start <= dated),
         "earlier": ({"reference": item.earlier.reference, "date": days(item.earlier.sent_on)}
                     if item.earlier else None),
+        "request_basis": request["basis"] if request else "",
     }
+    if request:
+        context["subject_provision"], context["of_subject_provision"] = request["provision"], request["of"]
+    return context
 
 
 def note_context(note, registry, rulebook, language: str, signer, ref: str, mission: str | None = None) -> dict[str, Any]:
