@@ -106,7 +106,7 @@ def test_a_stockpile_deadline_without_an_extension_mechanism_says_nothing_of_req
     for language, says, never in (
             ("en", "completion of the destruction of stockpiled anti-personnel mines (Article 4 of the Convention on the Prohibition",
              "nine months"),
-            ("fr", "achèvement de la destruction des stocks de mines antipersonnel (l'article 4 de la Convention sur l'interdiction",
+            ("fr", "achèvement de la destruction des stocks de mines antipersonnel (article 4 de la Convention sur l'interdiction",
              "neuf mois"),
             ("es", "conclusión de la destrucción de las existencias de minas antipersonal (artículo 4 de la Convención", "nueve meses"),
             ("zh", "完成销毁储存的杀伤人员地雷（《关于禁止使用", "九个月")):
