@@ -91,6 +91,8 @@ CASES = (
          note="Cambodia's extended clearance deadline and its request, nine months before the 22MSP"),
     Case("apmbc-stockpile-BLR", "BLR", date(2007, 3, 1), (("apmbc.art4.stockpile_destruction", "", "advance365"),),
          note="an Art. 4 deadline the Convention lets no meeting extend: the note says nothing of a request"),
+    Case("apmbc-initial-report-overdue-MHL", "MHL", date(2026, 3, 1), ((APMBC_IR, "", "reminder1"),),
+         note="a State party to the Mine Ban Convention alone, named as the UN names it: 'the Marshall Islands'"),
 )
 #: The clarification case needs a recorded request (none is in the registry): received on this date.
 CLARIFICATION_REQUEST = date(2025, 3, 3)

@@ -134,10 +134,16 @@ def test_explain_shows_cambodias_chain(tmp_path):
     assert "Art. 5(3)-(6)" in text and "Art. 17(1)-(2)" in text
 
 
-def test_an_extension_decided_after_the_deadline_had_passed_is_applied(evaluator):
-    """Uganda: deadline 1 Aug 2009, extended to 1 Aug 2012 by the 2RC (4 Dec 2009)."""
+def test_an_extension_decided_after_the_deadline_had_passed_is_applied(evaluator, rulebook, registry):
+    """Uganda: deadline 1 Aug 2009, extended to 1 Aug 2012 by the 2RC (4 Dec 2009). Between the two the
+    deadline has passed: overdue where the ISU's record is complete for it, else unknown (the registry's
+    extensions and completions come from public sources and are not known to be complete)."""
     between = evaluator.evaluate("UGA", date(2009, 10, 1))
     (clearance,) = between.find("apmbc.art5.clearance")
+    assert (clearance.due, clearance.status) == (date(2009, 8, 1), "unknown")
+    assert "not complete for 1 Aug 2009" in clearance.status_reason
+    complete = Evaluator(rulebook, registry, "reference", receipts_complete_from=date(2009, 1, 1))
+    (clearance,) = complete.evaluate("UGA", date(2009, 10, 1)).find("apmbc.art5.clearance")
     assert (clearance.due, clearance.status) == (date(2009, 8, 1), "overdue")
     after = evaluator.evaluate("UGA", date(2010, 6, 1))
     (clearance,) = after.find("apmbc.art5.clearance")
@@ -148,7 +154,22 @@ def test_a_missed_art4_deadline_is_never_moved_by_a_decision(evaluator):
     evaluation = evaluator.evaluate("GRC", date(2026, 11, 28))
     (stockpile,) = evaluation.find("apmbc.art4.stockpile_destruction")
     assert stockpile.due == stockpile.original_due == date(2008, 3, 1)
+    assert stockpile.status == "overdue"          # on the ISU's published finding (declarations.csv), not on silence
+    assert "a published statement says the deadline was missed" in stockpile.status_reason
+    assert "stockpile-destruction" in " ".join(stockpile.evidence_sources)
+
+
+def test_a_passed_deadline_with_nothing_on_record_is_unknown_not_overdue(evaluator, rulebook, registry):
+    """Latvia declared stocks (Zagreb Progress Report) and the registry holds no completion: silence in a
+    registry gathered from public sources is not a missed deadline."""
+    (stockpile,) = evaluator.evaluate("LVA", date(2026, 11, 28)).find("apmbc.art4.stockpile_destruction")
+    assert stockpile.status == "unknown" and "not complete for 1 Jan 2010" in stockpile.status_reason
+    complete = Evaluator(rulebook, registry, "reference", receipts_complete_from=date(2005, 1, 1))
+    (stockpile,) = complete.evaluate("LVA", date(2026, 11, 28)).find("apmbc.art4.stockpile_destruction")
     assert stockpile.status == "overdue"
+    requests = [o for o in evaluator.evaluate("GBR", date(2026, 11, 28)).obligations
+                if o.id == "apmbc.art5.extension_request" and o.status in ("missed", "unknown")]
+    assert requests and all(o.status == "unknown" for o in requests)
 
 
 def test_ukraines_announced_suspension_moves_no_deadline(evaluator, registry):

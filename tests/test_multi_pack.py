@@ -343,6 +343,12 @@ def test_the_dashboard_has_a_section_per_treaty_and_each_its_own_first_check(tmp
     # the APMBC section lists its own obligations, named by its rulebook; no CCM one (Art. 3 is the CCM's stockpile)
     section = apmbc.partition('id="timeline"')[0]
     assert "Clearance (Art. 5)" in section and "Stockpile destruction (Art. 4)" in section
+    # Greece's Art. 4 is overdue on the ISU's published finding; a passed Art. 5 deadline with nothing on
+    # record (Yemen's, 1 Mar 2015) is listed as not known, with the reason
+    overdue = section.partition('id="apmbc-overdue-other"')[2].partition('id="apmbc-unknown-other"')[0]
+    unknown = section.partition('id="apmbc-unknown-other"')[2].partition('id="apmbc-decisions-to-record"')[0]
+    assert "(GRC)" in overdue and "(YEM)" not in overdue
+    assert "the record is not complete for" in unknown
     assert "(Art. 3)" not in section and '<a href="/parties/' in section
     # a second APMBC check: its flag turns off and its changes (none the same day) are its own
     assert run(monkeypatch, BOTH, "check", "--as-of", "2024-01-02")[0] in (0, 1)     # runs 4 (CCM), 5 (APMBC)

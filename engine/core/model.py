@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from typing import Protocol, TypeVar
@@ -358,6 +358,9 @@ class TreatySettings:
     positions: dict[int, frozenset[str]]
     sources: tuple[Source, ...]
     meeting_kinds: frozenset[str] = frozenset()   # what meetings.csv's `kind` may say
+    # Per article, declarations.csv positions that are published findings about a party (e.g. that a
+    # deadline was missed): a row of one may stand beside the row giving the party's position.
+    findings: dict[int, frozenset[str]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- registry

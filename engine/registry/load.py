@@ -196,6 +196,7 @@ def _load_treaty(directory: Path, check: _Checker) -> TreatySettings | None:
             opened_for_signature=data["opened_for_signature"],
             instruments_for_entry_into_force=int(data["instruments_for_entry_into_force"]),
             positions={k: frozenset(v) for k, v in per_article("positions").items()},
+            findings={k: frozenset(v) for k, v in per_article("findings").items()},
             sources=tuple(Source(href=s["href"], title=s.get("title")) for s in data.get("sources", ())),
             meeting_kinds=frozenset(data["meeting_kinds"]),
         )
@@ -317,14 +318,16 @@ def load_registry(directory: Path | None = None, rulebook: Rulebook | None = Non
         iso3 = row["iso3"].strip()
         known_party(file, line, iso3)
         article = article_of(file, line, row["article"])
-        key: tuple[Hashable, ...] = (iso3, article)
+        position = row["position"].strip()
+        finding = article is not None and position in treaty.findings.get(article, ())
+        key: tuple[Hashable, ...] = (iso3, article, position) if finding else (iso3, article)
         if key in seen:
-            check.add(file, line, "article", f"duplicate row: {iso3} article {article} already appears above")
+            check.add(file, line, "article", f"duplicate row: {iso3} article {article}"
+                      + (f" {position}" if finding else "") + " already appears above")
             continue
         seen.add(key)
-        position = row["position"].strip()
         if article is not None:
-            check.choice(file, line, "position", position, treaty.positions[article])
+            check.choice(file, line, "position", position, treaty.positions[article] | treaty.findings.get(article, frozenset()))
         retains_text = row["retains"].strip()
         if retains_text not in RETAINS:
             check.add(file, line, "retains", f"{retains_text!r} is not one of: yes, no, unknown (or empty)")

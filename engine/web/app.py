@@ -1252,7 +1252,8 @@ def treaty_context(service: Service, state: State, day: date, pack: str) -> dict
             listed.add_evaluation(evaluation)
         names = {iso3: p.name for iso3, p in evaluator.registry.participants.items()}
         sections = digest_sections(listed, evaluator, names, errors)
-        for key in ("overdue_reports", "overdue_other", "upcoming", "extension_requests", "decisions_to_record", "missed"):
+        for key in ("overdue_reports", "overdue_other", "unknown_other", "upcoming", "extension_requests", "decisions_to_record",
+                    "missed"):
             for row in sections[key]:
                 row["label"] = evaluator.rulebook.name_of(row["obligation"])
         changes = _changes(service, state, pack)
