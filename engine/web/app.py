@@ -166,14 +166,16 @@ class Service:
         if self._executor is None:
             with self._lock:
                 if self._executor is None:
-                    self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ccm-evaluate")
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccm-evaluate")
         return self._executor
 
     async def run(self, work: Callable[[], Any]) -> Any:
-        """``work()`` in one of two worker threads: an evaluation, a database read or the first load
-        of the rulebook takes milliseconds of CPU, during which the event loop would serve no one.
-        Two threads, not starlette's forty: the GIL lets one compute at a time, and more threads
-        would only share it, lengthening every request's wait."""
+        """``work()`` in the process's one worker thread: an evaluation, a database read or the first
+        load of the rulebook takes milliseconds of CPU, during which the event loop would serve no one.
+        One thread, not starlette's forty: the GIL lets one compute at a time and the durable backend
+        evaluates one party at a time, so a second thread only waited on both, and served about a
+        third fewer misses a second (benchmarks/api.py, one process: 518-602 against 363-433 req/s).
+        More cores are used by more processes (``[api] workers``)."""
         return await asyncio.get_running_loop().run_in_executor(self._workers(), work)
 
     async def ready_state(self) -> State:
