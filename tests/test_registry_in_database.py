@@ -365,7 +365,7 @@ def test_a_registry_with_too_few_deposits_still_says_so(ccm_registry):
 
 
 def test_the_snapshot_keeps_a_successions_date_of_effect(db_url):
-    """participants.csv's optional effective_from (migration 0008): the APMBC registry states South Sudan's."""
+    """participants.csv's optional effective_from (migration 0009): the APMBC registry states South Sudan's."""
     from engine.core import packs
     from engine.core.rulebook import load_rulebook
 

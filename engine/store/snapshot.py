@@ -10,7 +10,7 @@ files (an item with a title is written ``Title <href>``; :func:`engine.core.mode
 reads them back).
 
 The schema is created by the migrations engine/store/migrations/versions/0003_registry_snapshot.py,
-0004_registry_record_observations.py and 0008_registry_participants_effective_from.py;
+0004_registry_record_observations.py and 0009_registry_participants_effective_from.py;
 these models must stay equal to it (tests/test_store.py compares them once this module is
 imported, which the migration does).
 """
@@ -68,7 +68,7 @@ class RegistryParticipantRow(Base):
     evidence: Mapped[str] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text)
     sources: Mapped[str] = mapped_column(Text)
-    effective_from: Mapped[date | None] = mapped_column(Date)   # 0008: a succession's stated date of effect
+    effective_from: Mapped[date | None] = mapped_column(Date)   # 0009: a succession's stated date of effect
 
 
 class RegistryMeetingRow(Base):

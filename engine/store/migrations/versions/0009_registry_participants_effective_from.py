@@ -1,16 +1,16 @@
 """The registry snapshot keeps participants.csv's optional `effective_from` column: the date of effect
 the depositary gives a notification of succession, where the registry states one (NULL elsewhere).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 import sqlalchemy as sa
 from alembic import op
 
 import engine.store.snapshot  # noqa: F401  (registers the snapshot's models on engine.store.database.Base for metadata comparisons)
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
