@@ -1,6 +1,7 @@
 """The Mine Ban Convention pack (rules/apmbc/): it loads, its published cases reproduce through the
 JSON of `ccm deadlines` run with CCM_PACK=apmbc, Cambodia's extended Art. 5 deadline and its chain
-show as the issue asks, and every participant's entry into force follows Art. 17."""
+show as the issue asks, and every participant's entry into force follows Art. 17 or, for a succession
+with a stated date of effect (South Sudan), that date."""
 
 from __future__ import annotations
 
@@ -199,30 +200,59 @@ def _article_17(deposit: date, fortieth: date) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-# Participants whose published entry into force is not the Art. 17 date computed from the deposit
-# (explained in rules/apmbc/registry/README.md): the engine gives the Art. 17 date.
-PUBLISHED_OTHERWISE = {"SSD": date(2011, 7, 9)}   # a succession effective from independence (UN OLA)
-
-
-def test_every_participants_entry_into_force_follows_article_17(evaluator, registry):
+def test_every_participants_entry_into_force_follows_article_17_or_its_stated_date_of_effect(evaluator, registry):
+    """Art. 17 from the deposit, except where the registry states the instrument's date of effect
+    (a succession dated from the succession of States): that date, as published."""
     fortieth = date(1998, 9, 16)
+    stated = {iso3: p.effective_from for iso3, p in registry.participants.items() if p.effective_from}
+    assert stated == {"SSD": date(2011, 7, 9)}   # ISU: "became effective for South Sudan on 9 July 2011"
     for iso3, participant in sorted(registry.participants.items()):
         evaluation = evaluator.evaluate(iso3, date(2026, 11, 28))
-        expected = _article_17(participant.deposit_date, fortieth)
+        expected = stated.get(iso3) or _article_17(participant.deposit_date, fortieth)
         assert evaluation.entry_into_force == expected, iso3
-    for iso3, published in PUBLISHED_OTHERWISE.items():
-        assert evaluator.evaluate(iso3, date(2026, 11, 28)).entry_into_force != published, iso3
     # The instruments deposited after the 40th but in September 1998 take 1 March 1999 by 17(2) too.
     for iso3 in ("BEN", "HND", "SEN", "NAM", "JPN"):
         assert registry.participant(iso3).deposit_date > fortieth
         assert evaluator.evaluate(iso3, date(2000, 1, 1)).entry_into_force == date(1999, 3, 1), iso3
 
 
+def test_south_sudan_is_bound_from_independence_once_its_succession_is_known(evaluator):
+    # Before the notification of 11 Nov 2011 nothing is known of it; after, it is bound from 9 Jul 2011.
+    assert evaluator.evaluate("SSD", date(2011, 11, 10)).status == "not_party"
+    known = evaluator.evaluate("SSD", date(2011, 11, 11))
+    assert (known.status, known.entry_into_force) == ("state_party", date(2011, 7, 9))
+    assert known.derived_dates["apmbc.art17.entry_into_force"]["rule"] == "apmbc.art17.entry_into_force_on_succession"
+    (initial,) = known.find("apmbc.art7.initial_report")
+    assert initial.due == date(2012, 1, 5)   # 9 Jul 2011 + 180 days
+    (clearance,) = evaluator.evaluate("SSD", date(2020, 1, 1)).find("apmbc.art5.clearance")
+    assert (clearance.due, clearance.basis) == (date(2021, 7, 9), ("apmbc.art17.entry_into_force_on_succession",
+                                                                   "apmbc.art5.clearance"))
+
+
+def test_montenegros_succession_states_no_date_of_effect_and_follows_article_17(evaluator, registry):
+    assert registry.participant("MNE").effective_from is None
+    evaluation = evaluator.evaluate("MNE", date(2026, 11, 28))
+    assert evaluation.entry_into_force == date(2007, 4, 1)
+    assert evaluation.derived_dates["apmbc.art17.entry_into_force"]["rule"] == "apmbc.art17.entry_into_force"
+
+
+def test_explain_shows_south_sudans_date_of_succession_and_its_source(tmp_path):
+    result = run_ccm(tmp_path, "explain", "SSD", "apmbc.art5.clearance", "--as-of", "2020-01-01")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "due 9 Jul 2021; status pending" in text
+    assert "South Sudan deposited its instrument of succession on 11 Nov 2011, with effect from 9 Jul 2011" in text
+    assert "the depositary gives South Sudan's instrument of succession (deposited 11 Nov 2011) effect from 9 Jul 2011" in text
+    assert "source: https://www.apminebanconvention.org/en/membership/south-sudan" in text
+    assert "apmbc.art17.entry_into_force_on_succession, Art. 17; succession of States" in text
+    assert text.index("9 Jul 2011 + 0 days = 9 Jul 2011") < text.index("9 Jul 2011 + 10 years = 9 Jul 2021")
+
+
 def test_the_backends_agree_on_the_pack(rulebook, registry):
     durable = Evaluator(rulebook, registry, "durable")
     reference = Evaluator(rulebook, registry, "reference")
-    for iso3 in ("KHM", "UGA", "BLR", "GRC", "FIN", "BIH", "ZWE", "MHL"):
-        for as_of in (date(2009, 10, 1), date(2021, 1, 1), date(2026, 11, 28)):
+    for iso3 in ("KHM", "UGA", "BLR", "GRC", "FIN", "BIH", "ZWE", "MHL", "SSD", "MNE"):
+        for as_of in (date(2009, 10, 1), date(2011, 11, 11), date(2021, 1, 1), date(2026, 11, 28)):
             assert durable.evaluate(iso3, as_of).to_json() == reference.evaluate(iso3, as_of).to_json(), (iso3, as_of)
 
 

@@ -45,6 +45,27 @@ def test_both_backends_give_every_registry_party_the_same_obligations_and_explan
         assert any(durable.evaluate(iso3, as_of).obligations for iso3 in parties)
 
 
+@pytest.mark.parametrize("as_of", [date(2011, 11, 11), date(2021, 1, 1), date(2026, 11, 28)], ids=str)
+def test_both_backends_agree_on_every_party_of_the_second_pack(as_of):
+    """The Mine Ban Convention's registry too, with its alternative date rule (a succession's stated
+    date of effect, South Sudan) and the Art. 17 rule it stands in for (Montenegro)."""
+    from engine.core import packs
+    from engine.core.rulebook import load_rulebook
+    from engine.registry.load import load_registry
+
+    pack = packs.find("apmbc")
+    rulebook = load_rulebook(pack.directory)
+    registry = load_registry(pack.registry, rulebook)
+    durable, oracle = Evaluator(rulebook, registry, "durable"), Evaluator(rulebook, registry, "reference")
+    disagree = {}
+    for iso3 in sorted(registry.participants):
+        got, expected = _outcome(durable, iso3, as_of), _outcome(oracle, iso3, as_of)
+        if got != expected:
+            disagree[iso3] = (got, expected)
+    assert disagree == {}
+    assert durable.evaluate("SSD", as_of).entry_into_force == date(2011, 7, 9)
+
+
 def test_both_backends_refuse_an_extension_beyond_the_ceiling(ccm_rulebook, ccm_registry):
     facts = Evaluator(ccm_rulebook, ccm_registry, "reference").facts("PER", date(2026, 11, 28))
     # Peru's deadline was 1 Mar 2021; four years on is 1 Mar 2025. Decide 1 Apr 2025 instead.

@@ -139,7 +139,7 @@ def _as_stored(registry: Registry) -> dict[str, set[tuple]]:
     return {
         "registry_participants": {(p.iso3, p.name, p.signature_date, p.instrument, p.deposit_date,
                                    p.provisional_application_date, p.withdrawal_effective_date, p.evidence, p.notes,
-                                   p.sources) for p in registry.participants.values()},
+                                   p.effective_from, p.sources) for p in registry.participants.values()},
         "registry_meetings": {(m.code, m.kind, m.name, m.city, m.start_date, m.end_date, m.date_precision, m.notes,
                                m.announced_start_date, m.status, m.sources) for m in registry.meetings},
         "registry_declarations": {(d.iso3, d.article, d.position, d.end_of_hostilities, d.quantity, d.retains,
@@ -162,7 +162,8 @@ def _as_stored(registry: Registry) -> dict[str, set[tuple]]:
 def _stored(tables) -> dict[str, set[tuple]]:
     fields = {
         "registry_participants": ("iso3", "name", "signature_date", "instrument", "deposit_date",
-                                  "provisional_application_date", "withdrawal_effective_date", "evidence", "notes"),
+                                  "provisional_application_date", "withdrawal_effective_date", "evidence", "notes",
+                                  "effective_from"),
         "registry_meetings": ("code", "kind", "name", "city", "start_date", "end_date", "date_precision", "notes",
                               "announced_start_date", "status"),
         "registry_declarations": ("iso3", "article", "position", "end_of_hostilities", "quantity", "retains",
@@ -361,3 +362,19 @@ def test_a_registry_with_too_few_deposits_still_says_so(ccm_registry):
     for _ in range(2):       # the answer is kept; the error is raised each time
         with pytest.raises(LookupError, match="instruments are deposited; entry into force needs 30"):
             registry.thirtieth_deposit()
+
+
+def test_the_snapshot_keeps_a_successions_date_of_effect(db_url):
+    """participants.csv's optional effective_from (migration 0009): the APMBC registry states South Sudan's."""
+    from engine.core import packs
+    from engine.core.rulebook import load_rulebook
+
+    pack = packs.find("apmbc")
+    registry = load_registry(pack.registry, load_rulebook(pack.directory))
+    store.upgrade(db_url)
+    with store.writer_session(db_url) as session, session.begin():
+        assert registry_store.load_snapshot(session, registry) is True
+        stated = dict(session.execute(sa.select(registry_store.RegistryParticipantRow.iso3,
+                                                registry_store.RegistryParticipantRow.effective_from)
+                                      .where(registry_store.RegistryParticipantRow.effective_from.is_not(None))).all())
+    assert stated == {"SSD": date(2011, 7, 9)}

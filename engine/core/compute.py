@@ -81,7 +81,7 @@ def fire(rule: Rule, binding: dict[str, Fact]) -> list[Fact]:
     if step is None:
         return []
     basis, inputs, steps = _provenance(rule, binding)
-    return [derived_fact(rule, rule.id, step.value, period=period, basis=basis, inputs=inputs,
+    return [derived_fact(rule, rule.kind, step.value, period=period, basis=basis, inputs=inputs,
                          steps=steps + [step.text], extra=extra)]
 
 
@@ -255,7 +255,7 @@ def _fire_periodic(rule: Rule, binding: dict[str, Fact]) -> list[Fact]:
     derived = []
     for year, step in zip(range(first_year, last_year + 1), per_period(rule, first_year, last_year), strict=True):
         lead = f"first period {first_year} (year of {first_anchor['k']} + {rule.first_period.get('add_years', 0)}); period {year}"
-        derived.append(derived_fact(rule, rule.id, step.value, period=str(year), basis=basis, inputs=inputs,
+        derived.append(derived_fact(rule, rule.kind, step.value, period=str(year), basis=basis, inputs=inputs,
                                     steps=steps + [f"{lead}: {step.text}"]))
     return derived
 

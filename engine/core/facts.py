@@ -1,6 +1,8 @@
 """The facts of one party as known on a date: plain, JSON-safe dicts built from the registry and the record.
 
-Fact kinds are generic over the registry's columns: ``deposit``, ``threshold_deposit``,
+Fact kinds are generic over the registry's columns: ``deposit``, ``deposit:effective_from`` (only
+where the registry states a date of effect for the instrument, also the deposit's ``effective_from``
+field), ``threshold_deposit``,
 ``withdrawal``, ``as_of``, ``meetings``, ``declaration:art<N>:<position>``,
 ``retention:art<N>``, ``completion:art<N>``, ``decision:<kind>:art<N>`` (numbered in the
 order decided, ``seq`` 1, 2, ...), and from the record ``report:<kind>``,
@@ -70,9 +72,21 @@ def party_facts(registry: Registry, iso3: str, as_of: date, recorded: Iterable[R
     facts: list[Fact] = [{"k": "as_of", "id": "as_of", **_day(as_of), "label": f"evaluated as of {fmt(as_of)}", "sources": []}]
     if participant.deposit_date and participant.deposit_date <= as_of:
         instrument = participant.instrument or "instrument"
-        facts.append({"k": "deposit", "id": "deposit", **_day(participant.deposit_date), "instrument": instrument,
-                      "label": f"{name} deposited its instrument of {instrument} on {fmt(participant.deposit_date)}",
-                      "sources": hrefs})
+        deposit: Fact = {"k": "deposit", "id": "deposit", **_day(participant.deposit_date), "instrument": instrument,
+                         "label": f"{name} deposited its instrument of {instrument} on {fmt(participant.deposit_date)}",
+                         "sources": hrefs}
+        facts.append(deposit)
+        effective = participant.effective_from
+        if effective:
+            # The date of effect the registry states (a succession dated from the succession of States):
+            # a field of the deposit for a rule to anchor on, and a fact of its own for `when`/`unless`.
+            deposit["effective_from"] = effective.isoformat()
+            deposit["label"] += f", with effect from {fmt(effective)}"
+            facts.append({"k": "deposit:effective_from", "id": "deposit:effective_from", **_day(effective),
+                          "instrument": instrument,
+                          "label": (f"the depositary gives {name}'s instrument of {instrument} (deposited "
+                                    f"{fmt(participant.deposit_date)}) effect from {fmt(effective)}"),
+                          "sources": hrefs})
         threshold, first_parties = registry.thirtieth_deposit()
         count = registry.treaty.instruments_for_entry_into_force
         facts.append({"k": "threshold_deposit", "id": "threshold_deposit", **_day(threshold),

@@ -40,7 +40,7 @@ SOURCE_SEPARATOR = " ; "
 # The column schema of each registry file, in file order.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "participants.csv": (
-        "iso3", "name", "signature_date", "instrument", "deposit_date",
+        "iso3", "name", "signature_date", "instrument", "deposit_date", "effective_from",
         "provisional_application_date", "withdrawal_effective_date", "evidence", "notes", "sources",
     ),
     "meetings.csv": (
@@ -70,6 +70,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "iso3", "kind", "period", "received_on", "precision", "observer", "phrase", "notes", "sources",
     ),
 }
+#: Columns a file may leave out (read as empty): a registry written before they existed stays valid.
+OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {"participants.csv": frozenset({"effective_from"})}
 TREATY_FILE = "treaty.toml"
 
 # A notification of succession binds a successor State as an instrument does (Vienna Convention on
@@ -181,6 +183,10 @@ class Participant:
     evidence: str
     notes: str
     sources: tuple[Source, ...]
+    #: The date from which the depositary says the instrument took effect, where it states one that
+    #: the treaty's own rule would not give (a notification of succession effective from the date of
+    #: the succession of States); None for every other instrument. The pack's rules decide its use.
+    effective_from: date | None = None
 
     def localized_name(self, locale: str) -> str:
         """The CLDR name of the territory in `locale` (e.g. 'fr'), or `name` if CLDR has none.

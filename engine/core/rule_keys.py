@@ -25,7 +25,7 @@ ROWS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("sources",), "`[{ title = \"...\", href = \"https://...\" }]`"),
     (("produces",), "`date` (a dated fact other rules use), `obligation`, `exception` (to another rule), `termination`"),
     (("when", "unless"), ("fact kinds that must all be present / whose presence stops the rule. Kinds are input facts "
-     "(`deposit`, `threshold_deposit`, `withdrawal`, `as_of`, `meetings`, `declaration:<article>:<position>`, "
+     "(`deposit`, `deposit:effective_from`, `threshold_deposit`, `withdrawal`, `as_of`, `meetings`, `declaration:<article>:<position>`, "
      "`retention:<article>`, `completion:<article>`, `decision:extension:<article>`, `clarification_request`, ...) or another rule's id")),
     (("anchor", "anchor_field", "offset"), "count `{ years \\| months \\| days = N }` from the anchor fact's date"),
     (("on_leap_day", "on_month_end"), ("`error` (default), `round_down`, `round_up`: how a 29 February or a missing "
@@ -36,6 +36,9 @@ ROWS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("period_from",), "`meeting` or `fact_id`: what names the period of an obligation"),
     (("exception_to", "due_from", "ceiling"), ("an exception moves the base rule's date to the decided date, checked "
      "against the ceiling (`{ years = 4 }`) from the deadline it extends")),
+    (("alternative_to",), ("a date rule that derives the named date rule's fact in the cases that one does not (e.g. a "
+     "date of effect the registry states instead of the computed one): the `unless` of one names a fact of the other's "
+     "`when`, so at most one fires; rules reading that fact need no change")),
     (("follows",), "the obligation this one exists for: dropped once that one was met in time"),
     (("status", "fulfilled_by"), "the `[[status_mode]]` (declared in the pack's rule files, see \"Status semantics\") that reads the record, and the fact kind that fulfils it; the ccm pack declares {modes}"),
     (("decided_by",), "the fact kind of the decision that settles it (an extension request: the extension decision)"),

@@ -46,6 +46,7 @@ _KEYS: dict[str, str] = {
     "due_from": "the field of the triggering decision that holds the new date",
     "ceiling": "{ years = N }: the longest an exception may extend",
     "exception_to": "the base rule an exception modifies",
+    "alternative_to": "the date rule whose fact this one derives instead, where their when/unless exclude each other",
     "follows": "the obligation this one exists for (dropped once that one is fulfilled)",
     "each": "calendar_year: one derivation per period",
     "first_period": "{ anchor, add_years }",
@@ -101,6 +102,7 @@ class Rule:
     due_from: str | None = None
     ceiling_years: int | None = None
     exception_to: str | None = None
+    alternative_to: str | None = None
     follows: str | None = None
     each: str | None = None
     first_period: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
@@ -123,6 +125,11 @@ class Rule:
         if language in self.quotes:
             return self.quotes[language][0], False
         return self.quote, language != "en"
+
+    @property
+    def kind(self) -> str:
+        """The kind of fact it derives: its own id, or that of the rule it is an alternative to."""
+        return self.alternative_to or self.id
 
     @property
     def name(self) -> str:
@@ -449,6 +456,7 @@ def _parse_rule(file: str, index: int, entry: dict[str, Any], problems: list[str
         on_leap_day=entry.get("on_leap_day", "error"), on_month_end=entry.get("on_month_end", "error"),
         date_function=function, args=dict(entry.get("args", {})), due_from=entry.get("due_from"),
         ceiling_years=(ceiling or {}).get("years"), exception_to=entry.get("exception_to"),
+        alternative_to=entry.get("alternative_to"),
         follows=entry.get("follows"), each=entry.get("each"), first_period=dict(entry.get("first_period", {})),
         last_period=tuple(entry.get("last_period", ())), period_from=entry.get("period_from"),
         status=entry.get("status"), fulfilled_by=entry.get("fulfilled_by"), decided_by=entry.get("decided_by"), effect=entry.get("effect"),
@@ -472,6 +480,8 @@ def _check_references(rules: list[Rule], written_ids: set[str], problems: list[s
             problems.append(f"{where}: key 'exception_to' points at no rule ({rule.exception_to!r})")
         elif rule.exception_to in ids and ids[rule.exception_to].produces != "obligation":
             problems.append(f"{where}: key 'exception_to' points at {rule.exception_to!r}, which is not an obligation")
+        if rule.alternative_to and (rule.alternative_to in ids or rule.alternative_to not in written_ids):
+            _check_alternative(rule, ids.get(rule.alternative_to), problems)   # a broken target is reported once
         if rule.follows and rule.follows not in written_ids:
             problems.append(f"{where}: key 'follows' points at no rule ({rule.follows!r})")
         for key, references in (("when", rule.when), ("unless", rule.unless)):
@@ -482,15 +492,34 @@ def _check_references(rules: list[Rule], written_ids: set[str], problems: list[s
             problems.append(f"{where}: key 'anchor' ({rule.anchor!r}) must be one of the facts in 'when'")
 
 
+def _check_alternative(rule: Rule, target: Rule | None, problems: list[str]) -> None:
+    """An alternative derives its target's fact in the cases the target does not: both are date
+    rules, and one's ``unless`` names a fact of the other's ``when``, so that at most one fires."""
+    where = f"{rule.file}: rule {rule.id}: key 'alternative_to'"
+    if target is None:
+        problems.append(f"{where} points at no rule ({rule.alternative_to!r})")
+        return
+    if rule.produces != "date" or target.produces != "date":
+        problems.append(f"{where}: an alternative and its target must both produce a date")
+    if target.alternative_to:
+        problems.append(f"{where} points at {target.id}, itself an alternative to {target.alternative_to}; name that rule")
+    if not (set(rule.when) & set(target.unless) or set(target.when) & set(rule.unless)):
+        problems.append(f"{where}: {rule.id} and {target.id} could both fire; the 'unless' of one must name a fact "
+                        "of the other's 'when'")
+
+
 def _dependency_order(rules: list[Rule], problems: list[str]) -> list[Rule]:
-    ids = {r.id for r in rules}
+    # A rule needs every rule deriving a kind it reads: an alternative derives its target's kind too.
+    producers: dict[str, set[str]] = {}
+    for rule in rules:
+        producers.setdefault(rule.kind, set()).add(rule.id)
     ordered: list[Rule] = []
     placed: set[str] = set()
     pending = list(rules)
     while pending:
         progress = False
         for rule in list(pending):
-            needs = {w for w in rule.when if w in ids} | ({rule.exception_to} if rule.exception_to else set())
+            needs = {p for w in rule.when for p in producers.get(w, ())} | ({rule.exception_to} if rule.exception_to else set())
             needs.discard(rule.id)
             if needs <= placed:
                 ordered.append(rule)

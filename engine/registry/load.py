@@ -25,6 +25,7 @@ from engine.core.model import (
     MEETING_PRECISIONS,
     MEETING_STATUSES,
     OBSERVATION_KINDS,
+    OPTIONAL_COLUMNS,
     RECEIPT_PRECISIONS,
     REQUEST_PRECISIONS,
     RETAINS,
@@ -141,8 +142,9 @@ def _read_rows(directory: Path, file: str, check: _Checker) -> Iterator[tuple[in
             check.add(file, 1, "-", "the file is empty; it needs a header line")
             return
         expected = COLUMNS[file]
+        optional = OPTIONAL_COLUMNS.get(file, frozenset())
         unknown = [c for c in header if c not in expected]
-        missing = [c for c in expected if c not in header]
+        missing = [c for c in expected if c not in header and c not in optional]
         for column in unknown:
             check.add(file, 1, column, f"unknown column; expected columns: {', '.join(expected)}")
         for column in missing:
@@ -158,7 +160,7 @@ def _read_rows(directory: Path, file: str, check: _Checker) -> Iterator[tuple[in
             if len(record) != len(header):
                 check.add(file, first_line, "-", f"has {len(record)} fields, the header has {len(header)}")
                 continue
-            yield first_line, dict(zip(header, record))
+            yield first_line, {**dict.fromkeys(optional, ""), **dict(zip(header, record))}
 
 
 def _load_treaty(directory: Path, check: _Checker) -> TreatySettings | None:
@@ -233,6 +235,7 @@ def load_registry(directory: Path | None = None, rulebook: Rulebook | None = Non
             continue
         signature = check.date(file, line, "signature_date", row["signature_date"])
         deposit = check.date(file, line, "deposit_date", row["deposit_date"])
+        effective = check.date(file, line, "effective_from", row["effective_from"])
         provisional = check.date(file, line, "provisional_application_date", row["provisional_application_date"])
         withdrawal = check.date(file, line, "withdrawal_effective_date", row["withdrawal_effective_date"])
         instrument = row["instrument"].strip() or None
@@ -249,6 +252,17 @@ def load_registry(directory: Path | None = None, rulebook: Rulebook | None = Non
             check.add(file, line, "instrument", "is empty but a deposit_date is given")
         if instrument is not None and deposit is None and row["deposit_date"].strip() == "":
             check.add(file, line, "deposit_date", f"is empty but the instrument is {instrument!r}")
+        if effective and deposit is None:
+            check.add(file, line, "effective_from", "a date of effect needs a deposit_date")
+        if effective and instrument is not None and instrument != "succession":
+            # Other instruments take effect as the treaty's own rule says; only a succession is
+            # dated by the depositary from the succession of States, which no treaty rule computes.
+            check.add(file, line, "effective_from", f"is given for an instrument of {instrument}; only a "
+                      "succession states its own date of effect")
+        if effective and effective < treaty.adopted:
+            check.add(file, line, "effective_from", f"{effective} is before the treaty was adopted on {treaty.adopted}")
+        if withdrawal and effective and withdrawal <= effective:
+            check.add(file, line, "withdrawal_effective_date", f"{withdrawal} is not after the date of effect {effective}")
         if withdrawal and deposit is None:
             check.add(file, line, "withdrawal_effective_date", "a withdrawal needs a deposit_date")
         if withdrawal and deposit and withdrawal <= deposit:
@@ -260,7 +274,7 @@ def load_registry(directory: Path | None = None, rulebook: Rulebook | None = Non
             iso3=iso3, name=row["name"].strip(), signature_date=signature, instrument=instrument,
             deposit_date=deposit, provisional_application_date=provisional,
             withdrawal_effective_date=withdrawal, evidence=row["evidence"], notes=row["notes"],
-            sources=check.sources(file, line, row["sources"]),
+            sources=check.sources(file, line, row["sources"]), effective_from=effective,
         )
 
     def known_party(file: str, line: int, iso3: str) -> bool:

@@ -9,8 +9,8 @@ is the same, the refresh is one query. Each row keeps its sources, ``' ; '``-joi
 files (an item with a title is written ``Title <href>``; :func:`engine.core.model.parse_sources`
 reads them back).
 
-The schema is created by the migrations engine/store/migrations/versions/0003_registry_snapshot.py and
-0004_registry_record_observations.py;
+The schema is created by the migrations engine/store/migrations/versions/0003_registry_snapshot.py,
+0004_registry_record_observations.py and 0009_registry_participants_effective_from.py;
 these models must stay equal to it (tests/test_store.py compares them once this module is
 imported, which the migration does).
 """
@@ -68,6 +68,7 @@ class RegistryParticipantRow(Base):
     evidence: Mapped[str] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text)
     sources: Mapped[str] = mapped_column(Text)
+    effective_from: Mapped[date | None] = mapped_column(Date)   # 0009: a succession's stated date of effect
 
 
 class RegistryMeetingRow(Base):
@@ -223,7 +224,7 @@ def snapshot_rows(registry: Registry) -> dict[type[Base], list[dict[str, Any]]]:
             iso3=p.iso3, name=p.name, signature_date=p.signature_date, instrument=p.instrument,
             deposit_date=p.deposit_date, provisional_application_date=p.provisional_application_date,
             withdrawal_effective_date=p.withdrawal_effective_date, evidence=p.evidence, notes=p.notes,
-            sources=join_sources(p.sources)) for p in registry.participants.values()],
+            sources=join_sources(p.sources), effective_from=p.effective_from) for p in registry.participants.values()],
         RegistryMeetingRow: [dict(
             code=m.code, kind=m.kind, name=m.name, city=m.city, start_date=m.start_date, end_date=m.end_date,
             date_precision=m.date_precision, notes=m.notes, sources=join_sources(m.sources),
