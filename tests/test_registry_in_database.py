@@ -378,3 +378,33 @@ def test_the_snapshot_keeps_a_successions_date_of_effect(db_url):
                                                 registry_store.RegistryParticipantRow.effective_from)
                                       .where(registry_store.RegistryParticipantRow.effective_from.is_not(None))).all())
     assert stated == {"SSD": date(2011, 7, 9)}
+
+
+def test_the_snapshot_keeps_a_finding_beside_the_position_and_0010_goes_down_and_up(db_url):
+    """declarations.csv may hold a published finding (treaty.toml [findings]) beside a party's position under
+    the same article: the APMBC's Greece has `stockpile_at_eif` and `deadline_missed` for Art. 4 (migration 0010
+    keys the copy by position). Downgrading clears the copy, which the next load fills again."""
+    from engine.core import packs
+    from engine.core.rulebook import load_rulebook
+
+    pack = packs.find("apmbc")
+    registry = load_registry(pack.registry, load_rulebook(pack.directory))
+    store.upgrade(db_url)
+    D = registry_store.RegistryDeclarationRow
+
+    def greece(session) -> list[str]:
+        return sorted(session.scalars(sa.select(D.position).where(D.iso3 == "GRC", D.article == 4)))
+
+    with store.writer_session(db_url) as session, session.begin():
+        assert registry_store.load_snapshot(session, registry) is True
+        assert greece(session) == ["deadline_missed", "stockpile_at_eif"]
+    from alembic import command
+
+    with store.get_engine(db_url).begin() as connection:
+        command.downgrade(store.alembic_config(connection), "0009")
+    with store.reader_session(db_url) as session:
+        assert registry_store.snapshot_hash(session) is None and greece(session) == []
+    store.upgrade(db_url)
+    with store.writer_session(db_url) as session, session.begin():
+        assert registry_store.load_snapshot(session, registry) is True
+        assert greece(session) == ["deadline_missed", "stockpile_at_eif"]

@@ -90,13 +90,13 @@ class RegistryMeetingRow(Base):
 
 
 class RegistryDeclarationRow(Base):
-    """A row of declarations.csv: a State's position under one article."""
+    """A row of declarations.csv: a State's position under one article, or a published finding beside it."""
 
     __tablename__ = "registry_declarations"
 
     iso3: Mapped[str] = mapped_column(String(3), primary_key=True)
     article: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    position: Mapped[str] = mapped_column(String(40))
+    position: Mapped[str] = mapped_column(String(40), primary_key=True)   # a finding stands beside the position (0010)
     end_of_hostilities: Mapped[date | None] = mapped_column(Date)
     quantity: Mapped[str] = mapped_column(Text)
     retains: Mapped[bool | None] = mapped_column(Boolean)          # None: unknown (or not given)
