@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -268,7 +269,12 @@ def test_a_non_editable_install_keeps_its_data_outside_site_packages(tmp_path):
     here = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     (site / "zz_test_dependencies.pth").write_text(here + "\n")
-    build = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-q", str(REPO)],
+    # Built from a copy of the tree: setuptools writes build/ beside the sources, and one left by an
+    # earlier build (of other migration files, say) would be packaged instead of what is tested.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv*", "build", "*.egg-info", "__pycache__",
+                                                                ".pytest_cache", ".hypothesis", "artifacts", "var"))
+    build = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-q", str(source)],
                            check=False, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr
     home = tmp_path / "home"
