@@ -4,7 +4,10 @@
 # (CCM_TEST_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1:5432/test), each
 # PostgreSQL test in a schema of its own that is dropped afterwards.
 
+import email as _smtp_email
+import email.policy as _smtp_policy
 import os as _record_os
+import socket as _smtp_socket
 import subprocess as _record_subprocess
 import sys as _record_sys
 import uuid as _record_uuid
@@ -164,3 +167,34 @@ def _user_folders(tmp_path, monkeypatch):
     so that no test reads or writes the real ones."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+# --------------------------------------------------------------------------- a real SMTP server
+
+
+class SmtpRecorder:
+    """An aiosmtpd handler that keeps every message it accepts (a real SMTP server on loopback)."""
+
+    def __init__(self):
+        self.messages: list[_smtp_email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(_smtp_email.message_from_bytes(envelope.original_content, policy=_smtp_policy.default))
+        return "250 OK"
+
+
+@_record_pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on a free loopback port; ``.messages`` holds what it accepted, ``.port``
+    where it listens. Test files that need another handler define their own ``smtp_server``."""
+    from aiosmtpd.controller import Controller
+
+    handler = SmtpRecorder()
+    with _smtp_socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    handler.port = controller.port
+    yield handler
+    controller.stop()

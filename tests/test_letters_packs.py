@@ -13,7 +13,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socket
 from datetime import UTC, date, datetime
 
 import pytest
@@ -35,33 +34,6 @@ CCM_TITLE = "Convention on Cluster Munitions"
 APMBC_TITLE = ("Convention on the Prohibition of the Use, Stockpiling, Production and Transfer of Anti-Personnel "
                "Mines and on their Destruction")
 APMBC_SIGNER = "The Implementation Support Unit of the Anti-Personnel Mine Ban Convention"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Recorder:
-    def __init__(self):
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server():
-    from aiosmtpd.controller import Controller
-
-    handler = Recorder()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
 
 
 @pytest.fixture
